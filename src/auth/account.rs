@@ -1,0 +1,76 @@
+//! What the auth layer needs to know about user accounts, and the trait a user store
+//! implements to provide it.
+//!
+//! The auth module knows nothing about databases: token endpoints, Basic authentication and
+//! djangorestframework-jwt compatible tokens reach users through [`UserLookup`].
+//! [`crate::user::UserStore`] implements it on SQL; tests and other apps can implement it on
+//! anything.
+
+use async_trait::async_trait;
+
+use crate::error::BackendError;
+
+/// The account facts authentication and permissions rely on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser {
+    /// Primary key.
+    pub id: i64,
+    /// Django's `username` (for WeChat users, the openid or a name derived from it).
+    pub username: String,
+    /// E-mail, empty when unknown (drf-jwt puts it in tokens).
+    pub email: String,
+    /// Django's `is_staff`: passes [`IsAdminUser`](crate::auth::IsAdminUser).
+    pub is_staff: bool,
+    /// Django's `is_superuser`.
+    pub is_superuser: bool,
+    /// Inactive users cannot authenticate.
+    pub is_active: bool,
+    /// Incremented to end every token issued before ("log out everywhere", deactivation).
+    pub token_version: i64,
+}
+
+/// Access to user accounts for authentication.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use wxrest::BackendError;
+/// use wxrest::auth::{AuthUser, UserLookup};
+///
+/// struct OneUser(AuthUser);
+///
+/// #[async_trait]
+/// impl UserLookup for OneUser {
+///     async fn by_id(&self, id: i64) -> Result<Option<AuthUser>, BackendError> {
+///         Ok((self.0.id == id).then(|| self.0.clone()))
+///     }
+///     async fn by_username(&self, name: &str) -> Result<Option<AuthUser>, BackendError> {
+///         Ok((self.0.username == name).then(|| self.0.clone()))
+///     }
+///     async fn verify_password(&self, name: &str, password: &str)
+///         -> Result<Option<AuthUser>, BackendError> {
+///         Ok((self.0.username == name && password == "let-me-in").then(|| self.0.clone()))
+///     }
+///     async fn bump_token_version(&self, _id: i64) -> Result<Option<i64>, BackendError> {
+///         Ok(None)
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait UserLookup: Send + Sync + 'static {
+    /// The user with this primary key.
+    async fn by_id(&self, id: i64) -> Result<Option<AuthUser>, BackendError>;
+
+    /// The user with this username (Django's `get_by_natural_key`).
+    async fn by_username(&self, username: &str) -> Result<Option<AuthUser>, BackendError>;
+
+    /// The user if `password` is theirs. Implementations must take the same time whether or not
+    /// the user exists, and must return inactive users too (the caller decides).
+    async fn verify_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<AuthUser>, BackendError>;
+
+    /// Increments the user's token version, returning the new one (`None`: no such user).
+    async fn bump_token_version(&self, id: i64) -> Result<Option<i64>, BackendError>;
+}

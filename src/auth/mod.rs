@@ -1,0 +1,5 @@
+//! Authentication and permissions, DRF style.
+
+pub mod account;
+
+pub use account::{AuthUser, UserLookup};

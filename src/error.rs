@@ -1,0 +1,203 @@
+//! Errors as HTTP responses: the one place where every typed error of the crate becomes a
+//! DRF-shaped JSON body.
+//!
+//! Every response body carries DRF's `detail` (or DRF's field map for validation errors) and a
+//! stable machine-readable `code` a client can act on:
+//!
+//! ```
+//! use axum::response::IntoResponse;
+//! use wxrest::ApiError;
+//!
+//! let response = ApiError::not_found().into_response();
+//! assert_eq!(response.status(), 404);
+//! ```
+
+use std::borrow::Cow;
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, StatusCode};
+use serde_json::{Map, Value, json};
+
+/// A failure of infrastructure the request depends on (database, Redis, ...).
+///
+/// Its `Display` never includes connection strings or secrets; the source error is kept for
+/// logs and is never put in a response body.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The SQL database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Redis failed.
+    #[error("redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Another backend failed.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An error rendered as a DRF-shaped JSON response.
+///
+/// Build one from any typed error of the crate (`From` impls), or directly:
+///
+/// ```
+/// use http::StatusCode;
+/// use wxrest::ApiError;
+///
+/// let err = ApiError::new(StatusCode::CONFLICT, "out_of_stock", "Not enough stock.");
+/// assert_eq!(err.status(), StatusCode::CONFLICT);
+/// assert_eq!(err.code(), "out_of_stock");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: Cow<'static, str>,
+    body: Body,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug, Clone)]
+enum Body {
+    Detail(Cow<'static, str>),
+    Fields(Map<String, Value>),
+}
+
+impl ApiError {
+    /// An error with a `{"detail": ..., "code": ...}` body.
+    pub fn new(
+        status: StatusCode,
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            body: Body::Detail(detail.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 400 validation error with DRF's field map body: `{"field": ["message", ...]}`.
+    ///
+    /// ```
+    /// use wxrest::ApiError;
+    /// let err = ApiError::validation([("code", "This field is required.")]);
+    /// assert_eq!(err.status(), 400);
+    /// ```
+    pub fn validation<K, M>(errors: impl IntoIterator<Item = (K, M)>) -> Self
+    where
+        K: Into<String>,
+        M: Into<String>,
+    {
+        let mut map = Map::new();
+        for (field, message) in errors {
+            let entry = map
+                .entry(field.into())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(list) = entry {
+                list.push(Value::String(message.into()));
+            }
+        }
+        Self::fields(map)
+    }
+
+    /// A 400 validation error from an already-built field map.
+    pub fn fields(map: Map<String, Value>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: Cow::Borrowed("invalid"),
+            body: Body::Fields(map),
+            headers: Vec::new(),
+        }
+    }
+
+    /// 404 `{"detail": "Not found.", "code": "not_found"}`.
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "Not found.")
+    }
+
+    /// 400 with a custom detail and code.
+    pub fn bad_request(
+        code: impl Into<Cow<'static, str>>,
+        detail: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    /// 503 `{"detail": "Service temporarily unavailable, try again later.", "code": "service_unavailable"}`.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            "Service temporarily unavailable, try again later.",
+        )
+    }
+
+    /// Adds a response header (e.g. `WWW-Authenticate`, `Retry-After`).
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &str {
+        &self.code
+    }
+
+    /// The `detail` message, if this is not a field-map error.
+    pub fn detail(&self) -> Option<&str> {
+        match &self.body {
+            Body::Detail(d) => Some(d),
+            Body::Fields(_) => None,
+        }
+    }
+
+    /// The JSON body this error renders to.
+    pub fn body(&self) -> Value {
+        match &self.body {
+            Body::Detail(detail) => json!({ "detail": detail, "code": self.code }),
+            Body::Fields(map) => Value::Object(map.clone()),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.body {
+            Body::Detail(d) => write!(f, "{} {}: {}", self.status.as_u16(), self.code, d),
+            Body::Fields(m) => write!(
+                f,
+                "{} {}: {}",
+                self.status.as_u16(),
+                self.code,
+                Value::Object(m.clone())
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        let mut response = (self.status, Json(body)).into_response();
+        for (name, value) in self.headers {
+            response.headers_mut().append(name, value);
+        }
+        response
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(err: BackendError) -> Self {
+        tracing::error!(error = %err, "backend failure");
+        ApiError::unavailable()
+    }
+}
