@@ -201,3 +201,23 @@ impl From<BackendError> for ApiError {
         ApiError::unavailable()
     }
 }
+
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(err: crate::auth::AuthError) -> Self {
+        use crate::auth::AuthError;
+        match &err {
+            AuthError::Unavailable(source) => {
+                tracing::error!(error = %source, "authentication backend failure");
+            }
+            AuthError::CannotIssue => tracing::error!("token issue failed"),
+            _ => {}
+        }
+        ApiError::new(err.status(), err.code(), err.to_string())
+    }
+}
+
+impl IntoResponse for crate::auth::AuthError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
+}

@@ -1,8 +1,42 @@
-//! # wxrest (skeleton)
+//! # wxrest
+//!
+//! Django REST Framework's authentication, permissions and viewsets, rebuilt as
+//! tower/axum middleware for WeChat mini-program backends.
+//!
+//! * [`auth`]: the [`AuthLayer`](auth::AuthLayer) with ordered authenticators (JWT, Basic, your
+//!   own), composable permissions, DRF's 401/403 semantics and token endpoints.
+//! * [`wechat`]: `code -> openid` login against WeChat (or the bundled fake), the access_token,
+//!   and `encryptedData` decryption.
+//! * [`db`] and [`user`]: one pool type over SQLite, PostgreSQL and MySQL, and the user store.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use wxrest::prelude::*;
+//!
+//! async fn me(user: Identity) -> String {
+//!     format!("hello {}", user.username)
+//! }
+//!
+//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+//! let app: Router = Router::new()
+//!     .route("/me", get(me))
+//!     .layer(JwtAuthLayer::new(jwt).permission(IsAuthenticated));
+//! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod auth;
 pub mod error;
+pub mod parsers;
 
 pub use error::{ApiError, BackendError};
+
+/// The names most applications need, in one import.
+pub mod prelude {
+    pub use crate::auth::{
+        AllowAny, AuthLayer, Authenticator, BasicAuthenticator, Identity, IsAdminUser,
+        IsAuthenticated, IsAuthenticatedOrReadOnly, JwtAuthLayer, JwtAuthenticator, JwtConfig,
+        Permission, PermissionExt, TokenService,
+    };
+    pub use crate::error::ApiError;
+}

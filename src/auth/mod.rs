@@ -1,5 +1,33 @@
-//! Authentication and permissions, DRF style.
+//! Authentication and permissions, DRF style, as tower middleware.
+//!
+//! | DRF | wxrest |
+//! |---|---|
+//! | `authentication_classes` | [`AuthLayer::authenticator`] ([`JwtAuthenticator`], [`BasicAuthenticator`], closures) |
+//! | `permission_classes` | [`AuthLayer::permission`] ([`IsAuthenticated`], [`IsAdminUser`], ..., [`PermissionExt`]) |
+//! | `request.user` | the [`Identity`] extractor |
+//! | `obtain_jwt_token`, `refresh_jwt_token`, `verify_jwt_token` | [`token_routes`] |
 
 pub mod account;
+pub mod authenticator;
+pub mod error;
+pub mod identity;
+pub mod jwt;
+pub mod layer;
+pub mod permission;
+pub mod revocation;
+pub mod tokens;
+pub mod views;
 
 pub use account::{AuthUser, UserLookup};
+pub use authenticator::{Authenticator, BasicAuthenticator, JwtAuthenticator, TokenSource};
+pub use error::AuthError;
+pub use identity::{AuthState, Identity, Scheme};
+pub use jwt::{Claims, ConfigError, JwtConfig, TokenPair, TokenType, UserIdClaim};
+pub use layer::{AuthLayer, AuthService, JwtAuthLayer};
+pub use permission::{
+    AllowAny, And, Denied, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Not,
+    ObjectPermission, Or, Permission, PermissionExt, RequestContext, WithMessage,
+};
+pub use revocation::{AccessState, MemoryRevocationStore, RedisRevocationStore, RevocationStore};
+pub use tokens::{LegacyRefreshError, TokenService};
+pub use views::token_routes;

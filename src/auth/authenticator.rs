@@ -1,0 +1,336 @@
+//! Authenticators, as DRF's `authentication_classes`: each looks at a request and answers
+//! "not mine" (`Ok(None)`: the next one tries), an [`Identity`], or an error (401, stop).
+//!
+//! Ready ones: [`JwtAuthenticator`] (tokens from the `Authorization` header with `JWT` or
+//! `Bearer`, another header, a cookie, or a query parameter) and [`BasicAuthenticator`]. Your
+//! own: implement [`Authenticator`], or pass a closure.
+//!
+//! ```
+//! use http::request::Parts;
+//! use wxrest::auth::{AuthError, AuthLayer, Identity, Scheme};
+//!
+//! // An API key for a back-office job, as a closure.
+//! let api_key = |parts: &Parts| {
+//!     let key = parts.headers.get("x-api-key").cloned();
+//!     async move {
+//!         match key {
+//!             None => Ok(None),
+//!             Some(k) if k == "s3cr3t-key" => Ok(Some(Identity::new(0, "cron", Scheme::Custom("api-key")))),
+//!             Some(_) => Err(AuthError::InvalidCredentials),
+//!         }
+//!     }
+//! };
+//! let layer = AuthLayer::new().authenticator(api_key);
+//! # let _ = layer;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, header};
+
+use super::account::UserLookup;
+use super::error::AuthError;
+use super::identity::{Identity, Scheme};
+use super::tokens::TokenService;
+
+/// A boxed future, as authenticators return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The result of one authenticator.
+pub type AuthResult = Result<Option<Identity>, AuthError>;
+
+/// DRF's `BaseAuthentication`.
+pub trait Authenticator: Send + Sync + 'static {
+    /// `Ok(None)` when the request carries no credentials of this kind.
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, AuthResult>;
+
+    /// DRF's `authenticate_header`: the `WWW-Authenticate` value for a 401. `None` turns
+    /// "not authenticated" into 403, as in DRF.
+    fn challenge(&self, parts: &Parts) -> Option<HeaderValue> {
+        let _ = parts;
+        None
+    }
+}
+
+impl<F, Fut> Authenticator for F
+where
+    F: Fn(&Parts) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = AuthResult> + Send + 'static,
+{
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, AuthResult> {
+        Box::pin(self(parts))
+    }
+}
+
+/// Where a [`JwtAuthenticator`] looks for the token, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `Authorization: <prefix> <token>` with the configured prefixes, DRF's header parsing
+    /// and messages.
+    Authorization,
+    /// A header holding only the token (e.g. `X-Token`, common in mini-program code).
+    Header(HeaderName),
+    /// A cookie (a web admin).
+    Cookie(String),
+    /// A query parameter (WebSocket upgrades). Tokens in URLs end up in logs: opt in per route.
+    Query(String),
+}
+
+impl TokenSource {
+    /// A header source; panics only on a header name that is not valid HTTP (a programming
+    /// error at start-up).
+    pub fn header(name: &'static str) -> Self {
+        TokenSource::Header(HeaderName::from_static(name))
+    }
+}
+
+/// djangorestframework-jwt's `JSONWebTokenAuthentication`, with token sources and our checks.
+///
+/// ```
+/// use wxrest::auth::{JwtAuthenticator, JwtConfig, TokenSource};
+///
+/// let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+/// let auth = JwtAuthenticator::new(jwt)
+///     .sources([TokenSource::Authorization, TokenSource::header("x-token")]);
+/// # let _ = auth;
+/// ```
+#[derive(Clone, Debug)]
+pub struct JwtAuthenticator {
+    tokens: TokenService,
+    sources: Arc<[TokenSource]>,
+    prefixes: Arc<[Vec<u8>]>,
+    default_challenge: HeaderValue,
+}
+
+impl JwtAuthenticator {
+    /// Reads `Authorization: JWT|Bearer <token>` (the configured prefixes).
+    pub fn new(tokens: impl Into<TokenService>) -> Self {
+        let tokens = tokens.into();
+        let prefixes: Arc<[Vec<u8>]> = tokens
+            .jwt()
+            .prefixes()
+            .iter()
+            .map(|p| p.to_ascii_lowercase().into_bytes())
+            .collect();
+        let first = tokens
+            .jwt()
+            .prefixes()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "JWT".into());
+        Self {
+            default_challenge: challenge_for(&first),
+            tokens,
+            sources: Arc::from([TokenSource::Authorization]),
+            prefixes,
+        }
+    }
+
+    /// Looks for the token in these sources, in order.
+    #[must_use]
+    pub fn sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        self.sources = sources.into_iter().collect();
+        self
+    }
+
+    /// The token service behind it.
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
+    }
+
+    /// The token from the first source that has one.
+    pub fn extract(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+        for source in self.sources.iter() {
+            let found = match source {
+                TokenSource::Authorization => self.authorization_header(parts)?,
+                TokenSource::Header(name) => parts
+                    .headers
+                    .get(name)
+                    .map(|v| token_text(v.as_bytes()))
+                    .transpose()?
+                    .filter(|t| !t.is_empty()),
+                TokenSource::Cookie(name) => from_cookie(parts, name),
+                TokenSource::Query(name) => parts.uri.query().and_then(|q| {
+                    form_urlencoded::parse(q.as_bytes())
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.into_owned())
+                        .filter(|v| !v.is_empty())
+                }),
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// djangorestframework-jwt's `get_jwt_value`.
+    fn authorization_header(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let mut words = value
+            .as_bytes()
+            .split(u8::is_ascii_whitespace)
+            .filter(|w| !w.is_empty());
+        let Some(prefix) = words.next() else {
+            return Ok(None);
+        };
+        let prefix = prefix.to_ascii_lowercase();
+        if !self.prefixes.contains(&prefix) {
+            return Ok(None);
+        }
+        let token = words.next().ok_or(AuthError::NoCredentials)?;
+        if words.next().is_some() {
+            return Err(AuthError::CredentialsWithSpaces);
+        }
+        token_text(token).map(Some)
+    }
+}
+
+fn token_text(bytes: &[u8]) -> Result<String, AuthError> {
+    std::str::from_utf8(bytes)
+        .map(|s| s.trim().to_owned())
+        .map_err(|_| AuthError::DecodeError)
+}
+
+fn from_cookie(parts: &Parts, name: &str) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+fn challenge_for(scheme: &str) -> HeaderValue {
+    HeaderValue::from_str(&format!("{scheme} realm=\"api\""))
+        .unwrap_or_else(|_| HeaderValue::from_static("JWT realm=\"api\""))
+}
+
+impl Authenticator for JwtAuthenticator {
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, AuthResult> {
+        Box::pin(async move {
+            match self.extract(parts)? {
+                None => Ok(None),
+                Some(token) => self.tokens.authenticate(&token).await.map(Some),
+            }
+        })
+    }
+
+    /// `JWT realm="api"`, or `Bearer realm="api"` when the request used `Bearer`.
+    fn challenge(&self, parts: &Parts) -> Option<HeaderValue> {
+        let used = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_whitespace().next())
+            .filter(|p| {
+                self.prefixes
+                    .iter()
+                    .any(|known| known.as_slice() == p.to_ascii_lowercase().as_bytes())
+            });
+        Some(match used {
+            Some(prefix) => self
+                .tokens
+                .jwt()
+                .prefixes()
+                .iter()
+                .find(|known| known.eq_ignore_ascii_case(prefix))
+                .map(|known| challenge_for(known))
+                .unwrap_or_else(|| self.default_challenge.clone()),
+            None => self.default_challenge.clone(),
+        })
+    }
+}
+
+/// DRF's `BasicAuthentication` against a [`UserLookup`].
+///
+/// ```
+/// # use async_trait::async_trait;
+/// # use wxrest::{BackendError, auth::{AuthUser, UserLookup}};
+/// # struct Nobody;
+/// # #[async_trait]
+/// # impl UserLookup for Nobody {
+/// #   async fn by_id(&self, _: i64) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+/// #   async fn by_username(&self, _: &str) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+/// #   async fn verify_password(&self, _: &str, _: &str) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+/// #   async fn bump_token_version(&self, _: i64) -> Result<Option<i64>, BackendError> { Ok(None) }
+/// # }
+/// use wxrest::auth::{AuthLayer, BasicAuthenticator, IsAuthenticated};
+/// let layer = AuthLayer::new()
+///     .authenticator(BasicAuthenticator::new(Nobody))
+///     .permission(IsAuthenticated);
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
+pub struct BasicAuthenticator {
+    users: Arc<dyn UserLookup>,
+}
+
+impl BasicAuthenticator {
+    /// Checks `Authorization: Basic` credentials with `users`.
+    pub fn new(users: impl UserLookup) -> Self {
+        Self {
+            users: Arc::new(users),
+        }
+    }
+
+    /// Shares an existing lookup.
+    pub fn shared(users: Arc<dyn UserLookup>) -> Self {
+        Self { users }
+    }
+}
+
+impl Authenticator for BasicAuthenticator {
+    fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, AuthResult> {
+        Box::pin(async move {
+            let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+                return Ok(None);
+            };
+            let mut words = value
+                .as_bytes()
+                .split(u8::is_ascii_whitespace)
+                .filter(|w| !w.is_empty());
+            match words.next() {
+                Some(p) if p.eq_ignore_ascii_case(b"basic") => {}
+                _ => return Ok(None),
+            }
+            let encoded = words.next().ok_or(AuthError::BasicNoCredentials)?;
+            if words.next().is_some() {
+                return Err(AuthError::BasicWithSpaces);
+            }
+            let decoded = STANDARD
+                .decode(encoded)
+                .map_err(|_| AuthError::BasicNotBase64)?;
+            // DRF tries UTF-8, then latin-1.
+            let text = match String::from_utf8(decoded) {
+                Ok(text) => text,
+                Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
+            };
+            let (username, password) = text.split_once(':').ok_or(AuthError::BasicNotBase64)?;
+            let user = self
+                .users
+                .verify_password(username, password)
+                .await?
+                .ok_or(AuthError::InvalidCredentials)?;
+            if !user.is_active {
+                return Err(AuthError::UserInactive);
+            }
+            Ok(Some(Identity::from_user(&user, Scheme::Basic)))
+        })
+    }
+
+    fn challenge(&self, _parts: &Parts) -> Option<HeaderValue> {
+        Some(HeaderValue::from_static("Basic realm=\"api\""))
+    }
+}

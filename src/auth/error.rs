@@ -1,0 +1,125 @@
+//! Authentication and permission failures, with djangorestframework(-jwt)'s messages.
+//!
+//! Each variant's `Display` is the exact `detail` DRF sends; [`AuthError::code`] is the stable
+//! code a client acts on. They become responses in [`crate::error`], the one place for that.
+
+use std::borrow::Cow;
+
+use http::StatusCode;
+
+use crate::error::BackendError;
+
+/// Why a request could not be authenticated or was not permitted.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No credentials, and the view needs them (401).
+    #[error("Authentication credentials were not provided.")]
+    NotAuthenticated,
+    /// `exp` is in the past (401, `token_expired`: the client refreshes).
+    #[error("Signature has expired.")]
+    TokenExpired,
+    /// The token is not a JWT or its signature does not match (401).
+    #[error("Error decoding signature.")]
+    DecodeError,
+    /// Wrong algorithm, issuer, audience or `nbf` (401).
+    #[error("Incorrect authentication credentials.")]
+    InvalidToken,
+    /// The claims are not the expected ones (401).
+    #[error("Invalid payload.")]
+    InvalidPayload,
+    /// A refresh token presented as an access token, or the reverse (401).
+    #[error("Token has wrong type.")]
+    WrongTokenType,
+    /// The token's user does not exist (djangorestframework-jwt's message) (401).
+    #[error("Invalid signature.")]
+    UnknownUser,
+    /// The token's user is inactive (401).
+    #[error("User account is disabled.")]
+    UserDisabled,
+    /// An authenticator returned an inactive or deleted user (401).
+    #[error("User inactive or deleted.")]
+    UserInactive,
+    /// Logged out, logged out everywhere, or a reused refresh token (401, `token_revoked`).
+    #[error("Token has been revoked.")]
+    TokenRevoked,
+    /// `Authorization: JWT` with nothing after it (401).
+    #[error("Invalid Authorization header. No credentials provided.")]
+    NoCredentials,
+    /// `Authorization: JWT a b` (401).
+    #[error("Invalid Authorization header. Credentials string should not contain spaces.")]
+    CredentialsWithSpaces,
+    /// `Authorization: Basic` with nothing after it (401).
+    #[error("Invalid basic header. No credentials provided.")]
+    BasicNoCredentials,
+    /// `Authorization: Basic a b` (401).
+    #[error("Invalid basic header. Credentials string should not contain spaces.")]
+    BasicWithSpaces,
+    /// Basic credentials that are not base64 of `user:password` (401).
+    #[error("Invalid basic header. Credentials not correctly base64 encoded.")]
+    BasicNotBase64,
+    /// Wrong username or password (401).
+    #[error("Invalid username/password.")]
+    InvalidCredentials,
+    /// Authenticated, but the permission says no (403).
+    #[error("{}", .0.as_deref().unwrap_or("You do not have permission to perform this action."))]
+    PermissionDenied(Option<Cow<'static, str>>),
+    /// This process has no private key to sign tokens with (500).
+    #[error("Tokens cannot be issued by this server.")]
+    CannotIssue,
+    /// A backend (database, Redis) needed to decide failed (503). Fails closed.
+    #[error("Authentication is temporarily unavailable.")]
+    Unavailable(#[source] BackendError),
+    /// Your own authenticator's failure, with its own message and code (401).
+    #[error("{detail}")]
+    Custom {
+        /// The `code`.
+        code: &'static str,
+        /// The `detail`.
+        detail: Cow<'static, str>,
+    },
+}
+
+impl AuthError {
+    /// The stable code a client can act on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AuthError::NotAuthenticated => "not_authenticated",
+            AuthError::TokenExpired => "token_expired",
+            AuthError::DecodeError
+            | AuthError::InvalidToken
+            | AuthError::InvalidPayload
+            | AuthError::WrongTokenType
+            | AuthError::UnknownUser => "token_invalid",
+            AuthError::UserDisabled | AuthError::UserInactive => "user_inactive",
+            AuthError::TokenRevoked => "token_revoked",
+            AuthError::NoCredentials
+            | AuthError::CredentialsWithSpaces
+            | AuthError::BasicNoCredentials
+            | AuthError::BasicWithSpaces
+            | AuthError::BasicNotBase64 => "authentication_failed",
+            AuthError::InvalidCredentials => "authentication_failed",
+            AuthError::PermissionDenied(_) => "permission_denied",
+            AuthError::CannotIssue => "server_error",
+            AuthError::Unavailable(_) => "service_unavailable",
+            AuthError::Custom { code, .. } => code,
+        }
+    }
+
+    /// The HTTP status DRF answers with (401 may become 403 when no authenticator can send a
+    /// `WWW-Authenticate` challenge, as in DRF).
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AuthError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            AuthError::CannotIssue => StatusCode::INTERNAL_SERVER_ERROR,
+            AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+impl From<BackendError> for AuthError {
+    fn from(err: BackendError) -> Self {
+        AuthError::Unavailable(err)
+    }
+}

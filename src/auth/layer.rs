@@ -1,0 +1,287 @@
+//! [`AuthLayer`]: DRF's `authentication_classes` + `permission_classes` as a tower layer.
+//!
+//! Authenticators run in order until one answers; the identity goes into the request
+//! extensions (extract it with [`Identity`](super::Identity)); then the permission decides.
+//! An invalid credential is a 401 even on an `AllowAny` route (DRF authenticates every request
+//! first); a denied anonymous request is a 401 with `WWW-Authenticate`; a denied
+//! authenticated one is a 403.
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use wxrest::auth::{IsAdminUser, IsAuthenticated, JwtAuthLayer, JwtConfig};
+//!
+//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+//! let app: Router = Router::new()
+//!     .route("/goods", get(|| async { "goods" }))
+//!     .route_layer(JwtAuthLayer::new(jwt.clone()).permission(IsAuthenticated))
+//!     .merge(
+//!         Router::new()
+//!             .route("/admin/goods", post(|| async { "created" }))
+//!             .route_layer(JwtAuthLayer::new(jwt).permission(IsAdminUser)),
+//!     );
+//! ```
+//!
+//! It works on any tower service over `http` requests, not only axum's:
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use tower::{ServiceBuilder, service_fn};
+//! use wxrest::auth::{IsAuthenticated, JwtAuthLayer, JwtConfig};
+//!
+//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+//! let svc = ServiceBuilder::new()
+//!     .layer(JwtAuthLayer::new(jwt).permission(IsAuthenticated))
+//!     .service(service_fn(|_req: Request<String>| async {
+//!         Ok::<_, Infallible>(Response::new(String::from("secret")))
+//!     }));
+//! # let _ = svc;
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::Request;
+use http::request::Parts;
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use super::authenticator::{Authenticator, BoxFuture, JwtAuthenticator};
+use super::error::AuthError;
+use super::identity::{AuthState, Identity, reject};
+use super::permission::{AllowAny, Permission, RequestContext};
+use super::tokens::TokenService;
+use crate::error::ApiError;
+
+/// The layer. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthLayer {
+    config: Arc<Config>,
+}
+
+#[derive(Clone)]
+struct Config {
+    authenticators: Vec<Arc<dyn Authenticator>>,
+    permission: Arc<dyn Permission>,
+}
+
+impl Default for AuthLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for AuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("authenticators", &self.config.authenticators.len())
+            .finish()
+    }
+}
+
+impl AuthLayer {
+    /// No authenticators, [`AllowAny`].
+    pub fn new() -> Self {
+        Self {
+            config: Arc::new(Config {
+                authenticators: Vec::new(),
+                permission: Arc::new(AllowAny),
+            }),
+        }
+    }
+
+    /// Appends an authenticator (DRF's `authentication_classes`, in order).
+    #[must_use]
+    pub fn authenticator(mut self, authenticator: impl Authenticator) -> Self {
+        Arc::make_mut(&mut self.config)
+            .authenticators
+            .push(Arc::new(authenticator));
+        self
+    }
+
+    /// Sets the permission (DRF's `permission_classes`; compose several with
+    /// [`PermissionExt`](super::PermissionExt)).
+    #[must_use]
+    pub fn permission(mut self, permission: impl Permission) -> Self {
+        Arc::make_mut(&mut self.config).permission = Arc::new(permission);
+        self
+    }
+}
+
+/// The common case: one [`JwtAuthenticator`].
+///
+/// ```
+/// use wxrest::auth::{IsAuthenticated, JwtAuthLayer, JwtConfig};
+/// let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+/// let layer = JwtAuthLayer::new(jwt).permission(IsAuthenticated);
+/// # let _ = layer;
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct JwtAuthLayer;
+
+impl JwtAuthLayer {
+    /// An [`AuthLayer`] with a JWT authenticator reading the `Authorization` header.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(tokens: impl Into<TokenService>) -> AuthLayer {
+        AuthLayer::new().authenticator(JwtAuthenticator::new(tokens))
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`AuthLayer`] wraps around yours.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The ready service goes with the request; a fresh clone stays for the next call.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        let config = self.config.clone();
+        ResponseFuture {
+            state: State::Authenticating {
+                fut: Box::pin(async move { config.decide(parts).await }),
+                body: Some(body),
+                inner: Some(inner),
+            },
+        }
+    }
+}
+
+impl Config {
+    async fn decide(&self, mut parts: Parts) -> Result<Parts, ApiError> {
+        let challenge = self
+            .authenticators
+            .first()
+            .and_then(|a| a.challenge(&parts));
+        let mut identity: Option<Identity> = None;
+        for authenticator in &self.authenticators {
+            match authenticator.authenticate(&parts).await {
+                Ok(None) => continue,
+                Ok(Some(found)) => {
+                    identity = Some(found);
+                    break;
+                }
+                Err(err) => {
+                    log_failure(&err);
+                    return Err(reject(challenge.as_ref(), err));
+                }
+            }
+        }
+        if identity.as_ref().is_some_and(|i| !i.is_active) {
+            return Err(reject(challenge.as_ref(), AuthError::UserInactive));
+        }
+        let ctx = RequestContext::new(&parts, identity.as_ref());
+        if let Err(denied) = self.permission.check(&ctx) {
+            let err = match identity {
+                None => AuthError::NotAuthenticated,
+                Some(_) => AuthError::PermissionDenied(denied.message),
+            };
+            return Err(reject(challenge.as_ref(), err));
+        }
+        parts.extensions.insert(AuthState { challenge });
+        if let Some(identity) = identity {
+            parts.extensions.insert(identity);
+        }
+        Ok(parts)
+    }
+}
+
+fn log_failure(err: &AuthError) {
+    tracing::debug!(code = err.code(), reason = %err, "authentication failed");
+}
+
+pin_project! {
+    /// The response future of [`AuthService`]: authenticate, then call the inner service.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Authenticating {
+            fut: BoxFuture<'static, Result<Parts, ApiError>>,
+            body: Option<B>,
+            inner: Option<S>,
+        },
+        Calling {
+            #[pin]
+            fut: S::Future,
+        },
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Authenticating { fut, body, inner } => {
+                    let decided = ready!(fut.as_mut().poll(cx));
+                    let parts = match decided {
+                        Ok(parts) => parts,
+                        Err(err) => return Poll::Ready(Ok(err.into_response())),
+                    };
+                    let (Some(body), Some(mut inner)) = (body.take(), inner.take()) else {
+                        return Poll::Ready(Ok(ApiError::unavailable().into_response()));
+                    };
+                    let fut = inner.call(Request::from_parts(parts, body));
+                    this.state.set(State::Calling { fut });
+                }
+                StateProj::Calling { fut } => {
+                    let response = ready!(fut.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(Body::new)));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! [`TokenService`]: issues, authenticates, refreshes and revokes tokens; the one object the
+//! auth layer, the token endpoints and the WeChat login share.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use wxrest::auth::{AuthUser, JwtConfig, TokenService};
+//!
+//! let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap());
+//! let alice = AuthUser {
+//!     id: 1, username: "alice".into(), email: String::new(), is_staff: false,
+//!     is_superuser: false, is_active: true, token_version: 0,
+//! };
+//! let pair = tokens.issue(&alice).await.unwrap();
+//! let who = tokens.authenticate(&pair.token).await.unwrap();
+//! assert_eq!(who.username, "alice");
+//!
+//! // Rotation: the refresh token buys one new pair, once.
+//! let (next, _) = tokens.refresh(&pair.refresh).await.unwrap();
+//! assert!(tokens.refresh(&pair.refresh).await.is_err());
+//! assert!(tokens.refresh(&next.refresh).await.is_err()); // reuse revoked the family
+//! # });
+//! ```
+
+use std::sync::Arc;
+
+use super::account::{AuthUser, UserLookup};
+use super::error::AuthError;
+use super::identity::{Identity, Scheme};
+use super::jwt::{Claims, JwtConfig, TokenPair, TokenType, UserIdClaim, now};
+use super::revocation::{MemoryRevocationStore, RevocationStore};
+
+/// Issues and checks tokens against a [`JwtConfig`], a [`RevocationStore`] and (for
+/// djangorestframework-jwt tokens, refresh and token versions) a [`UserLookup`].
+///
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct TokenService {
+    inner: Arc<Inner>,
+}
+
+#[derive(Clone)]
+struct Inner {
+    jwt: JwtConfig,
+    store: Arc<dyn RevocationStore>,
+    users: Option<Arc<dyn UserLookup>>,
+}
+
+impl std::fmt::Debug for TokenService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenService")
+            .field("jwt", &self.inner.jwt)
+            .field("users", &self.inner.users.is_some())
+            .finish()
+    }
+}
+
+impl From<JwtConfig> for TokenService {
+    fn from(jwt: JwtConfig) -> Self {
+        TokenService::new(jwt)
+    }
+}
+
+impl TokenService {
+    /// A service with an in-memory revocation store and no user lookup: tokens are trusted
+    /// on their claims, djangorestframework-jwt tokens are not checked against users.
+    pub fn new(jwt: JwtConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                jwt,
+                store: Arc::new(MemoryRevocationStore::new()),
+                users: None,
+            }),
+        }
+    }
+
+    /// Uses `store` for revocations and the token-version cache.
+    #[must_use]
+    pub fn with_store(self, store: impl RevocationStore) -> Self {
+        self.with_shared_store(Arc::new(store))
+    }
+
+    /// Uses a shared `store`.
+    #[must_use]
+    pub fn with_shared_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        Arc::make_mut(&mut self.inner).store = store;
+        self
+    }
+
+    /// Resolves users through `users`: token versions, djangorestframework-jwt tokens (by the
+    /// `username` claim), refresh re-checks and password login.
+    #[must_use]
+    pub fn with_users(mut self, users: impl UserLookup) -> Self {
+        Arc::make_mut(&mut self.inner).users = Some(Arc::new(users));
+        self
+    }
+
+    /// The JWT configuration.
+    pub fn jwt(&self) -> &JwtConfig {
+        &self.inner.jwt
+    }
+
+    /// The user lookup, if configured.
+    pub fn users(&self) -> Option<&Arc<dyn UserLookup>> {
+        self.inner.users.as_ref()
+    }
+
+    /// The revocation store.
+    pub fn store(&self) -> &Arc<dyn RevocationStore> {
+        &self.inner.store
+    }
+
+    /// Issues an access/refresh pair for a new login (a new refresh family).
+    pub async fn issue(&self, user: &AuthUser) -> Result<TokenPair, AuthError> {
+        if !user.is_active {
+            return Err(AuthError::UserDisabled);
+        }
+        let family = uuid::Uuid::new_v4().simple().to_string();
+        self.issue_in_family(user, &family, now())
+    }
+
+    fn issue_in_family(
+        &self,
+        user: &AuthUser,
+        family: &str,
+        orig_iat: i64,
+    ) -> Result<TokenPair, AuthError> {
+        let jwt = &self.inner.jwt;
+        let iat = now();
+        let access_exp = iat + jwt.access_ttl().as_secs() as i64;
+        let refresh_exp = iat + jwt.refresh_ttl().as_secs() as i64;
+        let base = Claims {
+            user_id: UserIdClaim::Int(user.id),
+            username: user.username.clone(),
+            exp: access_exp,
+            email: user.email.clone(),
+            orig_iat: Some(orig_iat),
+            iat: Some(iat),
+            jti: Some(new_jti()),
+            token_type: Some(TokenType::Access),
+            ver: Some(user.token_version),
+            fam: None,
+            is_staff: user.is_staff,
+            is_superuser: user.is_superuser,
+            iss: jwt.issuer_claim(),
+            aud: jwt.audience_claim(),
+        };
+        let refresh = Claims {
+            exp: refresh_exp,
+            jti: Some(new_jti()),
+            token_type: Some(TokenType::Refresh),
+            fam: Some(family.to_owned()),
+            is_staff: false,
+            is_superuser: false,
+            ..base.clone()
+        };
+        Ok(TokenPair {
+            token: jwt.encode(&base)?,
+            refresh: jwt.encode(&refresh)?,
+            access_expires_at: access_exp,
+            refresh_expires_at: refresh_exp,
+        })
+    }
+
+    /// Verifies an access token (signature, expiry, type, revocation, token version; and for
+    /// djangorestframework-jwt tokens, the user by username) and returns who it is.
+    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims = self.inner.jwt.decode(token)?;
+        self.identity_for(claims).await
+    }
+
+    /// The identity behind already-verified claims of an access token.
+    pub async fn identity_for(&self, claims: Claims) -> Result<Identity, AuthError> {
+        match claims.token_type {
+            Some(TokenType::Refresh) => Err(AuthError::WrongTokenType),
+            None => self.legacy_identity(claims).await,
+            Some(TokenType::Access) => {
+                let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
+                let jti = claims.jti.as_deref();
+                let state = self.inner.store.access_state(jti, user_id).await?;
+                if state.revoked {
+                    return Err(AuthError::TokenRevoked);
+                }
+                let current = match state.token_version {
+                    Some(v) => Some(v),
+                    None => self.load_version(user_id).await?,
+                };
+                if let Some(current) = current
+                    && claims.ver.unwrap_or(0) < current
+                {
+                    return Err(AuthError::TokenRevoked);
+                }
+                Ok(Identity {
+                    user_id,
+                    username: claims.username.clone(),
+                    is_staff: claims.is_staff,
+                    is_superuser: claims.is_superuser,
+                    is_active: true,
+                    scheme: Scheme::Jwt,
+                    claims: Some(Arc::new(claims)),
+                })
+            }
+        }
+    }
+
+    /// Reads a user's token version from the database into the cache. `None` without a user
+    /// lookup; a deleted user counts as revoked.
+    async fn load_version(&self, user_id: i64) -> Result<Option<i64>, AuthError> {
+        let Some(users) = &self.inner.users else {
+            return Ok(None);
+        };
+        match users.by_id(user_id).await? {
+            Some(user) if user.is_active => {
+                self.inner
+                    .store
+                    .fill_token_version(user_id, user.token_version)
+                    .await?;
+                Ok(Some(user.token_version))
+            }
+            _ => {
+                // Deleted or inactive: cache a version no token can carry.
+                self.inner
+                    .store
+                    .fill_token_version(user_id, i64::MAX)
+                    .await?;
+                Ok(Some(i64::MAX))
+            }
+        }
+    }
+
+    /// djangorestframework-jwt's `authenticate_credentials`: find the user by `username`.
+    async fn legacy_identity(&self, claims: Claims) -> Result<Identity, AuthError> {
+        if claims.username.is_empty() {
+            return Err(AuthError::InvalidPayload);
+        }
+        let Some(users) = &self.inner.users else {
+            let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
+            return Ok(Identity {
+                user_id,
+                username: claims.username.clone(),
+                is_staff: false,
+                is_superuser: false,
+                is_active: true,
+                scheme: Scheme::LegacyJwt,
+                claims: Some(Arc::new(claims)),
+            });
+        };
+        let user = users
+            .by_username(&claims.username)
+            .await?
+            .ok_or(AuthError::UnknownUser)?;
+        if !user.is_active {
+            return Err(AuthError::UserDisabled);
+        }
+        if let Some(jti) = claims.jti.as_deref()
+            && self
+                .inner
+                .store
+                .access_state(Some(jti), user.id)
+                .await?
+                .revoked
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        if claims.ver.unwrap_or(0) < user.token_version {
+            return Err(AuthError::TokenRevoked);
+        }
+        let mut identity = Identity::from_user(&user, Scheme::LegacyJwt);
+        identity.claims = Some(Arc::new(claims));
+        Ok(identity)
+    }
+
+    /// Rotation: consumes `refresh` (exactly once, atomically) and issues a new pair in the
+    /// same family. A refresh token presented a second time revokes its whole family.
+    pub async fn refresh(&self, refresh: &str) -> Result<(TokenPair, AuthUser), AuthError> {
+        let claims = self.inner.jwt.decode(refresh)?;
+        if claims.token_type != Some(TokenType::Refresh) {
+            return Err(AuthError::WrongTokenType);
+        }
+        let (Some(jti), Some(family), Some(user_id)) = (
+            claims.jti.as_deref(),
+            claims.fam.as_deref(),
+            claims.user_id.as_i64(),
+        ) else {
+            return Err(AuthError::InvalidPayload);
+        };
+        let store = &self.inner.store;
+        if store.is_family_revoked(family).await? {
+            return Err(AuthError::TokenRevoked);
+        }
+        if !store.consume_refresh(jti, claims.exp).await? {
+            let until = now() + self.inner.jwt.refresh_ttl().as_secs() as i64;
+            store.revoke_family(family, until).await?;
+            tracing::warn!(user_id, "refresh token reuse detected; family revoked");
+            return Err(AuthError::TokenRevoked);
+        }
+        let user = match &self.inner.users {
+            Some(users) => {
+                let user = users.by_id(user_id).await?.ok_or(AuthError::UnknownUser)?;
+                if !user.is_active {
+                    return Err(AuthError::UserDisabled);
+                }
+                if claims.ver.unwrap_or(0) < user.token_version {
+                    return Err(AuthError::TokenRevoked);
+                }
+                user
+            }
+            None => AuthUser {
+                id: user_id,
+                username: claims.username.clone(),
+                email: claims.email.clone(),
+                is_staff: false,
+                is_superuser: false,
+                is_active: true,
+                token_version: claims.ver.unwrap_or(0),
+            },
+        };
+        let orig_iat = claims.orig_iat.unwrap_or_else(now);
+        let pair = self.issue_in_family(&user, family, orig_iat)?;
+        Ok((pair, user))
+    }
+
+    /// djangorestframework-jwt's refresh: a valid, unexpired token refreshed within
+    /// `orig_iat` + the refresh lifetime gets a new token with the same `orig_iat`.
+    pub async fn refresh_legacy(&self, token: &str) -> Result<String, LegacyRefreshError> {
+        let claims = self.inner.jwt.decode(token)?;
+        if claims.token_type == Some(TokenType::Refresh) {
+            return Err(AuthError::WrongTokenType.into());
+        }
+        let orig_iat = claims.orig_iat.ok_or(LegacyRefreshError::NoOrigIat)?;
+        if now() > orig_iat + self.inner.jwt.refresh_ttl().as_secs() as i64 {
+            return Err(LegacyRefreshError::Expired);
+        }
+        let identity = self.identity_for(claims.clone()).await?;
+        let mut next = claims;
+        next.exp = now() + self.inner.jwt.access_ttl().as_secs() as i64;
+        next.iat = Some(now());
+        if next.jti.is_some() {
+            next.jti = Some(new_jti());
+        }
+        next.is_staff = identity.is_staff && next.token_type.is_some();
+        Ok(self.inner.jwt.encode(&next)?)
+    }
+
+    /// Logout: revokes the access token behind `identity` (and `refresh`'s family, if given).
+    pub async fn revoke(
+        &self,
+        identity: &Identity,
+        refresh: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if let Some(claims) = &identity.claims
+            && let Some(jti) = &claims.jti
+        {
+            self.inner.store.revoke_jti(jti, claims.exp).await?;
+        }
+        if let Some(refresh) = refresh {
+            let claims = self.inner.jwt.decode(refresh)?;
+            if claims.token_type != Some(TokenType::Refresh)
+                || claims.user_id.as_i64() != Some(identity.user_id)
+            {
+                return Err(AuthError::WrongTokenType);
+            }
+            if let Some(family) = &claims.fam {
+                self.inner.store.revoke_family(family, claims.exp).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Logout everywhere: bumps the user's token version in the database and the cache, ending
+    /// every access and refresh token issued before.
+    pub async fn logout_all(&self, user_id: i64) -> Result<(), AuthError> {
+        let users = self.inner.users.as_ref().ok_or(AuthError::CannotIssue)?;
+        match users.bump_token_version(user_id).await? {
+            Some(version) => {
+                self.inner.store.set_token_version(user_id, version).await?;
+                Ok(())
+            }
+            None => Err(AuthError::UnknownUser),
+        }
+    }
+
+    /// Call after changing a user's state in the database (deactivation, staff flag): the next
+    /// request re-reads the token version instead of trusting the cache.
+    pub async fn user_changed(&self, user_id: i64) -> Result<(), AuthError> {
+        self.inner.store.forget_token_version(user_id).await?;
+        Ok(())
+    }
+}
+
+/// A djangorestframework-jwt refresh failure: these answer 400 `non_field_errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum LegacyRefreshError {
+    /// The token itself failed.
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    /// No `orig_iat` in the token.
+    #[error("orig_iat field is required.")]
+    NoOrigIat,
+    /// Past `orig_iat` + the refresh lifetime.
+    #[error("Refresh has expired.")]
+    Expired,
+}
+
+fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
