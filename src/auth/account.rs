@@ -74,3 +74,23 @@ pub trait UserLookup: Send + Sync + 'static {
     /// Increments the user's token version, returning the new one (`None`: no such user).
     async fn bump_token_version(&self, id: i64) -> Result<Option<i64>, BackendError>;
 }
+
+#[async_trait]
+impl<T: UserLookup + ?Sized> UserLookup for std::sync::Arc<T> {
+    async fn by_id(&self, id: i64) -> Result<Option<AuthUser>, BackendError> {
+        (**self).by_id(id).await
+    }
+    async fn by_username(&self, username: &str) -> Result<Option<AuthUser>, BackendError> {
+        (**self).by_username(username).await
+    }
+    async fn verify_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<AuthUser>, BackendError> {
+        (**self).verify_password(username, password).await
+    }
+    async fn bump_token_version(&self, id: i64) -> Result<Option<i64>, BackendError> {
+        (**self).bump_token_version(id).await
+    }
+}
