@@ -40,3 +40,7 @@ pub mod prelude {
     };
     pub use crate::error::ApiError;
 }
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
