@@ -4,5 +4,6 @@
 
 pub mod auth;
 pub mod error;
+pub mod wechat;
 
 pub use error::{ApiError, BackendError};
