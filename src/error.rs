@@ -208,7 +208,9 @@ impl From<crate::wechat::WxError> for ApiError {
         const UNAVAILABLE: &str = "WeChat is temporarily unavailable, try again later.";
         const INVALID_DATA: &str = "The encrypted data from WeChat is invalid.";
         match err {
-            E::InvalidCode => Self::bad_request("wechat_code_invalid", "Invalid WeChat login code."),
+            E::InvalidCode => {
+                Self::bad_request("wechat_code_invalid", "Invalid WeChat login code.")
+            }
             E::CodeUsed => Self::bad_request(
                 "wechat_code_used",
                 "This WeChat login code has already been used.",
@@ -225,7 +227,11 @@ impl From<crate::wechat::WxError> for ApiError {
             ),
             E::Busy | E::Timeout => {
                 tracing::warn!(error = %err, "WeChat unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "wechat_unavailable", UNAVAILABLE)
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wechat_unavailable",
+                    UNAVAILABLE,
+                )
             }
             E::Decrypt => Self::bad_request(
                 "session_key_stale",

@@ -10,14 +10,26 @@ use wxrest::wechat::{FakeWeChat, Script, WxClient, WxError};
 const SECRET: &str = "s3cr3t-appsecret-never-show-me";
 
 async fn fake() -> FakeWeChat {
-    FakeWeChat::builder().appid("wxclienttest").secret(SECRET).start().await
+    FakeWeChat::builder()
+        .appid("wxclienttest")
+        .secret(SECRET)
+        .start()
+        .await
 }
 
 fn assert_no_secret(err: &WxError) {
     let api: ApiError = err.clone().into();
-    for text in [err.to_string(), format!("{err:?}"), api.body().to_string(), api.to_string()] {
+    for text in [
+        err.to_string(),
+        format!("{err:?}"),
+        api.body().to_string(),
+        api.to_string(),
+    ] {
         assert!(!text.contains(SECRET), "secret leaked in {text}");
-        assert!(!text.contains("secret="), "secret parameter leaked in {text}");
+        assert!(
+            !text.contains("secret="),
+            "secret parameter leaked in {text}"
+        );
     }
 }
 
@@ -26,13 +38,19 @@ async fn code2session_success_returns_openid_session_key_and_unionid() {
     let fake = fake().await;
     fake.script_code(
         "c1",
-        Script::Session { openid: "o-1".into(), unionid: Some("u-1".into()) },
+        Script::Session {
+            openid: "o-1".into(),
+            unionid: Some("u-1".into()),
+        },
     );
     let client = WxClient::new(fake.config()).unwrap();
     let session = client.code2session("c1").await.unwrap();
     assert_eq!(session.openid, "o-1");
     assert_eq!(session.unionid.as_deref(), Some("u-1"));
-    assert_eq!(Some(session.session_key.clone()), fake.session_key_of("o-1"));
+    assert_eq!(
+        Some(session.session_key.clone()),
+        fake.session_key_of("o-1")
+    );
     assert!(!format!("{session:?}").contains(&session.session_key));
 }
 
@@ -85,22 +103,34 @@ async fn errcode_40163_is_code_used() {
 async fn errcode_45011_is_rate_limited() {
     assert_eq!(scripted_error(45011).await, WxError::RateLimited);
     let api: ApiError = WxError::RateLimited.into();
-    assert_eq!((api.status().as_u16(), api.code()), (429, "wechat_rate_limited"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (429, "wechat_rate_limited")
+    );
 }
 
 #[tokio::test]
 async fn errcode_40226_is_high_risk() {
     assert_eq!(scripted_error(40226).await, WxError::HighRisk);
     let api: ApiError = WxError::HighRisk.into();
-    assert_eq!((api.status().as_u16(), api.code()), (403, "wechat_high_risk"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (403, "wechat_high_risk")
+    );
 }
 
 #[tokio::test]
 async fn other_errcode_is_api_error_and_502() {
     let err = scripted_error(61024).await;
-    assert!(matches!(err, WxError::Api { errcode: 61024, .. }), "{err:?}");
+    assert!(
+        matches!(err, WxError::Api { errcode: 61024, .. }),
+        "{err:?}"
+    );
     let api: ApiError = err.into();
-    assert_eq!((api.status().as_u16(), api.code()), (502, "wechat_unavailable"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (502, "wechat_unavailable")
+    );
 }
 
 #[tokio::test]
@@ -134,7 +164,10 @@ async fn busy_forever_is_busy_after_bounded_retries() {
     assert_eq!(client.code2session("c").await, Err(WxError::Busy));
     assert_eq!(fake.code2session_calls(), 3, "1 call + max_retries (2)");
     let api: ApiError = WxError::Busy.into();
-    assert_eq!((api.status().as_u16(), api.code()), (503, "wechat_unavailable"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (503, "wechat_unavailable")
+    );
 }
 
 #[tokio::test]
@@ -156,7 +189,10 @@ async fn short_delay_within_timeout_succeeds() {
     let fake = fake().await;
     fake.script_code("slowish", Script::Delay(Duration::from_millis(100)));
     let client = WxClient::new(fake.config()).unwrap();
-    assert_eq!(client.code2session("slowish").await.unwrap().openid, "fake-openid-slowish");
+    assert_eq!(
+        client.code2session("slowish").await.unwrap().openid,
+        "fake-openid-slowish"
+    );
 }
 
 #[tokio::test]
@@ -167,7 +203,10 @@ async fn malformed_body_is_malformed() {
     let err = client.code2session("m").await.unwrap_err();
     assert!(matches!(err, WxError::Malformed(_)), "{err:?}");
     let api: ApiError = err.into();
-    assert_eq!((api.status().as_u16(), api.code()), (502, "wechat_unavailable"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (502, "wechat_unavailable")
+    );
 }
 
 #[tokio::test]
@@ -176,7 +215,10 @@ async fn http_500_is_a_transport_error_and_not_retried() {
     fake.script_code("s", Script::Status(500));
     let client = WxClient::new(fake.config()).unwrap();
     let err = client.code2session("s").await.unwrap_err();
-    assert!(matches!(&err, WxError::Transport(msg) if msg.contains("500")), "{err:?}");
+    assert!(
+        matches!(&err, WxError::Transport(msg) if msg.contains("500")),
+        "{err:?}"
+    );
     assert_eq!(fake.code2session_calls(), 1);
 }
 
@@ -193,15 +235,24 @@ async fn reused_code_is_code_used() {
 async fn unscripted_code_outside_dev_mode_is_invalid() {
     let fake = fake().await;
     let client = WxClient::new(fake.config()).unwrap();
-    assert_eq!(client.code2session("anything").await, Err(WxError::InvalidCode));
+    assert_eq!(
+        client.code2session("anything").await,
+        Err(WxError::InvalidCode)
+    );
 }
 
 #[tokio::test]
 async fn dev_mode_logs_in_any_code_and_rejects_bad_ones() {
     let fake = FakeWeChat::builder().dev_mode(true).start().await;
     let client = WxClient::new(fake.config()).unwrap();
-    assert_eq!(client.code2session("x1").await.unwrap().openid, "fake-openid-x1");
-    assert_eq!(client.code2session("bad-x").await, Err(WxError::InvalidCode));
+    assert_eq!(
+        client.code2session("x1").await.unwrap().openid,
+        "fake-openid-x1"
+    );
+    assert_eq!(
+        client.code2session("bad-x").await,
+        Err(WxError::InvalidCode)
+    );
 }
 
 #[tokio::test]
@@ -213,7 +264,10 @@ async fn wrong_secret_is_invalid_credential_without_the_secret() {
     let err = client.code2session("c").await.unwrap_err();
     assert_eq!(err, WxError::InvalidCredential);
     let api: ApiError = err.clone().into();
-    assert_eq!((api.status().as_u16(), api.code()), (502, "wechat_unavailable"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (502, "wechat_unavailable")
+    );
     for text in [err.to_string(), format!("{err:?}"), api.body().to_string()] {
         assert!(!text.contains(wrong), "{text}");
     }
@@ -225,7 +279,10 @@ async fn wrong_appid_is_invalid_credential() {
     let mut config = fake.config();
     config.appid = "wx-not-this-one".into();
     let client = WxClient::new(config).unwrap();
-    assert_eq!(client.code2session("c").await, Err(WxError::InvalidCredential));
+    assert_eq!(
+        client.code2session("c").await,
+        Err(WxError::InvalidCredential)
+    );
 }
 
 #[tokio::test]
@@ -241,7 +298,10 @@ async fn transport_error_is_retried_then_reported_without_the_secret() {
     assert!(started.elapsed() >= Duration::from_millis(200));
     assert_no_secret(&err);
     let api: ApiError = err.into();
-    assert_eq!((api.status().as_u16(), api.code()), (502, "wechat_unavailable"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (502, "wechat_unavailable")
+    );
 }
 
 #[tokio::test]
@@ -253,7 +313,10 @@ async fn timeout_error_never_contains_the_secret() {
     assert_eq!(err, WxError::Timeout);
     assert_no_secret(&err);
     let api: ApiError = err.into();
-    assert_eq!((api.status().as_u16(), api.code()), (503, "wechat_unavailable"));
+    assert_eq!(
+        (api.status().as_u16(), api.code()),
+        (503, "wechat_unavailable")
+    );
 }
 
 #[tokio::test]
@@ -312,5 +375,8 @@ async fn shutdown_stops_the_fake() {
     let config = fake.config();
     fake.shutdown().await;
     let client = WxClient::new(config.max_retries(0)).unwrap();
-    assert!(matches!(client.code2session("c").await, Err(WxError::Transport(_))));
+    assert!(matches!(
+        client.code2session("c").await,
+        Err(WxError::Transport(_))
+    ));
 }

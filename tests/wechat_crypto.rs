@@ -4,7 +4,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use wxrest::ApiError;
-use wxrest::wechat::crypto::{self, check_watermark, decrypt, decrypt_for, encrypt, verify_signature};
+use wxrest::wechat::crypto::{
+    self, check_watermark, decrypt, decrypt_for, encrypt, verify_signature,
+};
 use wxrest::wechat::{PhoneInfo, WxError};
 
 const APPID: &str = "wx4f4bc4dec97d474b";
@@ -63,7 +65,11 @@ fn wrong_session_key_is_decrypt_error_for_many_keys() {
         key[..4].copy_from_slice(&i.to_be_bytes());
         key[15] = 0xA5;
         let wrong = STANDARD.encode(key);
-        assert_eq!(decrypt(&wrong, &encrypted, IV), Err(WxError::Decrypt), "key #{i}");
+        assert_eq!(
+            decrypt(&wrong, &encrypted, IV),
+            Err(WxError::Decrypt),
+            "key #{i}"
+        );
     }
 }
 
@@ -80,19 +86,37 @@ fn decrypt_error_maps_to_session_key_stale() {
 #[test]
 fn bad_base64_is_invalid_input() {
     let encrypted = encrypt(KEY, IV, &user_data(APPID)).unwrap();
-    assert!(matches!(decrypt("not base64!!", &encrypted, IV), Err(WxError::InvalidInput(_))));
-    assert!(matches!(decrypt(KEY, "%%%", IV), Err(WxError::InvalidInput(_))));
-    assert!(matches!(decrypt(KEY, &encrypted, "@@"), Err(WxError::InvalidInput(_))));
+    assert!(matches!(
+        decrypt("not base64!!", &encrypted, IV),
+        Err(WxError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        decrypt(KEY, "%%%", IV),
+        Err(WxError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        decrypt(KEY, &encrypted, "@@"),
+        Err(WxError::InvalidInput(_))
+    ));
 }
 
 #[test]
 fn wrong_lengths_are_invalid_input() {
     let encrypted = encrypt(KEY, IV, &user_data(APPID)).unwrap();
     let short_key = STANDARD.encode([1u8; 8]);
-    assert!(matches!(decrypt(&short_key, &encrypted, IV), Err(WxError::InvalidInput(_))));
+    assert!(matches!(
+        decrypt(&short_key, &encrypted, IV),
+        Err(WxError::InvalidInput(_))
+    ));
     let odd = STANDARD.encode([1u8; 17]);
-    assert!(matches!(decrypt(KEY, &odd, IV), Err(WxError::InvalidInput(_))));
-    assert!(matches!(decrypt(KEY, "", IV), Err(WxError::InvalidInput(_))));
+    assert!(matches!(
+        decrypt(KEY, &odd, IV),
+        Err(WxError::InvalidInput(_))
+    ));
+    assert!(matches!(
+        decrypt(KEY, "", IV),
+        Err(WxError::InvalidInput(_))
+    ));
 }
 
 #[test]
@@ -120,17 +144,32 @@ fn signature_right_is_accepted() {
 #[test]
 fn signature_matches_known_sha1() {
     // sha1("abc") = a9993e364706816aba3e25717850c26c9cd0d89d
-    assert_eq!(crypto::signature("ab", "c"), "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(
+        crypto::signature("ab", "c"),
+        "a9993e364706816aba3e25717850c26c9cd0d89d"
+    );
 }
 
 #[test]
 fn signature_wrong_is_rejected() {
     let raw = r#"{"nickName":"Band","gender":1}"#;
     let sig = crypto::signature(raw, KEY);
-    assert_eq!(verify_signature(raw, "other-key", &sig), Err(WxError::SignatureMismatch));
-    assert_eq!(verify_signature("{}", KEY, &sig), Err(WxError::SignatureMismatch));
-    assert_eq!(verify_signature(raw, KEY, "abc"), Err(WxError::SignatureMismatch));
-    assert_eq!(verify_signature(raw, KEY, ""), Err(WxError::SignatureMismatch));
+    assert_eq!(
+        verify_signature(raw, "other-key", &sig),
+        Err(WxError::SignatureMismatch)
+    );
+    assert_eq!(
+        verify_signature("{}", KEY, &sig),
+        Err(WxError::SignatureMismatch)
+    );
+    assert_eq!(
+        verify_signature(raw, KEY, "abc"),
+        Err(WxError::SignatureMismatch)
+    );
+    assert_eq!(
+        verify_signature(raw, KEY, ""),
+        Err(WxError::SignatureMismatch)
+    );
 }
 
 #[test]

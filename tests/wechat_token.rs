@@ -63,18 +63,23 @@ async fn stable_token_endpoint_is_used_by_default() {
     let fake = FakeWeChat::start().await;
     let client = WxClient::new(fake.config()).unwrap();
     client.access_token().await.unwrap();
-    assert_eq!((fake.stable_token_calls(), fake.classic_token_calls()), (1, 0));
+    assert_eq!(
+        (fake.stable_token_calls(), fake.classic_token_calls()),
+        (1, 0)
+    );
 }
 
 #[tokio::test]
 async fn classic_token_endpoint_is_used_when_configured() {
     let fake = FakeWeChat::start().await;
-    let client =
-        WxClient::new(fake.config().token_mode(AccessTokenMode::Classic)).unwrap();
+    let client = WxClient::new(fake.config().token_mode(AccessTokenMode::Classic)).unwrap();
     client.access_token().await.unwrap();
     fake.script_phone("p", "13800138000");
     client.phone_number("p").await.unwrap();
-    assert_eq!((fake.stable_token_calls(), fake.classic_token_calls()), (0, 1));
+    assert_eq!(
+        (fake.stable_token_calls(), fake.classic_token_calls()),
+        (0, 1)
+    );
 }
 
 #[tokio::test]
@@ -104,8 +109,15 @@ async fn token_rejected_twice_is_invalid_credential() {
             counter.fetch_add(1, Ordering::SeqCst);
             async { Ok(CachedToken::expiring_in("revoked-token", 7200)) }
         });
-    assert_eq!(client.phone_number("p").await, Err(WxError::InvalidCredential));
-    assert_eq!(fetches.load(Ordering::SeqCst), 2, "fetched, then refetched once");
+    assert_eq!(
+        client.phone_number("p").await,
+        Err(WxError::InvalidCredential)
+    );
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "fetched, then refetched once"
+    );
     assert_eq!(fake.phone_calls(), 2, "no retry beyond the one");
 }
 
@@ -133,10 +145,15 @@ async fn nearly_expired_token_in_store_is_not_used() {
     let fake = FakeWeChat::start().await;
     let store = Arc::new(MemoryTokenStore::new());
     store
-        .set(fake.appid(), &CachedToken::expiring_in("almost-expired", 200))
+        .set(
+            fake.appid(),
+            &CachedToken::expiring_in("almost-expired", 200),
+        )
         .await
         .unwrap();
-    let client = WxClient::new(fake.config()).unwrap().with_token_store(store.clone());
+    let client = WxClient::new(fake.config())
+        .unwrap()
+        .with_token_store(store.clone());
     assert_ne!(client.access_token().await.unwrap(), "almost-expired");
     assert_eq!(fake.token_calls(), 1);
 }
@@ -145,8 +162,12 @@ async fn nearly_expired_token_in_store_is_not_used() {
 async fn clients_sharing_a_memory_store_fetch_once() {
     let fake = FakeWeChat::start().await;
     let store: Arc<dyn AccessTokenStore> = Arc::new(MemoryTokenStore::new());
-    let a = WxClient::new(fake.config()).unwrap().with_token_store(store.clone());
-    let b = WxClient::new(fake.config()).unwrap().with_token_store(store);
+    let a = WxClient::new(fake.config())
+        .unwrap()
+        .with_token_store(store.clone());
+    let b = WxClient::new(fake.config())
+        .unwrap()
+        .with_token_store(store);
     let (ta, tb) = tokio::join!(a.access_token(), b.access_token());
     assert_eq!(ta.unwrap(), tb.unwrap());
     assert_eq!(fake.token_calls(), 1);
@@ -154,11 +175,23 @@ async fn clients_sharing_a_memory_store_fetch_once() {
 
 #[tokio::test]
 async fn clients_for_different_appids_share_nothing() {
-    let fake_a = FakeWeChat::builder().appid("wxappa").secret("secret-a").start().await;
-    let fake_b = FakeWeChat::builder().appid("wxappb").secret("secret-b").start().await;
+    let fake_a = FakeWeChat::builder()
+        .appid("wxappa")
+        .secret("secret-a")
+        .start()
+        .await;
+    let fake_b = FakeWeChat::builder()
+        .appid("wxappb")
+        .secret("secret-b")
+        .start()
+        .await;
     let store: Arc<dyn AccessTokenStore> = Arc::new(MemoryTokenStore::new());
-    let a = WxClient::new(fake_a.config()).unwrap().with_token_store(store.clone());
-    let b = WxClient::new(fake_b.config()).unwrap().with_token_store(store);
+    let a = WxClient::new(fake_a.config())
+        .unwrap()
+        .with_token_store(store.clone());
+    let b = WxClient::new(fake_b.config())
+        .unwrap()
+        .with_token_store(store);
     let ta = a.access_token().await.unwrap();
     let tb = b.access_token().await.unwrap();
     assert_ne!(ta, tb);
@@ -206,7 +239,10 @@ async fn redis_store_invalidate_is_compare_and_delete() {
     };
     let appid = unique_appid("cad");
     let store = RedisTokenStore::connect(&url).await.unwrap();
-    store.set(&appid, &CachedToken::expiring_in("T2", 7200)).await.unwrap();
+    store
+        .set(&appid, &CachedToken::expiring_in("T2", 7200))
+        .await
+        .unwrap();
     store.invalidate(&appid, "T1").await.unwrap();
     assert_eq!(store.get(&appid).await.unwrap().unwrap().token, "T2");
     store.invalidate(&appid, "T2").await.unwrap();
@@ -261,7 +297,9 @@ async fn store_failure_serves_the_local_copy_and_fetches_once() {
     let fake = FakeWeChat::start().await;
     // Nothing listens on port 1: every store operation fails.
     let store = RedisTokenStore::open_lazy("redis://127.0.0.1:1").unwrap();
-    let client = WxClient::new(fake.config()).unwrap().with_token_store(Arc::new(store));
+    let client = WxClient::new(fake.config())
+        .unwrap()
+        .with_token_store(Arc::new(store));
     let first = client.access_token().await.unwrap();
     for _ in 0..5 {
         assert_eq!(client.access_token().await.unwrap(), first);

@@ -20,11 +20,11 @@ use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::WxError;
 use super::config::{AccessTokenMode, WxConfig};
 use super::crypto::PhoneInfo;
 use super::error::redact;
 use super::token::{AccessTokenStore, CachedToken, TokenFuture, TokenManager, TokenProvider};
-use super::WxError;
 
 /// errcodes meaning "this access_token is not (or no longer) valid".
 const TOKEN_INVALID: [i64; 3] = [40001, 42001, 40014];
@@ -99,10 +99,7 @@ impl WxClient {
             .timeout(config.timeout)
             .build()
             .map_err(|e| {
-                WxError::Config(redact(
-                    &e.without_url().to_string(),
-                    &[config.secret_str()],
-                ))
+                WxError::Config(redact(&e.without_url().to_string(), &[config.secret_str()]))
             })?;
         let tokens = TokenManager::new(config.appid.clone(), None);
         Ok(Self {
@@ -217,12 +214,15 @@ impl WxClient {
     pub async fn phone_number(&self, code: &str) -> Result<PhoneInfo, WxError> {
         let body = json!({ "code": code });
         let value = self
-            .call_with_token(Method::POST, "/wxa/business/getuserphonenumber", Some(&body))
+            .call_with_token(
+                Method::POST,
+                "/wxa/business/getuserphonenumber",
+                Some(&body),
+            )
             .await?;
-        let info = value
-            .get("phone_info")
-            .cloned()
-            .ok_or_else(|| WxError::Malformed("getuserphonenumber answer has no phone_info".to_owned()))?;
+        let info = value.get("phone_info").cloned().ok_or_else(|| {
+            WxError::Malformed("getuserphonenumber answer has no phone_info".to_owned())
+        })?;
         serde_json::from_value(info)
             .map_err(|e| WxError::Malformed(format!("getuserphonenumber phone_info: {e}")))
     }
@@ -249,7 +249,9 @@ impl WxClient {
         body: Option<&Value>,
     ) -> Result<Value, WxError> {
         let token = self.access_token().await?;
-        let first = self.send_with_token(method.clone(), path, body, &token).await;
+        let first = self
+            .send_with_token(method.clone(), path, body, &token)
+            .await;
         match first {
             Err(WxError::Api { errcode, .. }) if TOKEN_INVALID.contains(&errcode) => {
                 tracing::info!(appid = %self.appid(), errcode, "access_token rejected; refetching once");

@@ -234,11 +234,7 @@ fn new_session_key() -> String {
 
 /// WeChat answers JSON as `text/plain`.
 fn text_json(value: &Value) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain")],
-        value.to_string(),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, "text/plain")], value.to_string()).into_response()
 }
 
 fn error(errcode: i64, errmsg: &str) -> Response {
@@ -282,9 +278,10 @@ async fn jscode2session(
     {
         return response;
     }
-    if let Some(response) =
-        shared.check_credentials(q.get("appid").map(String::as_str), q.get("secret").map(String::as_str))
-    {
+    if let Some(response) = shared.check_credentials(
+        q.get("appid").map(String::as_str),
+        q.get("secret").map(String::as_str),
+    ) {
         return response;
     }
     let Some(code) = q.get("js_code").filter(|c| !c.is_empty()) else {
@@ -338,9 +335,10 @@ async fn classic_token(
     if q.get("grant_type").map(String::as_str) != Some("client_credential") {
         return error(40002, "invalid grant_type");
     }
-    if let Some(response) =
-        shared.check_credentials(q.get("appid").map(String::as_str), q.get("secret").map(String::as_str))
-    {
+    if let Some(response) = shared.check_credentials(
+        q.get("appid").map(String::as_str),
+        q.get("secret").map(String::as_str),
+    ) {
         return response;
     }
     // The classic endpoint issues a new token on every call.
@@ -401,7 +399,10 @@ async fn phone_number(
         return error(41001, "access_token missing");
     };
     if !shared.lock().valid_tokens.contains(token) {
-        return error(40001, "invalid credential, access_token is invalid or not latest");
+        return error(
+            40001,
+            "invalid credential, access_token is invalid or not latest",
+        );
     }
     let code = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -413,7 +414,9 @@ async fn phone_number(
     let pure = match scripted {
         Some(phone) => phone,
         None if shared.dev_mode && !code.starts_with("bad") => {
-            let n = code.bytes().fold(0u32, |acc, b| (acc * 31 + u32::from(b)) % 100);
+            let n = code
+                .bytes()
+                .fold(0u32, |acc, b| (acc * 31 + u32::from(b)) % 100);
             format!("138001380{n:02}")
         }
         None => return error(40029, "invalid code"),

@@ -284,17 +284,22 @@ impl AccessTokenStore for RedisTokenStore {
             .arg(Self::token_key(appid))
             .query_async(&mut conn)
             .await?;
-        Ok(raw.and_then(|raw| match serde_json::from_str::<CachedToken>(&raw) {
-            Ok(token) => Some(token),
-            Err(_) => {
-                tracing::warn!(appid, "ignoring unreadable access_token entry in Redis");
-                None
-            }
-        }))
+        Ok(
+            raw.and_then(|raw| match serde_json::from_str::<CachedToken>(&raw) {
+                Ok(token) => Some(token),
+                Err(_) => {
+                    tracing::warn!(appid, "ignoring unreadable access_token entry in Redis");
+                    None
+                }
+            }),
+        )
     }
 
     async fn set(&self, appid: &str, token: &CachedToken) -> Result<(), BackendError> {
-        let ttl_ms = token.expires_at.saturating_sub(unix_now()).saturating_mul(1000);
+        let ttl_ms = token
+            .expires_at
+            .saturating_sub(unix_now())
+            .saturating_mul(1000);
         if ttl_ms <= 0 {
             return Ok(());
         }
@@ -410,7 +415,10 @@ impl TokenManager {
     }
 
     /// The store's token if fresh; `Err` when the store failed.
-    async fn from_store(&self, store: &Arc<dyn AccessTokenStore>) -> Result<Option<CachedToken>, ()> {
+    async fn read_store(
+        &self,
+        store: &Arc<dyn AccessTokenStore>,
+    ) -> Result<Option<CachedToken>, ()> {
         let now = unix_now();
         let found = self.store_op("get", store.get(&self.appid)).await?;
         Ok(found.filter(|t| t.is_fresh(now)))
@@ -435,7 +443,7 @@ impl TokenManager {
             self.keep_local(&token);
             return Ok(token.token);
         };
-        match self.from_store(&store).await {
+        match self.read_store(&store).await {
             Ok(Some(token)) => {
                 self.keep_local(&token);
                 return Ok(token.token);
@@ -443,7 +451,10 @@ impl TokenManager {
             Ok(None) => {}
             Err(()) => return self.fetch_without_store(&fetch).await,
         }
-        match self.store_op("lock", store.try_lock(&self.appid, LOCK_TTL)).await {
+        match self
+            .store_op("lock", store.try_lock(&self.appid, LOCK_TTL))
+            .await
+        {
             Ok(true) => {
                 let result = self.fetch_holding_lock(&store, &fetch).await;
                 let _ = self.store_op("unlock", store.unlock(&self.appid)).await;
@@ -454,7 +465,7 @@ impl TokenManager {
                 let deadline = Instant::now() + POLL_FOR;
                 while Instant::now() < deadline {
                     tokio::time::sleep(POLL_EVERY).await;
-                    match self.from_store(&store).await {
+                    match self.read_store(&store).await {
                         Ok(Some(token)) => {
                             self.keep_local(&token);
                             return Ok(token.token);
@@ -482,7 +493,7 @@ impl TokenManager {
         F: Fn() -> TokenFuture,
     {
         // The previous lock holder may have stored a token between our read and our lock.
-        if let Ok(Some(token)) = self.from_store(store).await {
+        if let Ok(Some(token)) = self.read_store(store).await {
             self.keep_local(&token);
             return Ok(token.token);
         }
