@@ -308,3 +308,38 @@ async fn store_failure_serves_the_local_copy_and_fetches_once() {
     client.phone_number("p").await.unwrap();
     assert_eq!(fake.token_calls(), 1);
 }
+
+#[tokio::test]
+async fn concurrent_callers_share_one_failed_fetch() {
+    let fake = FakeWeChat::start().await;
+    let client = WxClient::new(fake.config().secret("wrong-secret")).unwrap();
+    let calls: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.access_token().await })
+        })
+        .collect();
+    for call in calls {
+        assert_eq!(call.await.unwrap(), Err(WxError::InvalidCredential));
+    }
+    assert_eq!(fake.token_calls(), 1, "queued callers share the failure");
+    // A later caller tries again.
+    let _ = client.access_token().await;
+    assert_eq!(fake.token_calls(), 2);
+}
+
+#[tokio::test]
+async fn short_lived_token_is_still_cached_for_half_its_life() {
+    let fetches = Arc::new(AtomicU64::new(0));
+    let counter = fetches.clone();
+    let client = WxClient::new(wxrest::wechat::WxConfig::new("wxshort", "s"))
+        .unwrap()
+        .with_token_provider(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok(CachedToken::expiring_in("short", 400)) }
+        });
+    for _ in 0..3 {
+        assert_eq!(client.access_token().await.unwrap(), "short");
+    }
+    assert_eq!(fetches.load(Ordering::SeqCst), 1);
+}

@@ -361,8 +361,12 @@ pub(crate) type TokenProvider = Arc<dyn Fn() -> TokenFuture + Send + Sync>;
 pub(crate) struct TokenManager {
     appid: String,
     store: Option<Arc<dyn AccessTokenStore>>,
-    local: Mutex<Option<CachedToken>>,
+    /// This process's copy of the token, and until when (unix secs) it is handed out.
+    local: Mutex<Option<(CachedToken, i64)>>,
     refresh: tokio::sync::Mutex<()>,
+    /// The last failed refresh, so callers queued behind it share its error instead of each
+    /// asking WeChat again.
+    last_failure: Mutex<Option<(Instant, WxError)>>,
 }
 
 impl TokenManager {
@@ -372,6 +376,7 @@ impl TokenManager {
             store,
             local: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -388,12 +393,22 @@ impl TokenManager {
         let local = self.local.lock().unwrap_or_else(|p| p.into_inner());
         local
             .as_ref()
-            .filter(|t| t.is_fresh(now))
-            .map(|t| t.token.clone())
+            .filter(|(_, fresh_until)| now < *fresh_until)
+            .map(|(t, _)| t.token.clone())
     }
 
+    /// Keeps `token` until 5 minutes before it expires, or for half its remaining life when it
+    /// has less than 10 minutes left (stable_token can hand out such a token): never a fetch
+    /// per call.
     fn keep_local(&self, token: &CachedToken) {
-        *self.local.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.clone());
+        let now = unix_now();
+        let remaining = token.expires_at.saturating_sub(now);
+        let fresh_until = if remaining > 2 * REFRESH_MARGIN_SECS {
+            token.expires_at - REFRESH_MARGIN_SECS
+        } else {
+            now + remaining / 2
+        };
+        *self.local.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.clone(), fresh_until));
     }
 
     /// Runs a store operation with a deadline; `Err` is already logged.
@@ -433,15 +448,36 @@ impl TokenManager {
         if let Some(token) = self.local_fresh() {
             return Ok(token);
         }
+        let arrived = Instant::now();
         let _single_flight = self.refresh.lock().await;
-        // Someone in this process may have refreshed while we waited.
+        // Someone in this process may have refreshed while we waited...
         if let Some(token) = self.local_fresh() {
             return Ok(token);
         }
+        // ...or failed to: share that failure rather than queueing one fetch per caller.
+        {
+            let failure = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((at, err)) = failure.as_ref()
+                && *at >= arrived
+            {
+                return Err(err.clone());
+            }
+        }
+        let result = self.refresh_locked(&fetch).await;
+        if let Err(err) = &result {
+            *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((Instant::now(), err.clone()));
+        }
+        result
+    }
+
+    /// The refresh path, run by one caller of this process at a time.
+    async fn refresh_locked<F>(&self, fetch: &F) -> Result<String, WxError>
+    where
+        F: Fn() -> TokenFuture,
+    {
         let Some(store) = self.store.clone() else {
-            let token = fetch().await?;
-            self.keep_local(&token);
-            return Ok(token.token);
+            return self.fetch_without_store(fetch).await;
         };
         match self.read_store(&store).await {
             Ok(Some(token)) => {
@@ -449,14 +485,14 @@ impl TokenManager {
                 return Ok(token.token);
             }
             Ok(None) => {}
-            Err(()) => return self.fetch_without_store(&fetch).await,
+            Err(()) => return self.fetch_without_store(fetch).await,
         }
         match self
             .store_op("lock", store.try_lock(&self.appid, LOCK_TTL))
             .await
         {
             Ok(true) => {
-                let result = self.fetch_holding_lock(&store, &fetch).await;
+                let result = self.fetch_holding_lock(&store, fetch).await;
                 let _ = self.store_op("unlock", store.unlock(&self.appid)).await;
                 result
             }
@@ -480,7 +516,7 @@ impl TokenManager {
                 let _ = self.store_op("set", store.set(&self.appid, &token)).await;
                 Ok(token.token)
             }
-            Err(()) => self.fetch_without_store(&fetch).await,
+            Err(()) => self.fetch_without_store(fetch).await,
         }
     }
 
@@ -516,7 +552,7 @@ impl TokenManager {
     pub(crate) async fn invalidate(&self, token: &str) {
         {
             let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
-            if local.as_ref().is_some_and(|t| t.token == token) {
+            if local.as_ref().is_some_and(|(t, _)| t.token == token) {
                 *local = None;
             }
         }
