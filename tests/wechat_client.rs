@@ -380,3 +380,12 @@ async fn shutdown_stops_the_fake() {
         Err(WxError::Transport(_))
     ));
 }
+
+#[tokio::test]
+async fn empty_code_is_invalid_without_calling_wechat() {
+    let fake = fake().await;
+    let client = WxClient::new(fake.config()).unwrap();
+    assert_eq!(client.code2session("  ").await, Err(WxError::InvalidCode));
+    assert_eq!(client.phone_number("").await, Err(WxError::InvalidCode));
+    assert_eq!((fake.code2session_calls(), fake.phone_calls()), (0, 0));
+}

@@ -177,6 +177,9 @@ impl WxClient {
     /// [`WxError::HighRisk`], [`WxError::Busy`], [`WxError::InvalidCredential`],
     /// [`WxError::Timeout`], [`WxError::Transport`], [`WxError::Malformed`], [`WxError::Api`].
     pub async fn code2session(&self, code: &str) -> Result<WxSession, WxError> {
+        if code.trim().is_empty() {
+            return Err(WxError::InvalidCode);
+        }
         let config = &self.inner.config;
         let value = self
             .send(Call {
@@ -212,6 +215,9 @@ impl WxClient {
     /// [`WxError::InvalidCode`] for an unknown or expired code, and the errors of
     /// [`WxClient::access_token`] and [`WxClient::code2session`].
     pub async fn phone_number(&self, code: &str) -> Result<PhoneInfo, WxError> {
+        if code.trim().is_empty() {
+            return Err(WxError::InvalidCode);
+        }
         let body = json!({ "code": code });
         let value = self
             .call_with_token(
@@ -410,7 +416,7 @@ async fn read_answer(
     if !status.is_success() {
         // Some gateways answer errors with a JSON errcode; prefer it when present.
         if let Ok(value) = &parsed
-            && let Some(err) = api_error(value)
+            && let Some(err) = api_error(value, secrets)
         {
             return Err((false, err));
         }
@@ -425,23 +431,25 @@ async fn read_answer(
             WxError::Malformed(format!("answer is not JSON ({} bytes): {e}", bytes.len())),
         )
     })?;
-    match api_error(&value) {
+    match api_error(&value, secrets) {
         Some(err) => Err((false, err)),
         None => Ok(value),
     }
 }
 
 /// `Some(WxError::Api)` when `value` carries a non-zero errcode.
-fn api_error(value: &Value) -> Option<WxError> {
+fn api_error(value: &Value, secrets: &[&str]) -> Option<WxError> {
     let errcode = value.get("errcode").and_then(Value::as_i64).unwrap_or(0);
     if errcode == 0 {
         return None;
     }
-    let errmsg = value
-        .get("errmsg")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
+    let errmsg = redact(
+        value
+            .get("errmsg")
+            .and_then(Value::as_str)
+            .unwrap_or_default(),
+        secrets,
+    );
     Some(WxError::Api { errcode, errmsg })
 }
 
