@@ -1,5 +1,6 @@
 //! WxClient against FakeWeChat over real HTTP: login codes, errcodes, retries, timeouts,
 //! malformed answers, and secrets kept out of errors.
+#![cfg(feature = "fake-wechat")]
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,6 @@
 //! The access_token lifecycle against FakeWeChat: caching, single flight, refetch on 40001,
 //! stable vs classic endpoints, and sharing through Redis.
+#![cfg(feature = "fake-wechat")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,8 @@
 //! [`WxClient`]: one mini-program's client for WeChat's server API.
 //!
 //! ```
+//! # #[cfg(not(feature = "fake-wechat"))] fn main() {}
+//! # #[cfg(feature = "fake-wechat")]
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wxrest::wechat::WxError> {
 //! use wxrest::wechat::{FakeWeChat, Script, WxClient};
 //!

@@ -90,7 +90,7 @@ impl WxConfig {
         self
     }
 
-    /// Sets the API base URL (e.g. a [`FakeWeChat`](super::FakeWeChat) or a proxy).
+    /// Sets the API base URL (e.g. a `FakeWeChat`'s or a proxy's).
     #[must_use]
     pub fn api_base(mut self, base: impl Into<String>) -> Self {
         self.api_base = base.into().trim_end_matches('/').to_owned();
