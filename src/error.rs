@@ -221,3 +221,51 @@ impl IntoResponse for crate::auth::AuthError {
         ApiError::from(self).into_response()
     }
 }
+
+impl From<crate::wechat::WxError> for ApiError {
+    fn from(err: crate::wechat::WxError) -> Self {
+        use crate::wechat::WxError as E;
+        const UNAVAILABLE: &str = "WeChat is temporarily unavailable, try again later.";
+        const INVALID_DATA: &str = "The encrypted data from WeChat is invalid.";
+        match err {
+            E::InvalidCode => {
+                Self::bad_request("wechat_code_invalid", "Invalid WeChat login code.")
+            }
+            E::CodeUsed => Self::bad_request(
+                "wechat_code_used",
+                "This WeChat login code has already been used.",
+            ),
+            E::RateLimited => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "wechat_rate_limited",
+                "Too many WeChat login attempts, try again later.",
+            ),
+            E::HighRisk => Self::new(
+                StatusCode::FORBIDDEN,
+                "wechat_high_risk",
+                "WeChat blocked this account for risk control.",
+            ),
+            E::Busy | E::Timeout => {
+                tracing::warn!(error = %err, "WeChat unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wechat_unavailable",
+                    UNAVAILABLE,
+                )
+            }
+            E::Decrypt => Self::bad_request(
+                "session_key_stale",
+                "The WeChat session has expired; call wx.login() again.",
+            ),
+            E::WatermarkMismatch | E::SignatureMismatch | E::InvalidInput(_) => {
+                Self::bad_request("invalid_encrypted_data", INVALID_DATA)
+            }
+            // Transport, Malformed, Api, InvalidCredential, Config: our side or WeChat's is
+            // broken; the detail (never holding secrets) goes to the log, not the client.
+            other => {
+                tracing::warn!(error = %other, "WeChat call failed");
+                Self::new(StatusCode::BAD_GATEWAY, "wechat_unavailable", UNAVAILABLE)
+            }
+        }
+    }
+}

@@ -28,6 +28,7 @@
 pub mod auth;
 pub mod error;
 pub mod parsers;
+pub mod wechat;
 
 pub use error::{ApiError, BackendError};
 

@@ -1,0 +1,343 @@
+//! From query parameters to parameterised SQL: filters, `?search=`, `?ordering=`, and the
+//! SELECT/COUNT/INSERT/UPDATE/DELETE statements of a viewset.
+//!
+//! Identifiers come only from the model's [`Schema`]; every value is a bind parameter.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use serde_json::{Map, Value};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use super::schema::{Field, Kind, Lookup, Schema};
+use crate::db::Dialect;
+use crate::error::ApiError;
+
+/// A bound SQL value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    /// An integer (also timestamps, in unix seconds).
+    Int(i64),
+    /// Text.
+    Text(String),
+    /// A boolean.
+    Bool(bool),
+    /// NULL of a field's kind.
+    Null(Kind),
+}
+
+impl SqlValue {
+    /// The JSON form, as the validated data handed to hooks.
+    pub fn to_json(&self) -> Value {
+        match self {
+            SqlValue::Int(i) => Value::from(*i),
+            SqlValue::Text(s) => Value::from(s.clone()),
+            SqlValue::Bool(b) => Value::from(*b),
+            SqlValue::Null(_) => Value::Null,
+        }
+    }
+}
+
+/// Binds `values` in order.
+pub fn bind_all<'q>(
+    mut query: Query<'q, Any, AnyArguments>,
+    values: &[SqlValue],
+) -> Query<'q, Any, AnyArguments> {
+    for value in values {
+        query = match value {
+            SqlValue::Int(i) => query.bind(*i),
+            SqlValue::Text(s) => query.bind(s.clone()),
+            SqlValue::Bool(b) => query.bind(*b),
+            SqlValue::Null(Kind::Text) => query.bind(None::<String>),
+            SqlValue::Null(Kind::Bool) => query.bind(None::<bool>),
+            SqlValue::Null(Kind::Int | Kind::Timestamp) => query.bind(None::<i64>),
+        };
+    }
+    query
+}
+
+/// A WHERE clause under construction: SQL fragments joined with AND, and their binds.
+#[derive(Debug, Clone, Default)]
+pub struct Where {
+    parts: Vec<String>,
+    /// The values bound by the fragments, in order.
+    pub binds: Vec<SqlValue>,
+}
+
+impl Where {
+    /// The next placeholder.
+    pub fn param(&mut self, dialect: Dialect, value: SqlValue) -> String {
+        self.binds.push(value);
+        dialect.placeholder(self.binds.len())
+    }
+
+    /// Adds a condition.
+    pub fn push(&mut self, sql: String) {
+        self.parts.push(sql);
+    }
+
+    /// `WHERE a AND b` or the empty string.
+    pub fn sql(&self) -> String {
+        if self.parts.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.parts.join(" AND "))
+        }
+    }
+}
+
+/// Parameters that are not filters.
+pub const RESERVED: [&str; 7] = ["search", "ordering", "page", "page_size", "limit", "offset", "cursor"];
+
+/// Parses a text query value into a value of `field`'s kind, with django-filter's messages.
+pub fn parse_param(field: &Field, raw: &str) -> Result<SqlValue, &'static str> {
+    let raw = raw.trim();
+    match field.kind {
+        Kind::Int => raw.parse().map(SqlValue::Int).map_err(|_| "Enter a number."),
+        Kind::Text => Ok(SqlValue::Text(raw.to_owned())),
+        Kind::Bool => parse_bool_text(raw)
+            .map(SqlValue::Bool)
+            .ok_or("Select a valid choice. That choice is not one of the available choices."),
+        Kind::Timestamp => parse_time(raw)
+            .map(SqlValue::Int)
+            .ok_or("Enter a valid date/time."),
+    }
+}
+
+/// DRF's boolean spellings.
+pub fn parse_bool_text(raw: &str) -> Option<bool> {
+    match raw {
+        "t" | "T" | "y" | "Y" | "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On"
+        | "ON" | "1" => Some(true),
+        "f" | "F" | "n" | "N" | "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off"
+        | "Off" | "OFF" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// RFC 3339, a date (midnight UTC), or unix seconds.
+pub fn parse_time(raw: &str) -> Option<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(raw) {
+        return Some(t.timestamp());
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp());
+    }
+    raw.parse::<i64>().ok()
+}
+
+/// Unix seconds as RFC 3339 (`2026-11-26T21:00:00Z`).
+pub fn format_time(secs: i64) -> Value {
+    match Utc.timestamp_opt(secs, 0).single() {
+        Some(t) => Value::from(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        None => Value::Null,
+    }
+}
+
+/// Adds the filters found in `params` to `clause`. Unknown parameters and lookups that the
+/// model does not allow are ignored; empty values are ignored (django-filter); malformed values
+/// are 400 `{"param": ["message"]}`.
+pub fn add_filters(
+    schema: &Schema,
+    dialect: Dialect,
+    params: &[(String, String)],
+    clause: &mut Where,
+) -> Result<(), ApiError> {
+    let mut errors: Vec<(String, String)> = Vec::new();
+    for (key, raw) in params {
+        if RESERVED.contains(&key.as_str()) || raw.trim().is_empty() {
+            continue;
+        }
+        let (name, lookup) = match key.rsplit_once("__") {
+            Some((name, suffix)) => match Lookup::from_suffix(suffix) {
+                Some(lookup) => (name, lookup),
+                None => continue,
+            },
+            None => (key.as_str(), Lookup::Exact),
+        };
+        let Some(field) = schema.get(name).filter(|f| f.lookups.contains(&lookup)) else {
+            continue;
+        };
+        let column = dialect.quote_ident(field.name);
+        let condition = match lookup {
+            Lookup::IsNull => match parse_bool_text(raw.trim()) {
+                Some(true) => format!("{column} IS NULL"),
+                Some(false) => format!("{column} IS NOT NULL"),
+                None => {
+                    errors.push((key.clone(), "Enter a valid boolean.".into()));
+                    continue;
+                }
+            },
+            Lookup::IContains => {
+                let p = clause.param(dialect, SqlValue::Text(Dialect::contains_pattern(raw)));
+                dialect.contains_ci(&column, &p)
+            }
+            Lookup::In => {
+                let mut values = Vec::new();
+                for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    match parse_param(field, item) {
+                        Ok(v) => values.push(v),
+                        Err(msg) => {
+                            errors.push((key.clone(), msg.into()));
+                            values.clear();
+                            break;
+                        }
+                    }
+                }
+                if values.is_empty() {
+                    continue;
+                }
+                let list: Vec<String> = values.into_iter().map(|v| clause.param(dialect, v)).collect();
+                format!("{column} IN ({})", list.join(", "))
+            }
+            _ => match parse_param(field, raw) {
+                Ok(value) => {
+                    let op = match lookup {
+                        Lookup::Gt => ">",
+                        Lookup::Gte => ">=",
+                        Lookup::Lt => "<",
+                        Lookup::Lte => "<=",
+                        _ => "=",
+                    };
+                    let p = clause.param(dialect, value);
+                    format!("{column} {op} {p}")
+                }
+                Err(msg) => {
+                    errors.push((key.clone(), msg.into()));
+                    continue;
+                }
+            },
+        };
+        clause.push(condition);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}
+
+/// DRF's `SearchFilter`: terms split on whitespace and commas, each term must match at least
+/// one search field (case-insensitive contains), terms AND-ed.
+pub fn add_search(schema: &Schema, dialect: Dialect, search: &str, clause: &mut Where) {
+    let fields: Vec<&Field> = schema.fields.iter().filter(|f| f.search).collect();
+    if fields.is_empty() {
+        return;
+    }
+    let cleaned = search.replace('\0', "").replace(',', " ");
+    for term in cleaned.split_whitespace() {
+        let any: Vec<String> = fields
+            .iter()
+            .map(|f| {
+                let p = clause.param(dialect, SqlValue::Text(Dialect::contains_pattern(term)));
+                dialect.contains_ci(&dialect.quote_ident(f.name), &p)
+            })
+            .collect();
+        clause.push(format!("({})", any.join(" OR ")));
+    }
+}
+
+/// DRF's `OrderingFilter`: whitelisted terms of `?ordering=`, else the default; the primary
+/// key last as a tie-breaker. Returns `(field, descending)` pairs.
+pub fn ordering(schema: &Schema, param: Option<&str>) -> Vec<(&'static str, bool)> {
+    let parse = |term: &str| -> Option<(&'static str, bool)> {
+        let term = term.trim();
+        let (name, desc) = match term.strip_prefix('-') {
+            Some(rest) => (rest, true),
+            None => (term, false),
+        };
+        schema.get(name).filter(|f| f.order).map(|f| (f.name, desc))
+    };
+    let mut out: Vec<(&'static str, bool)> =
+        param.map(|p| p.split(',').filter_map(parse).collect()).unwrap_or_default();
+    if out.is_empty() {
+        out = schema
+            .default_ordering
+            .iter()
+            .filter_map(|t| {
+                let (name, desc) = match t.strip_prefix('-') {
+                    Some(rest) => (rest, true),
+                    None => (t.as_str(), false),
+                };
+                schema.get(name).map(|f| (f.name, desc))
+            })
+            .collect();
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|(name, _)| seen.insert(*name));
+    if !out.iter().any(|(name, _)| *name == "id") {
+        let desc = out.first().is_some_and(|(_, d)| *d);
+        out.push(("id", desc));
+    }
+    out
+}
+
+/// `ORDER BY` for `ordering`, optionally reversed (backward cursor pages).
+pub fn order_sql(dialect: Dialect, ordering: &[(&str, bool)], reverse: bool) -> String {
+    let terms: Vec<String> = ordering
+        .iter()
+        .map(|(name, desc)| {
+            let desc = *desc != reverse;
+            format!(
+                "{} {}",
+                dialect.quote_ident(name),
+                if desc { "DESC" } else { "ASC" }
+            )
+        })
+        .collect();
+    format!(" ORDER BY {}", terms.join(", "))
+}
+
+/// The select list of a schema's columns.
+pub fn select_list(schema: &Schema, dialect: Dialect) -> String {
+    schema
+        .fields
+        .iter()
+        .map(|f| match f.kind {
+            Kind::Bool => dialect.select_bool(f.name),
+            _ => dialect.quote_ident(f.name),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads a row into JSON by the schema.
+pub fn row_to_json(schema: &Schema, row: &AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
+    let mut map = Map::with_capacity(schema.fields.len());
+    for f in &schema.fields {
+        let value = match f.kind {
+            Kind::Int => row.try_get::<Option<i64>, _>(f.name)?.map_or(Value::Null, Value::from),
+            Kind::Text => row.try_get::<Option<String>, _>(f.name)?.map_or(Value::Null, Value::from),
+            Kind::Timestamp => row
+                .try_get::<Option<i64>, _>(f.name)?
+                .map_or(Value::Null, format_time),
+            Kind::Bool => match row.try_get::<Option<bool>, _>(f.name) {
+                Ok(b) => b.map_or(Value::Null, Value::from),
+                Err(sqlx::Error::ColumnDecode { .. }) => row
+                    .try_get::<Option<i64>, _>(f.name)?
+                    .map_or(Value::Null, |i| Value::from(i != 0)),
+                Err(e) => return Err(e),
+            },
+        };
+        map.insert(f.name.to_owned(), value);
+    }
+    Ok(map)
+}
+
+/// Query parameters as pairs, later duplicates winning for single-valued lookups.
+pub fn params(query: Option<&str>) -> Vec<(String, String)> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match seen.get(k.as_ref()) {
+            Some(&i) => out[i].1 = v.into_owned(),
+            None => {
+                seen.insert(k.clone().into_owned(), out.len());
+                out.push((k.into_owned(), v.into_owned()));
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,25 @@
+//! WeChat mini-program server API: login codes, the access_token, phone numbers, and
+//! `encryptedData`.
+//!
+//! - [`WxClient`] (one per appid): `code2session`, `phone_number`, `access_token`.
+//! - [`token`]: the access_token cache, single-flight and [`AccessTokenStore`]s.
+//! - [`crypto`]: `encryptedData` decryption, watermark and signature checks.
+//! - [`FakeWeChat`] (feature `fake-wechat`): an in-process fake for tests and local dev.
+//!
+//! Errors are [`WxError`]; `ApiError: From<WxError>` renders them for the mini-program.
+
+pub mod client;
+pub mod config;
+pub mod crypto;
+pub mod error;
+#[cfg(feature = "fake-wechat")]
+pub mod fake;
+pub mod token;
+
+pub use client::{WxClient, WxSession};
+pub use config::{AccessTokenMode, WxConfig};
+pub use crypto::{PhoneInfo, Watermark};
+pub use error::WxError;
+#[cfg(feature = "fake-wechat")]
+pub use fake::{FakeWeChat, FakeWeChatBuilder, Script};
+pub use token::{AccessTokenStore, CachedToken, MemoryTokenStore, RedisTokenStore};
