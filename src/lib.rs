@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod db;
 pub mod error;
+pub mod user;
 
 pub use error::{ApiError, BackendError};
