@@ -36,6 +36,12 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
 
+/// Serialises migrations between processes on MySQL/MariaDB (waits up to 10 minutes).
+const MYSQL_MIGRATION_LOCK: &str =
+    "SELECT GET_LOCK(CONCAT('wxrest_migrate_', MD5(DATABASE())), 600)";
+const MYSQL_MIGRATION_UNLOCK: &str =
+    "SELECT RELEASE_LOCK(CONCAT('wxrest_migrate_', MD5(DATABASE())))";
+
 /// How long a SQLite connection waits for another writer's lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 
@@ -201,16 +207,34 @@ impl Db {
     ///
     /// Safe to call repeatedly, and from several processes at once on PostgreSQL and MySQL:
     /// sqlx's migrator holds the database's advisory lock while it works.
+    ///
+    /// On MySQL/MariaDB an extra named lock is held around the migrator: sqlx asks for its lock
+    /// with `GET_LOCK(name, -1)`, which MariaDB answers with `NULL` at once instead of waiting,
+    /// so two starting processes would otherwise both apply the same migration.
     pub async fn migrate(&self) -> Result<(), BackendError> {
-        let migrator = match self.dialect {
-            Dialect::Sqlite => &SQLITE_MIGRATIONS,
-            Dialect::Postgres => &POSTGRES_MIGRATIONS,
-            Dialect::MySql => &MYSQL_MIGRATIONS,
-        };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|err| BackendError::Database(err.into()))
+        let migrate_err = |err: sqlx::migrate::MigrateError| BackendError::Database(err.into());
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await.map_err(migrate_err),
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await.map_err(migrate_err),
+            Dialect::MySql => {
+                let mut conn = self.pool.acquire().await?;
+                let got: Option<i64> = sqlx::query_scalar(MYSQL_MIGRATION_LOCK)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if got != Some(1) {
+                    return Err(BackendError::Other(
+                        "timed out waiting for another process's migrations".into(),
+                    ));
+                }
+                let result = MYSQL_MIGRATIONS.run(&mut *conn).await.map_err(migrate_err);
+                let released = sqlx::query(MYSQL_MIGRATION_UNLOCK)
+                    .execute(&mut *conn)
+                    .await;
+                result?;
+                released?;
+                Ok(())
+            }
+        }
     }
 
     /// Checks the database answers (for a readiness probe such as `/readyz`).

@@ -550,8 +550,8 @@ impl UserStore {
         };
         let d = self.dialect();
         let sql = format!(
-            "INSERT INTO users (username, password, email, is_staff, is_superuser, is_active, \
-             date_joined) VALUES ({}, {})",
+            "INSERT INTO users (username, password, email, is_staff, is_superuser, \
+             date_joined, is_active) VALUES ({}, {})",
             d.placeholders(1, 6),
             d.bool_literal(true),
         );
