@@ -28,8 +28,12 @@ async fn count_users(db: &Db, where_sql: &str, bind: &str) -> i64 {
 #[tokio::test]
 async fn migrations_apply_twice_idempotently() {
     for t in each_backend().await {
-        t.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", t.label));
-        t.migrate().await.unwrap_or_else(|e| panic!("{}: {e}", t.label));
+        t.migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", t.label));
+        t.migrate()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", t.label));
         let applied: i64 = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
             .fetch_one(t.pool())
             .await
@@ -48,7 +52,9 @@ async fn migrations_apply_twice_idempotently() {
 #[tokio::test]
 async fn ping_answers_on_a_live_database() {
     for t in each_backend().await {
-        t.ping().await.unwrap_or_else(|e| panic!("{}: {e}", t.label));
+        t.ping()
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", t.label));
     }
 }
 
@@ -92,11 +98,20 @@ async fn sqlite_memory_is_shared_by_every_pooled_connection() {
 #[tokio::test]
 async fn sqlite_file_uses_wal_and_foreign_keys() {
     let t = common::fresh_db("sqlite-file").await;
-    let row = sqlx::query("PRAGMA journal_mode").fetch_one(t.pool()).await.unwrap();
+    let row = sqlx::query("PRAGMA journal_mode")
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
     assert_eq!(row.try_get::<String, _>(0).unwrap().to_lowercase(), "wal");
-    let row = sqlx::query("PRAGMA foreign_keys").fetch_one(t.pool()).await.unwrap();
+    let row = sqlx::query("PRAGMA foreign_keys")
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
     assert_eq!(row.try_get::<i64, _>(0).unwrap(), 1);
-    let row = sqlx::query("PRAGMA busy_timeout").fetch_one(t.pool()).await.unwrap();
+    let row = sqlx::query("PRAGMA busy_timeout")
+        .fetch_one(t.pool())
+        .await
+        .unwrap();
     assert_eq!(row.try_get::<i64, _>(0).unwrap(), 5000);
 }
 
@@ -125,7 +140,12 @@ async fn created_user_is_found_by_id_and_username() {
         assert_eq!(by_id.as_ref(), Some(&created), "{}", t.label);
         let by_name = users.get_by_username("alice").await.unwrap();
         assert_eq!(by_name, Some(created.clone()), "{}", t.label);
-        assert_eq!(users.get_by_username("Alice").await.unwrap(), None, "{}: case-sensitive", t.label);
+        assert_eq!(
+            users.get_by_username("Alice").await.unwrap(),
+            None,
+            "{}: case-sensitive",
+            t.label
+        );
         assert_eq!(users.get(created.id + 1000).await.unwrap(), None);
         let auth = users.by_id(created.id).await.unwrap().unwrap();
         assert_eq!(auth.username, "alice");
@@ -139,7 +159,11 @@ async fn duplicate_username_is_username_taken() {
         let users = UserStore::new(t.db.clone());
         users.create_user(NewUser::new("bob")).await.unwrap();
         let err = users.create_user(NewUser::new("bob")).await.unwrap_err();
-        assert!(matches!(err, UserError::UsernameTaken), "{}: {err:?}", t.label);
+        assert!(
+            matches!(err, UserError::UsernameTaken),
+            "{}: {err:?}",
+            t.label
+        );
         assert_eq!(count_users(&t, "username", "bob").await, 1);
     }
 }
@@ -152,22 +176,52 @@ async fn password_verification_accepts_only_the_right_password() {
             .create_user(NewUser::new("carol").password("right-password"))
             .await
             .unwrap();
-        let ok = users.verify_password("carol", "right-password").await.unwrap();
+        let ok = users
+            .verify_password("carol", "right-password")
+            .await
+            .unwrap();
         assert_eq!(ok.map(|u| u.id), Some(carol.id), "{}", t.label);
-        assert_eq!(users.verify_password("carol", "wrong-password").await.unwrap(), None);
-        assert_eq!(users.verify_password("nobody", "right-password").await.unwrap(), None);
+        assert_eq!(
+            users
+                .verify_password("carol", "wrong-password")
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            users
+                .verify_password("nobody", "right-password")
+                .await
+                .unwrap(),
+            None
+        );
 
         // No usable password: nothing matches, not even the empty string.
-        let wx = users.create_user(NewUser::new("no-password")).await.unwrap();
-        assert_eq!(users.verify_password("no-password", "").await.unwrap(), None);
+        let wx = users
+            .create_user(NewUser::new("no-password"))
+            .await
+            .unwrap();
+        assert_eq!(
+            users.verify_password("no-password", "").await.unwrap(),
+            None
+        );
         assert!(users.get(wx.id).await.unwrap().is_some());
 
         users.set_password(wx.id, "now-one").await.unwrap();
-        assert!(users.verify_password("no-password", "now-one").await.unwrap().is_some());
+        assert!(
+            users
+                .verify_password("no-password", "now-one")
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         // Through the UserLookup trait as the auth layer uses it.
         let lookup: &dyn UserLookup = &users;
-        let auth = lookup.verify_password("carol", "right-password").await.unwrap();
+        let auth = lookup
+            .verify_password("carol", "right-password")
+            .await
+            .unwrap();
         assert_eq!(auth.map(|a| a.id), Some(carol.id), "{}", t.label);
     }
 }
@@ -181,7 +235,10 @@ async fn inactive_user_is_still_returned_by_password_verification() {
             .await
             .unwrap();
         assert!(users.set_active(dave.id, false).await.unwrap());
-        let found = users.verify_password("dave", "dave-password").await.unwrap();
+        let found = users
+            .verify_password("dave", "dave-password")
+            .await
+            .unwrap();
         let found = found.unwrap_or_else(|| panic!("{}: inactive user not returned", t.label));
         assert!(!found.is_active, "{}", t.label);
     }
@@ -192,16 +249,45 @@ async fn ensure_admin_creates_then_promotes_and_resets_password() {
     for t in each_backend().await {
         let users = UserStore::new(t.db.clone());
         let admin = users.ensure_admin("admin", "first-password").await.unwrap();
-        assert!(admin.is_staff && admin.is_superuser && admin.is_active, "{}", t.label);
-        assert!(users.verify_password("admin", "first-password").await.unwrap().is_some());
+        assert!(
+            admin.is_staff && admin.is_superuser && admin.is_active,
+            "{}",
+            t.label
+        );
+        assert!(
+            users
+                .verify_password("admin", "first-password")
+                .await
+                .unwrap()
+                .is_some()
+        );
 
         users.set_active(admin.id, false).await.unwrap();
         users.set_staff(admin.id, false).await.unwrap();
-        let again = users.ensure_admin("admin", "second-password").await.unwrap();
+        let again = users
+            .ensure_admin("admin", "second-password")
+            .await
+            .unwrap();
         assert_eq!(again.id, admin.id, "{}", t.label);
-        assert!(again.is_staff && again.is_superuser && again.is_active, "{}", t.label);
-        assert!(users.verify_password("admin", "second-password").await.unwrap().is_some());
-        assert!(users.verify_password("admin", "first-password").await.unwrap().is_none());
+        assert!(
+            again.is_staff && again.is_superuser && again.is_active,
+            "{}",
+            t.label
+        );
+        assert!(
+            users
+                .verify_password("admin", "second-password")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            users
+                .verify_password("admin", "first-password")
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 }
 
@@ -217,7 +303,10 @@ async fn upsert_by_openid_creates_then_updates() {
             ..Default::default()
         };
         let first = WxSession::new("oOPENID_case_A", "key-1").unionid("union-1");
-        let (created, was_created) = users.upsert_by_openid(&first, Some(&profile)).await.unwrap();
+        let (created, was_created) = users
+            .upsert_by_openid(&first, Some(&profile))
+            .await
+            .unwrap();
         assert!(was_created, "{}", t.label);
         assert_eq!(created.username, "oOPENID_case_A");
         assert_eq!(created.openid.as_deref(), Some("oOPENID_case_A"));
@@ -227,7 +316,10 @@ async fn upsert_by_openid_creates_then_updates() {
         assert_eq!(created.city, "Hangzhou");
         assert!(created.is_active && !created.is_staff);
         assert!(created.last_login.is_some());
-        assert_eq!(users.session_key(created.id).await.unwrap().as_deref(), Some("key-1"));
+        assert_eq!(
+            users.session_key(created.id).await.unwrap().as_deref(),
+            Some("key-1")
+        );
         // No usable password: an openid is not a password.
         assert_eq!(
             users.verify_password("oOPENID_case_A", "").await.unwrap(),
@@ -245,12 +337,24 @@ async fn upsert_by_openid_creates_then_updates() {
         let (updated, was_created) = users.upsert_by_openid(&second, None).await.unwrap();
         assert!(!was_created, "{}", t.label);
         assert_eq!(updated.id, created.id);
-        assert_eq!(updated.unionid.as_deref(), Some("union-1"), "{}: unionid kept", t.label);
+        assert_eq!(
+            updated.unionid.as_deref(),
+            Some("union-1"),
+            "{}: unionid kept",
+            t.label
+        );
         assert_eq!(updated.nickname, "Tea Lover", "{}", t.label);
         assert_eq!(updated.city, "Hangzhou");
         assert_eq!(updated.date_joined, created.date_joined);
-        assert!(updated.last_login.is_some_and(|l| l > 1), "{}: last_login", t.label);
-        assert_eq!(users.session_key(created.id).await.unwrap().as_deref(), Some("key-2"));
+        assert!(
+            updated.last_login.is_some_and(|l| l > 1),
+            "{}: last_login",
+            t.label
+        );
+        assert_eq!(
+            users.session_key(created.id).await.unwrap().as_deref(),
+            Some("key-2")
+        );
 
         // Third login: only the given profile fields change.
         let nickname_only = ProfileUpdate {
@@ -258,10 +362,17 @@ async fn upsert_by_openid_creates_then_updates() {
             ..Default::default()
         };
         let third = WxSession::new("oOPENID_case_A", "key-3").unionid("union-2");
-        let (updated, was_created) = users.upsert_by_openid(&third, Some(&nickname_only)).await.unwrap();
+        let (updated, was_created) = users
+            .upsert_by_openid(&third, Some(&nickname_only))
+            .await
+            .unwrap();
         assert!(!was_created);
         assert_eq!(updated.nickname, "New Name", "{}", t.label);
-        assert_eq!(updated.avatar_url, "https://wx.qlogo.cn/a.png", "{}", t.label);
+        assert_eq!(
+            updated.avatar_url, "https://wx.qlogo.cn/a.png",
+            "{}",
+            t.label
+        );
         assert_eq!(updated.gender, 2);
         assert_eq!(updated.unionid.as_deref(), Some("union-2"));
 
@@ -270,10 +381,18 @@ async fn upsert_by_openid_creates_then_updates() {
             .upsert_by_openid(&WxSession::new("oopenid_CASE_a", "k"), None)
             .await
             .unwrap();
-        assert!(was_created, "{}: case-variant openid must be a new user", t.label);
+        assert!(
+            was_created,
+            "{}: case-variant openid must be a new user",
+            t.label
+        );
         assert_ne!(other.id, created.id);
         assert_eq!(
-            users.get_by_openid("oOPENID_case_A").await.unwrap().map(|u| u.id),
+            users
+                .get_by_openid("oOPENID_case_A")
+                .await
+                .unwrap()
+                .map(|u| u.id),
             Some(created.id)
         );
     }
@@ -290,8 +409,17 @@ async fn upsert_does_not_touch_an_account_whose_username_is_the_openid() {
         let result = users
             .upsert_by_openid(&WxSession::new("oVictimOpenid", "victim-key"), None)
             .await;
-        assert!(result.is_err(), "{}: must not log into another account", t.label);
-        assert_eq!(users.session_key(squatter.id).await.unwrap(), None, "{}", t.label);
+        assert!(
+            result.is_err(),
+            "{}: must not log into another account",
+            t.label
+        );
+        assert_eq!(
+            users.session_key(squatter.id).await.unwrap(),
+            None,
+            "{}",
+            t.label
+        );
         let squatter_now = users.get(squatter.id).await.unwrap().unwrap();
         assert_eq!(squatter_now.openid, None, "{}", t.label);
     }
@@ -306,7 +434,10 @@ async fn concurrent_upserts_of_one_new_openid_create_exactly_one_row() {
             let users = users.clone();
             tasks.push(tokio::spawn(async move {
                 users
-                    .upsert_by_openid(&WxSession::new("oConcurrentOpenid", format!("key-{i}")), None)
+                    .upsert_by_openid(
+                        &WxSession::new("oConcurrentOpenid", format!("key-{i}")),
+                        None,
+                    )
                     .await
             }));
         }
@@ -322,7 +453,12 @@ async fn concurrent_upserts_of_one_new_openid_create_exactly_one_row() {
         }
         assert_eq!(ids.len(), 1, "{}", t.label);
         assert_eq!(created, 1, "{}: exactly one call reports created", t.label);
-        assert_eq!(count_users(&t, "openid", "oConcurrentOpenid").await, 1, "{}", t.label);
+        assert_eq!(
+            count_users(&t, "openid", "oConcurrentOpenid").await,
+            1,
+            "{}",
+            t.label
+        );
     }
 }
 
@@ -352,11 +488,26 @@ async fn bump_token_version_returns_the_new_value_or_none() {
     for t in each_backend().await {
         let users = UserStore::new(t.db.clone());
         let frank = users.create_user(NewUser::new("frank")).await.unwrap();
-        assert_eq!(users.bump_token_version(frank.id).await.unwrap(), Some(1), "{}", t.label);
-        assert_eq!(users.bump_token_version(frank.id).await.unwrap(), Some(2), "{}", t.label);
+        assert_eq!(
+            users.bump_token_version(frank.id).await.unwrap(),
+            Some(1),
+            "{}",
+            t.label
+        );
+        assert_eq!(
+            users.bump_token_version(frank.id).await.unwrap(),
+            Some(2),
+            "{}",
+            t.label
+        );
         let lookup: &dyn UserLookup = &users;
         assert_eq!(lookup.bump_token_version(frank.id).await.unwrap(), Some(3));
-        assert_eq!(users.bump_token_version(frank.id + 1000).await.unwrap(), None, "{}", t.label);
+        assert_eq!(
+            users.bump_token_version(frank.id + 1000).await.unwrap(),
+            None,
+            "{}",
+            t.label
+        );
         assert_eq!(users.get(frank.id).await.unwrap().unwrap().token_version, 3);
     }
 }
@@ -375,18 +526,29 @@ async fn update_profile_changes_only_given_fields() {
             language: Some("zh_CN".into()),
             ..Default::default()
         };
-        let after = users.update_profile(user.id, &first).await.unwrap().unwrap();
+        let after = users
+            .update_profile(user.id, &first)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(after.nickname, "名字 🍵", "{}", t.label);
         assert_eq!(after.country, "China");
         let second = ProfileUpdate {
             gender: Some(1),
             ..Default::default()
         };
-        let after = users.update_profile(user.id, &second).await.unwrap().unwrap();
+        let after = users
+            .update_profile(user.id, &second)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(after.gender, 1);
         assert_eq!(after.nickname, "名字 🍵", "{}", t.label);
         assert_eq!(after.language, "zh_CN");
-        assert_eq!(users.update_profile(user.id + 1000, &second).await.unwrap(), None);
+        assert_eq!(
+            users.update_profile(user.id + 1000, &second).await.unwrap(),
+            None
+        );
 
         assert!(users.set_phone(user.id, "13800138000", "86").await.unwrap());
         assert!(users.touch_login(user.id).await.unwrap());
@@ -407,7 +569,10 @@ async fn user_json_never_contains_secrets() {
             )
             .await
             .unwrap();
-        users.set_password(user.id, "SECRET-PASSWORD").await.unwrap();
+        users
+            .set_password(user.id, "SECRET-PASSWORD")
+            .await
+            .unwrap();
         let user = users.get(user.id).await.unwrap().unwrap();
         let json = serde_json::to_string(&user).unwrap();
         for secret in [
@@ -425,7 +590,11 @@ async fn user_json_never_contains_secrets() {
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["id"], user.id);
         assert_eq!(value["is_active"], true);
-        assert!(value["date_joined"].as_str().is_some_and(|s| s.ends_with('Z') && s.contains('T')));
+        assert!(
+            value["date_joined"]
+                .as_str()
+                .is_some_and(|s| s.ends_with('Z') && s.contains('T'))
+        );
         assert!(value["last_login"].is_string());
     }
 }

@@ -24,8 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
-use sqlx::{AnyConnection, AnyPool};
 use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool};
 use sqlx::{Connection, Executor};
 
 use crate::error::BackendError;
@@ -175,12 +175,10 @@ impl Db {
                     Ok(())
                 })
             });
-            let mut first = tokio::time::timeout(
-                options.acquire_timeout,
-                AnyConnection::connect(&url),
-            )
-            .await
-            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            let mut first =
+                tokio::time::timeout(options.acquire_timeout, AnyConnection::connect(&url))
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
             if sqlite.memory {
                 memory_keeper = Some(Arc::new(Mutex::new(first)));
             } else {
@@ -215,7 +213,10 @@ impl Db {
         let migrate_err = |err: sqlx::migrate::MigrateError| BackendError::Database(err.into());
         match self.dialect {
             Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await.map_err(migrate_err),
-            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await.map_err(migrate_err),
+            Dialect::Postgres => POSTGRES_MIGRATIONS
+                .run(&self.pool)
+                .await
+                .map_err(migrate_err),
             Dialect::MySql => {
                 let mut conn = self.pool.acquire().await?;
                 let got: Option<i64> = sqlx::query_scalar(MYSQL_MIGRATION_LOCK)
@@ -305,8 +306,17 @@ mod tests {
 
     #[test]
     fn file_url_creates_the_file_unless_a_mode_is_given() {
-        assert_eq!(sqlite_url("sqlite://shop.db").url, "sqlite://shop.db?mode=rwc");
-        assert_eq!(sqlite_url("sqlite:shop.db?cache=private").url, "sqlite:shop.db?cache=private&mode=rwc");
-        assert_eq!(sqlite_url("sqlite:shop.db?mode=ro").url, "sqlite:shop.db?mode=ro");
+        assert_eq!(
+            sqlite_url("sqlite://shop.db").url,
+            "sqlite://shop.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:shop.db?cache=private").url,
+            "sqlite:shop.db?cache=private&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:shop.db?mode=ro").url,
+            "sqlite:shop.db?mode=ro"
+        );
     }
 }

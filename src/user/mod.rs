@@ -637,8 +637,7 @@ impl UserStore {
                 Err(err) if is_retryable(&err) && attempt < DEADLOCK_RETRIES => {
                     attempt += 1;
                     tracing::debug!(attempt, "retrying a statement aborted by a deadlock");
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64))
-                        .await;
+                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt as u64)).await;
                 }
                 other => return other,
             }
@@ -720,8 +719,10 @@ impl UserStore {
             d.upsert("openid", &assignments),
         );
         let values: Vec<Value> = insert.into_iter().map(|(_, v)| v).collect();
-        self.with_deadlock_retry(|| bind_all(sqlx::query(AssertSqlSafe(sql.clone())), values.clone()))
-            .await?;
+        self.with_deadlock_retry(|| {
+            bind_all(sqlx::query(AssertSqlSafe(sql.clone())), values.clone())
+        })
+        .await?;
 
         let sql = format!(
             "{}, created_nonce FROM users WHERE openid = {}",
@@ -870,7 +871,9 @@ impl UserStore {
                     .bind(id)
                     .fetch_optional(self.inner.db.pool())
                     .await?;
-                Ok(row.map(|r| r.try_get::<i64, _>("token_version")).transpose()?)
+                Ok(row
+                    .map(|r| r.try_get::<i64, _>("token_version"))
+                    .transpose()?)
             }
             Dialect::MySql => {
                 // No RETURNING on UPDATE: the row lock taken by the update holds until commit,

@@ -75,10 +75,7 @@ pub async fn fresh_target(label: &str) -> Target {
     let (url, cleanup) = match label {
         "sqlite-file" => {
             let path = std::env::temp_dir().join(format!("wxrest-test-{suffix}.db"));
-            (
-                format!("sqlite://{}", path.display()),
-                Cleanup::File(path),
-            )
+            (format!("sqlite://{}", path.display()), Cleanup::File(path))
         }
         "sqlite-memory" => ("sqlite::memory:".to_owned(), Cleanup::None),
         "postgres" => {
@@ -110,7 +107,13 @@ pub async fn fresh_target(label: &str) -> Target {
             .expect("create test database");
             let _ = conn.close().await;
             let url = with_database(&admin_url, &database);
-            (url, Cleanup::MySqlDatabase { admin_url, database })
+            (
+                url,
+                Cleanup::MySqlDatabase {
+                    admin_url,
+                    database,
+                },
+            )
         }
         other => panic!("unknown backend label {other}"),
     };
