@@ -181,6 +181,8 @@ impl Db {
                     .map_err(|_| sqlx::Error::PoolTimedOut)??;
             if sqlite.memory {
                 memory_keeper = Some(Arc::new(Mutex::new(first)));
+            } else if sqlite.read_only {
+                first.close().await?;
             } else {
                 // WAL is a property of the file: set once, it stays. Readers then never block
                 // the writer and vice versa.
@@ -258,6 +260,8 @@ impl Db {
 struct SqliteUrl {
     url: String,
     memory: bool,
+    /// `mode=ro`: the journal mode cannot be changed.
+    read_only: bool,
 }
 
 /// Rewrites a SQLite URL for pooled use.
@@ -278,6 +282,7 @@ fn sqlite_url(url: &str) -> SqliteUrl {
         return SqliteUrl {
             url: format!("sqlite:{name}?mode=memory&cache=shared"),
             memory: true,
+            read_only: false,
         };
     }
     let url = if params.iter().any(|p| p.starts_with("mode=")) {
@@ -287,7 +292,11 @@ fn sqlite_url(url: &str) -> SqliteUrl {
     } else {
         format!("{url}&mode=rwc")
     };
-    SqliteUrl { url, memory: false }
+    SqliteUrl {
+        url,
+        memory: false,
+        read_only: params.contains(&"mode=ro"),
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! User accounts: Django's user fields plus the WeChat identity and profile, stored through
-//! [`Db`](crate::db::Db) on SQLite, PostgreSQL or MySQL.
+//! [`Db`] on SQLite, PostgreSQL or MySQL.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
