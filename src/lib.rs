@@ -26,8 +26,10 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod db;
 pub mod error;
 pub mod parsers;
+pub mod user;
 pub mod wechat;
 
 pub use error::{ApiError, BackendError};

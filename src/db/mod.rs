@@ -1,0 +1,331 @@
+//! The SQL database: one pool over SQLite, PostgreSQL or MySQL/MariaDB, chosen from the URL,
+//! with the crate's migrations applied at start-up.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), wxrest::BackendError> {
+//! use wxrest::db::{Db, Dialect};
+//!
+//! let db = Db::connect("sqlite::memory:").await?; // migrations applied
+//! assert_eq!(db.dialect(), Dialect::Sqlite);
+//! db.ping().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! SQLite is set up for a server: `sqlite::memory:` becomes one named shared-cache database that
+//! every pooled connection sees (kept alive as long as any clone of the [`Db`] lives), a file is
+//! created when missing, switched to WAL, and every connection waits up to 5 s for a lock
+//! (`busy_timeout`) instead of failing, with foreign keys on.
+
+mod dialect;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::migrate::Migrator;
+use sqlx::{AnyConnection, AnyPool};
+use sqlx::{Connection, Executor};
+
+use crate::error::BackendError;
+
+pub use dialect::{Dialect, LIKE_ESCAPE, decode_bool};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
+
+/// Serialises migrations between processes on MySQL/MariaDB (waits up to 10 minutes).
+const MYSQL_MIGRATION_LOCK: &str =
+    "SELECT GET_LOCK(CONCAT('wxrest_migrate_', MD5(DATABASE())), 600)";
+const MYSQL_MIGRATION_UNLOCK: &str =
+    "SELECT RELEASE_LOCK(CONCAT('wxrest_migrate_', MD5(DATABASE())))";
+
+/// How long a SQLite connection waits for another writer's lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// How to open a [`Db`]: pool size, acquire timeout and whether to run migrations.
+///
+/// ```
+/// use std::time::Duration;
+/// use wxrest::db::DbOptions;
+///
+/// let options = DbOptions::default()
+///     .max_connections(16)
+///     .acquire_timeout(Duration::from_secs(2))
+///     .skip_migrations();
+/// assert_eq!(options.get_max_connections(), Some(16));
+/// assert!(!options.runs_migrations());
+/// ```
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    max_connections: Option<u32>,
+    acquire_timeout: Duration,
+    migrate: bool,
+}
+
+impl Default for DbOptions {
+    /// Pool of 4 on SQLite and 10 elsewhere, 5 s acquire timeout, migrations on.
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            acquire_timeout: Duration::from_secs(5),
+            migrate: true,
+        }
+    }
+}
+
+impl DbOptions {
+    /// Caps the pool at `n` connections (at least 1).
+    #[must_use]
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = Some(n.max(1));
+        self
+    }
+
+    /// How long a query waits for a free connection, or for a new one to open, before failing
+    /// (so a dead database gives an error rather than a hang).
+    #[must_use]
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// Does not apply migrations on connect (run [`Db::migrate`] yourself).
+    #[must_use]
+    pub fn skip_migrations(mut self) -> Self {
+        self.migrate = false;
+        self
+    }
+
+    /// The configured pool cap, `None` for the dialect's default.
+    pub fn get_max_connections(&self) -> Option<u32> {
+        self.max_connections
+    }
+
+    /// Whether [`Db::connect_with`] applies migrations.
+    pub fn runs_migrations(&self) -> bool {
+        self.migrate
+    }
+
+    fn pool_size(&self, dialect: Dialect) -> u32 {
+        self.max_connections.unwrap_or(match dialect {
+            Dialect::Sqlite => 4,
+            Dialect::Postgres | Dialect::MySql => 10,
+        })
+    }
+}
+
+/// A connection pool to the application's SQL database. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// Holds a `sqlite::memory:` database open while the pool's connections come and go.
+    _memory_keeper: Option<Arc<Mutex<AnyConnection>>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("dialect", &self.dialect)
+            .field("size", &self.pool.size())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Connects with [`DbOptions::default`] and applies migrations.
+    ///
+    /// `url` is `sqlite:<path>` (created if missing), `sqlite::memory:`,
+    /// `postgres://...`/`postgresql://...` or `mysql://...`/`mariadb://...`.
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
+        Self::connect_with(url, DbOptions::default()).await
+    }
+
+    /// Connects with the given options, applying migrations unless told not to.
+    ///
+    /// Fails (after at most the acquire timeout) when the database cannot be reached. Errors
+    /// never contain the URL.
+    pub async fn connect_with(url: &str, options: DbOptions) -> Result<Self, BackendError> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url).ok_or_else(|| {
+            BackendError::Other(
+                "unsupported database URL scheme (expected sqlite:, postgres:, mysql:)".into(),
+            )
+        })?;
+
+        let mut pool_options = AnyPoolOptions::new()
+            .max_connections(options.pool_size(dialect))
+            .acquire_timeout(options.acquire_timeout);
+
+        let mut url = url.to_owned();
+        let mut memory_keeper = None;
+        if dialect == Dialect::Sqlite {
+            let sqlite = sqlite_url(&url);
+            url = sqlite.url;
+            pool_options = pool_options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}"
+                    )))
+                    .await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            });
+            let mut first =
+                tokio::time::timeout(options.acquire_timeout, AnyConnection::connect(&url))
+                    .await
+                    .map_err(|_| sqlx::Error::PoolTimedOut)??;
+            if sqlite.memory {
+                memory_keeper = Some(Arc::new(Mutex::new(first)));
+            } else if sqlite.read_only {
+                first.close().await?;
+            } else {
+                // WAL is a property of the file: set once, it stays. Readers then never block
+                // the writer and vice versa.
+                first.execute("PRAGMA journal_mode = WAL").await?;
+                first.close().await?;
+            }
+        }
+
+        let pool = pool_options.connect(&url).await?;
+        let db = Self {
+            pool,
+            dialect,
+            _memory_keeper: memory_keeper,
+        };
+        if options.migrate {
+            db.migrate().await?;
+        }
+        Ok(db)
+    }
+
+    /// Applies the crate's pending migrations for this dialect.
+    ///
+    /// Safe to call repeatedly, and from several processes at once on PostgreSQL and MySQL:
+    /// sqlx's migrator holds the database's advisory lock while it works.
+    ///
+    /// On MySQL/MariaDB an extra named lock is held around the migrator: sqlx asks for its lock
+    /// with `GET_LOCK(name, -1)`, which MariaDB answers with `NULL` at once instead of waiting,
+    /// so two starting processes would otherwise both apply the same migration.
+    pub async fn migrate(&self) -> Result<(), BackendError> {
+        let migrate_err = |err: sqlx::migrate::MigrateError| BackendError::Database(err.into());
+        match self.dialect {
+            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await.map_err(migrate_err),
+            Dialect::Postgres => POSTGRES_MIGRATIONS
+                .run(&self.pool)
+                .await
+                .map_err(migrate_err),
+            Dialect::MySql => {
+                let mut conn = self.pool.acquire().await?;
+                let got: Option<i64> = sqlx::query_scalar(MYSQL_MIGRATION_LOCK)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if got != Some(1) {
+                    return Err(BackendError::Other(
+                        "timed out waiting for another process's migrations".into(),
+                    ));
+                }
+                let result = MYSQL_MIGRATIONS.run(&mut *conn).await.map_err(migrate_err);
+                let released = sqlx::query(MYSQL_MIGRATION_UNLOCK)
+                    .execute(&mut *conn)
+                    .await;
+                result?;
+                released?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Checks the database answers (for a readiness probe such as `/readyz`).
+    pub async fn ping(&self) -> Result<(), BackendError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// The underlying sqlx pool, for queries of your own.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which SQL dialect the database speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+}
+
+struct SqliteUrl {
+    url: String,
+    memory: bool,
+    /// `mode=ro`: the journal mode cannot be changed.
+    read_only: bool,
+}
+
+/// Rewrites a SQLite URL for pooled use.
+///
+/// `sqlite::memory:` opens a *different* database on each connection, so it becomes a uniquely
+/// named shared-cache in-memory database; a file URL without `mode=` gets `mode=rwc` so the file
+/// is created when missing.
+fn sqlite_url(url: &str) -> SqliteUrl {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let params: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+    let memory = path == ":memory:" || params.contains(&"mode=memory");
+    if memory {
+        let name = format!("file:wxrest-memory-{}", uuid::Uuid::new_v4().simple());
+        return SqliteUrl {
+            url: format!("sqlite:{name}?mode=memory&cache=shared"),
+            memory: true,
+            read_only: false,
+        };
+    }
+    let url = if params.iter().any(|p| p.starts_with("mode=")) {
+        url.to_owned()
+    } else if query.is_empty() {
+        format!("{}?mode=rwc", url.trim_end_matches('?'))
+    } else {
+        format!("{url}&mode=rwc")
+    };
+    SqliteUrl {
+        url,
+        memory: false,
+        read_only: params.contains(&"mode=ro"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_url_becomes_a_named_shared_database() {
+        let a = sqlite_url("sqlite::memory:");
+        let b = sqlite_url("sqlite::memory:");
+        assert!(a.memory);
+        assert!(a.url.starts_with("sqlite:file:wxrest-memory-"));
+        assert!(a.url.ends_with("?mode=memory&cache=shared"));
+        assert_ne!(a.url, b.url, "each Db gets its own memory database");
+    }
+
+    #[test]
+    fn file_url_creates_the_file_unless_a_mode_is_given() {
+        assert_eq!(
+            sqlite_url("sqlite://shop.db").url,
+            "sqlite://shop.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:shop.db?cache=private").url,
+            "sqlite:shop.db?cache=private&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_url("sqlite:shop.db?mode=ro").url,
+            "sqlite:shop.db?mode=ro"
+        );
+    }
+}
