@@ -22,13 +22,25 @@ struct DemoUsers(HashMap<String, (AuthUser, String)>);
 #[async_trait]
 impl UserLookup for DemoUsers {
     async fn by_id(&self, id: i64) -> Result<Option<AuthUser>, BackendError> {
-        Ok(self.0.values().find(|(u, _)| u.id == id).map(|(u, _)| u.clone()))
+        Ok(self
+            .0
+            .values()
+            .find(|(u, _)| u.id == id)
+            .map(|(u, _)| u.clone()))
     }
     async fn by_username(&self, name: &str) -> Result<Option<AuthUser>, BackendError> {
         Ok(self.0.get(name).map(|(u, _)| u.clone()))
     }
-    async fn verify_password(&self, name: &str, pw: &str) -> Result<Option<AuthUser>, BackendError> {
-        Ok(self.0.get(name).filter(|(_, p)| p == pw).map(|(u, _)| u.clone()))
+    async fn verify_password(
+        &self,
+        name: &str,
+        pw: &str,
+    ) -> Result<Option<AuthUser>, BackendError> {
+        Ok(self
+            .0
+            .get(name)
+            .filter(|(_, p)| p == pw)
+            .map(|(u, _)| u.clone()))
     }
     async fn bump_token_version(&self, _id: i64) -> Result<Option<i64>, BackendError> {
         Ok(None)
@@ -52,7 +64,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         is_active: true,
         token_version: 0,
     };
-    let users = DemoUsers(HashMap::from([("demo".into(), (demo, "demo-password".into()))]));
+    let users = DemoUsers(HashMap::from([(
+        "demo".into(),
+        (demo, "demo-password".into()),
+    )]));
     let tokens = TokenService::new(JwtConfig::hs256(secret)?).with_users(users);
     let app = Router::new()
         .route("/me", get(me))

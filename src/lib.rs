@@ -30,6 +30,7 @@ pub mod db;
 pub mod error;
 pub mod parsers;
 pub mod user;
+pub mod viewset;
 pub mod wechat;
 
 pub use error::{ApiError, BackendError};

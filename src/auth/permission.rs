@@ -288,6 +288,15 @@ pub struct ObjectPermission<T, F> {
     _object: std::marker::PhantomData<fn(&T)>,
 }
 
+impl<T, F: Clone> Clone for ObjectPermission<T, F> {
+    fn clone(&self) -> Self {
+        Self {
+            check: self.check.clone(),
+            _object: std::marker::PhantomData,
+        }
+    }
+}
+
 impl<T, F> ObjectPermission<T, F>
 where
     T: 'static,

@@ -212,13 +212,52 @@ impl Db {
     /// with `GET_LOCK(name, -1)`, which MariaDB answers with `NULL` at once instead of waiting,
     /// so two starting processes would otherwise both apply the same migration.
     pub async fn migrate(&self) -> Result<(), BackendError> {
+        let migrator = match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+            Dialect::MySql => &MYSQL_MIGRATIONS,
+        };
+        self.run_migrator(migrator).await
+    }
+
+    /// Applies an application's own migrations (its tables beside the crate's), recorded in
+    /// their own bookkeeping table `table` so they never mix with the crate's. Pick the
+    /// migrator for [`dialect`](Self::dialect); the same locking as [`migrate`](Self::migrate)
+    /// applies.
+    ///
+    /// ```
+    /// # async fn run() -> Result<(), wxrest::BackendError> {
+    /// use wxrest::db::{Db, Dialect};
+    /// static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// if db.dialect() == Dialect::Sqlite {
+    ///     db.migrate_app(&SQLITE, "_shop_migrations").await?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn migrate_app(
+        &self,
+        migrator: &Migrator,
+        table: &'static str,
+    ) -> Result<(), BackendError> {
+        let mut migrator = Migrator {
+            migrations: migrator.migrations.clone(),
+            ignore_missing: migrator.ignore_missing,
+            locking: migrator.locking,
+            no_tx: migrator.no_tx,
+            table_name: migrator.table_name.clone(),
+            create_schemas: migrator.create_schemas.clone(),
+        };
+        migrator.dangerous_set_table_name(table);
+        self.run_migrator(&migrator).await
+    }
+
+    async fn run_migrator(&self, migrator: &Migrator) -> Result<(), BackendError> {
         let migrate_err = |err: sqlx::migrate::MigrateError| BackendError::Database(err.into());
         match self.dialect {
-            Dialect::Sqlite => SQLITE_MIGRATIONS.run(&self.pool).await.map_err(migrate_err),
-            Dialect::Postgres => POSTGRES_MIGRATIONS
-                .run(&self.pool)
-                .await
-                .map_err(migrate_err),
+            Dialect::Sqlite | Dialect::Postgres => {
+                migrator.run(&self.pool).await.map_err(migrate_err)
+            }
             Dialect::MySql => {
                 let mut conn = self.pool.acquire().await?;
                 let got: Option<i64> = sqlx::query_scalar(MYSQL_MIGRATION_LOCK)
@@ -229,7 +268,7 @@ impl Db {
                         "timed out waiting for another process's migrations".into(),
                     ));
                 }
-                let result = MYSQL_MIGRATIONS.run(&mut *conn).await.map_err(migrate_err);
+                let result = migrator.run(&mut *conn).await.map_err(migrate_err);
                 let released = sqlx::query(MYSQL_MIGRATION_UNLOCK)
                     .execute(&mut *conn)
                     .await;

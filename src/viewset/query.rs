@@ -89,13 +89,24 @@ impl Where {
 }
 
 /// Parameters that are not filters.
-pub const RESERVED: [&str; 7] = ["search", "ordering", "page", "page_size", "limit", "offset", "cursor"];
+pub const RESERVED: [&str; 7] = [
+    "search",
+    "ordering",
+    "page",
+    "page_size",
+    "limit",
+    "offset",
+    "cursor",
+];
 
 /// Parses a text query value into a value of `field`'s kind, with django-filter's messages.
 pub fn parse_param(field: &Field, raw: &str) -> Result<SqlValue, &'static str> {
     let raw = raw.trim();
     match field.kind {
-        Kind::Int => raw.parse().map(SqlValue::Int).map_err(|_| "Enter a number."),
+        Kind::Int => raw
+            .parse()
+            .map(SqlValue::Int)
+            .map_err(|_| "Enter a number."),
         Kind::Text => Ok(SqlValue::Text(raw.to_owned())),
         Kind::Bool => parse_bool_text(raw)
             .map(SqlValue::Bool)
@@ -189,7 +200,10 @@ pub fn add_filters(
                 if values.is_empty() {
                     continue;
                 }
-                let list: Vec<String> = values.into_iter().map(|v| clause.param(dialect, v)).collect();
+                let list: Vec<String> = values
+                    .into_iter()
+                    .map(|v| clause.param(dialect, v))
+                    .collect();
                 format!("{column} IN ({})", list.join(", "))
             }
             _ => match parse_param(field, raw) {
@@ -250,8 +264,9 @@ pub fn ordering(schema: &Schema, param: Option<&str>) -> Vec<(&'static str, bool
         };
         schema.get(name).filter(|f| f.order).map(|f| (f.name, desc))
     };
-    let mut out: Vec<(&'static str, bool)> =
-        param.map(|p| p.split(',').filter_map(parse).collect()).unwrap_or_default();
+    let mut out: Vec<(&'static str, bool)> = param
+        .map(|p| p.split(',').filter_map(parse).collect())
+        .unwrap_or_default();
     if out.is_empty() {
         out = schema
             .default_ordering
@@ -308,8 +323,12 @@ pub fn row_to_json(schema: &Schema, row: &AnyRow) -> Result<Map<String, Value>, 
     let mut map = Map::with_capacity(schema.fields.len());
     for f in &schema.fields {
         let value = match f.kind {
-            Kind::Int => row.try_get::<Option<i64>, _>(f.name)?.map_or(Value::Null, Value::from),
-            Kind::Text => row.try_get::<Option<String>, _>(f.name)?.map_or(Value::Null, Value::from),
+            Kind::Int => row
+                .try_get::<Option<i64>, _>(f.name)?
+                .map_or(Value::Null, Value::from),
+            Kind::Text => row
+                .try_get::<Option<String>, _>(f.name)?
+                .map_or(Value::Null, Value::from),
             Kind::Timestamp => row
                 .try_get::<Option<i64>, _>(f.name)?
                 .map_or(Value::Null, format_time),

@@ -94,7 +94,9 @@ impl Lookup {
     }
 
     pub(crate) fn from_suffix(suffix: &str) -> Option<Lookup> {
-        Lookup::ALL.into_iter().find(|l| l.suffix() == suffix && !suffix.is_empty())
+        Lookup::ALL
+            .into_iter()
+            .find(|l| l.suffix() == suffix && !suffix.is_empty())
     }
 }
 
@@ -317,7 +319,10 @@ impl Schema {
     /// The ordering when `?ordering=` gives none (e.g. `["-created_at"]`). The primary key is
     /// always appended as a tie-breaker, so pages never overlap.
     #[must_use]
-    pub fn default_ordering<S: Into<String>>(mut self, fields: impl IntoIterator<Item = S>) -> Self {
+    pub fn default_ordering<S: Into<String>>(
+        mut self,
+        fields: impl IntoIterator<Item = S>,
+    ) -> Self {
         self.default_ordering = fields.into_iter().map(Into::into).collect();
         self
     }

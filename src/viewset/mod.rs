@@ -1,0 +1,408 @@
+//! `ModelViewSet`: DRF's `ModelViewSet` + `DjangoFilterBackend` + `SearchFilter` +
+//! `OrderingFilter` + pagination, as a typed builder that produces an axum [`Router`].
+//!
+//! Describe the model once ([`Model`], [`Schema`]), then:
+//!
+//! ```
+//! # use serde::{Deserialize, Serialize};
+//! # use wxrest::viewset::{Field, Lookup, Model, Schema};
+//! # #[derive(Serialize, Deserialize)]
+//! # struct Goods { id: i64, name: String, price: i64 }
+//! # impl Model for Goods {
+//! #     fn schema() -> Schema {
+//! #         Schema::new("goods").field(Field::id()).field(Field::text("name").search())
+//! #             .field(Field::int("price").filter([Lookup::Gte]).order())
+//! #     }
+//! # }
+//! # async fn run(db: wxrest::db::Db) {
+//! use axum::Router;
+//! use wxrest::auth::{IsAdminUser, IsAuthenticated};
+//! use wxrest::viewset::{Action, ModelViewSet, PageNumber};
+//!
+//! let goods = ModelViewSet::<Goods>::new(db)
+//!     .permission(IsAuthenticated)
+//!     .permission_for([Action::Create, Action::Update, Action::PartialUpdate, Action::Destroy], IsAdminUser)
+//!     .pagination(PageNumber::size(10).max(100))
+//!     .routes_at("/mall/goods");
+//! let app: Router = Router::new().merge(goods);
+//! # }
+//! ```
+//!
+//! Routes (each with and without the trailing slash): `GET /` list, `POST /` create,
+//! `GET /{id}` retrieve, `PUT /{id}` update, `PATCH /{id}` partial update, `DELETE /{id}`
+//! destroy, plus extra actions (`/{id}/name` or `/name`). Permissions read the [`Identity`] put
+//! in the request by an auth layer (see [`crate::auth`]); put one around the app or pass it to
+//! [`ModelViewSet::authentication`].
+
+mod handlers;
+pub mod pagination;
+pub mod query;
+pub mod rows;
+pub mod schema;
+pub mod validation;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::response::Response;
+use http::Method;
+use serde_json::{Map, Value};
+
+pub use pagination::{CursorPagination, LimitOffset, PageNumber, Pagination};
+pub use schema::{Auto, Field, Kind, Lookup, Model, Schema};
+pub use validation::{Mode, Validated};
+
+use self::query::{SqlValue, Where};
+use self::rows::Table;
+use crate::auth::authenticator::BoxFuture;
+use crate::auth::{AllowAny, AuthLayer, Identity, Permission};
+use crate::db::Db;
+use crate::error::ApiError;
+
+/// A viewset action (DRF's `self.action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// `GET /`
+    List,
+    /// `POST /`
+    Create,
+    /// `GET /{id}`
+    Retrieve,
+    /// `PUT /{id}`
+    Update,
+    /// `PATCH /{id}`
+    PartialUpdate,
+    /// `DELETE /{id}`
+    Destroy,
+    /// An extra action by name.
+    Custom(&'static str),
+}
+
+impl Action {
+    /// DRF's action name (`list`, `partial_update`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::List => "list",
+            Action::Create => "create",
+            Action::Retrieve => "retrieve",
+            Action::Update => "update",
+            Action::PartialUpdate => "partial_update",
+            Action::Destroy => "destroy",
+            Action::Custom(name) => name,
+        }
+    }
+
+    /// The six standard actions.
+    pub const STANDARD: [Action; 6] = [
+        Action::List,
+        Action::Create,
+        Action::Retrieve,
+        Action::Update,
+        Action::PartialUpdate,
+        Action::Destroy,
+    ];
+
+    /// The four write actions of a model (create, update, partial update, destroy).
+    pub const WRITES: [Action; 4] = [
+        Action::Create,
+        Action::Update,
+        Action::PartialUpdate,
+        Action::Destroy,
+    ];
+}
+
+/// What hooks and extra actions get: the database, who asks, and the model's schema.
+#[derive(Clone)]
+pub struct WriteContext {
+    /// The database.
+    pub db: Db,
+    /// The authenticated user, if any.
+    pub identity: Option<Identity>,
+    /// The model's schema.
+    pub schema: Arc<Schema>,
+}
+
+impl WriteContext {
+    /// The default create: one INSERT, returning the new id.
+    pub async fn insert(&self, values: &Validated) -> Result<i64, ApiError> {
+        rows::insert(&self.db, &self.schema, values).await
+    }
+
+    /// The default update.
+    pub async fn update(&self, id: i64, values: &Validated) -> Result<(), ApiError> {
+        rows::update(&self.db, &self.schema, id, values).await
+    }
+
+    /// The default destroy.
+    pub async fn delete(&self, id: i64) -> Result<(), ApiError> {
+        rows::delete(&self.db, &self.schema, id).await
+    }
+}
+
+/// What an extra action gets: the write context, the object (detail actions), the body.
+pub struct ActionContext<T> {
+    /// Database, identity, schema.
+    pub ctx: WriteContext,
+    /// The object, for detail actions (already scoped and permission-checked).
+    pub object: Option<T>,
+    /// The request body (`{}` when empty).
+    pub data: Map<String, Value>,
+}
+
+type CreateHook =
+    Arc<dyn Fn(WriteContext, Validated) -> BoxFuture<'static, Result<i64, ApiError>> + Send + Sync>;
+type UpdateHook<T> = Arc<
+    dyn Fn(WriteContext, T, Validated) -> BoxFuture<'static, Result<(), ApiError>> + Send + Sync,
+>;
+type DestroyHook<T> =
+    Arc<dyn Fn(WriteContext, T) -> BoxFuture<'static, Result<(), ApiError>> + Send + Sync>;
+type ActionHandler<T> =
+    Arc<dyn Fn(ActionContext<T>) -> BoxFuture<'static, Result<Response, ApiError>> + Send + Sync>;
+type ScopeFn = Arc<dyn Fn(&Identity) -> Option<i64> + Send + Sync>;
+
+pub(crate) struct Extra<T> {
+    name: &'static str,
+    detail: bool,
+    method: Method,
+    handler: ActionHandler<T>,
+}
+
+/// Owner scoping: rows whose `field` is the caller's id (DRF's `get_queryset` filtering by
+/// `request.user`). Rows outside the scope answer 404, as if missing.
+#[derive(Clone)]
+pub(crate) struct Scope {
+    field: &'static str,
+    owner: ScopeFn,
+}
+
+pub(crate) struct Config<T> {
+    db: Db,
+    table: Table,
+    shared_schema: Arc<Schema>,
+    permission: Arc<dyn Permission>,
+    per_action: HashMap<Action, Arc<dyn Permission>>,
+    pagination: Pagination,
+    scope: Option<Scope>,
+    actions: Vec<Action>,
+    extras: Vec<Extra<T>>,
+    on_create: Option<CreateHook>,
+    on_update: Option<UpdateHook<T>>,
+    on_destroy: Option<DestroyHook<T>>,
+    auth: Option<AuthLayer>,
+    _model: PhantomData<fn() -> T>,
+}
+
+/// The builder. See the [module docs](self).
+pub struct ModelViewSet<T: Model> {
+    config: Config<T>,
+}
+
+impl<T: Model> ModelViewSet<T> {
+    /// A viewset over `T`'s table in `db`: all six actions, [`AllowAny`], page-number
+    /// pagination of 10 (DRF's usual settings).
+    pub fn new(db: Db) -> Self {
+        let schema = T::schema();
+        let dialect = db.dialect();
+        Self {
+            config: Config {
+                shared_schema: Arc::new(schema.clone()),
+                table: Table::new(schema, dialect),
+                db,
+                permission: Arc::new(AllowAny),
+                per_action: HashMap::new(),
+                pagination: PageNumber::size(10).into(),
+                scope: None,
+                actions: Action::STANDARD.to_vec(),
+                extras: Vec::new(),
+                on_create: None,
+                on_update: None,
+                on_destroy: None,
+                auth: None,
+                _model: PhantomData,
+            },
+        }
+    }
+
+    /// The permission of every action (DRF's `permission_classes`).
+    #[must_use]
+    pub fn permission(mut self, permission: impl Permission) -> Self {
+        self.config.permission = Arc::new(permission);
+        self
+    }
+
+    /// The permission of these actions, replacing the default for them (DRF's
+    /// `get_permissions` by `self.action`).
+    #[must_use]
+    pub fn permission_for(
+        mut self,
+        actions: impl IntoIterator<Item = Action>,
+        permission: impl Permission,
+    ) -> Self {
+        let permission: Arc<dyn Permission> = Arc::new(permission);
+        for action in actions {
+            self.config.per_action.insert(action, permission.clone());
+        }
+        self
+    }
+
+    /// How lists are paginated.
+    #[must_use]
+    pub fn pagination(mut self, pagination: impl Into<Pagination>) -> Self {
+        self.config.pagination = pagination.into();
+        self
+    }
+
+    /// Only these standard actions are routed (e.g. a read-only viewset:
+    /// `[Action::List, Action::Retrieve]`).
+    #[must_use]
+    pub fn actions(mut self, actions: impl IntoIterator<Item = Action>) -> Self {
+        self.config.actions = actions.into_iter().collect();
+        self
+    }
+
+    /// Scopes every action to rows whose `field` is the caller's user id; creates set it.
+    /// Anonymous callers see nothing.
+    #[must_use]
+    pub fn owner_field(self, field: &'static str) -> Self {
+        self.scope_by(field, |identity| Some(identity.user_id))
+    }
+
+    /// Like [`owner_field`](Self::owner_field), but staff see (and act on) every row.
+    #[must_use]
+    pub fn owner_field_staff_sees_all(self, field: &'static str) -> Self {
+        self.scope_by(field, |identity| {
+            (!identity.is_staff).then_some(identity.user_id)
+        })
+    }
+
+    /// Scopes rows by `field` = `owner(identity)`; `None` means no restriction for this caller.
+    #[must_use]
+    pub fn scope_by(
+        mut self,
+        field: &'static str,
+        owner: impl Fn(&Identity) -> Option<i64> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.scope = Some(Scope {
+            field,
+            owner: Arc::new(owner),
+        });
+        self
+    }
+
+    /// Authenticates requests with this layer's authenticators before the viewset's own
+    /// permission checks (DRF's `authentication_classes`). Its permission should be
+    /// [`AllowAny`]: the viewset decides per action.
+    #[must_use]
+    pub fn authentication(mut self, layer: AuthLayer) -> Self {
+        self.config.auth = Some(layer);
+        self
+    }
+
+    /// Replaces the default INSERT (DRF's `perform_create`); returns the new id.
+    #[must_use]
+    pub fn on_create<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(WriteContext, Validated) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<i64, ApiError>> + Send + 'static,
+    {
+        self.config.on_create = Some(Arc::new(move |ctx, values| Box::pin(hook(ctx, values))));
+        self
+    }
+
+    /// Replaces the default UPDATE (DRF's `perform_update`).
+    #[must_use]
+    pub fn on_update<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(WriteContext, T, Validated) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+    {
+        self.config.on_update = Some(Arc::new(move |ctx, obj, values| {
+            Box::pin(hook(ctx, obj, values))
+        }));
+        self
+    }
+
+    /// Replaces the default DELETE (DRF's `perform_destroy`).
+    #[must_use]
+    pub fn on_destroy<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(WriteContext, T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+    {
+        self.config.on_destroy = Some(Arc::new(move |ctx, obj| Box::pin(hook(ctx, obj))));
+        self
+    }
+
+    /// An extra action (DRF's `@action`): `detail` ones live at `/{id}/name/` and get the
+    /// object (scoped, object-permission checked); others at `/name/`. Its permission is
+    /// [`Action::Custom`]`(name)`'s, else the default.
+    #[must_use]
+    pub fn action<F, Fut>(
+        mut self,
+        name: &'static str,
+        detail: bool,
+        method: Method,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(ActionContext<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        self.config.extras.push(Extra {
+            name,
+            detail,
+            method,
+            handler: Arc::new(move |ctx| Box::pin(handler(ctx))),
+        });
+        self
+    }
+
+    /// The routes under `prefix` (e.g. `/mall/goods`), each with and without the trailing
+    /// slash; merge them into the app. (axum 0.8 cannot route a trailing slash on a nested
+    /// router's root, so prefer this to nesting [`router`](Self::router).)
+    pub fn routes_at(self, prefix: &str) -> Router {
+        handlers::router(self.config, prefix)
+    }
+
+    /// The routes relative to where you nest them: `/` (answering at the nest point without a
+    /// trailing slash), `/{id}`, `/{id}/`, extra actions.
+    pub fn router(self) -> Router {
+        handlers::router(self.config, "")
+    }
+}
+
+impl<T: Model> Config<T> {
+    fn permission_of(&self, action: Action) -> &Arc<dyn Permission> {
+        self.per_action.get(&action).unwrap_or(&self.permission)
+    }
+
+    /// The scope condition for this caller; `Err` when a scoped viewset meets an anonymous
+    /// caller (nothing is visible).
+    fn scope_where(&self, identity: Option<&Identity>) -> Option<Where> {
+        let mut clause = Where::default();
+        if let Some(scope) = &self.scope {
+            match identity {
+                None => return None,
+                Some(identity) => {
+                    if let Some(owner) = (scope.owner)(identity) {
+                        let d = self.table.dialect;
+                        let p = clause.param(d, SqlValue::Int(owner));
+                        clause.push(format!("{} = {p}", d.quote_ident(scope.field)));
+                    }
+                }
+            }
+        }
+        Some(clause)
+    }
+
+    fn write_context(&self, identity: Option<Identity>) -> WriteContext {
+        WriteContext {
+            db: self.db.clone(),
+            identity,
+            schema: self.shared_schema.clone(),
+        }
+    }
+}
