@@ -167,7 +167,13 @@ struct Inner {
     refresh_lifetime: Duration,
     issuer: Option<String>,
     audience: Option<String>,
+    /// Tokens whose signature and claims were verified, by token text: a hit skips the
+    /// signature and JSON work but still checks `exp`. Shared by clones.
+    verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
 }
+
+/// How many verified tokens [`JwtConfig::decode_shared`] remembers.
+pub const VERIFIED_CACHE_CAPACITY: u64 = 10_000;
 
 impl std::fmt::Debug for JwtConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -243,12 +249,16 @@ impl JwtConfig {
                 refresh_lifetime: Duration::from_secs(7 * 24 * 60 * 60),
                 issuer: None,
                 audience: None,
+                verified: verified_cache(),
             }),
         }
     }
 
     fn with(mut self, f: impl FnOnce(&mut Inner)) -> Self {
-        f(Arc::make_mut(&mut self.inner));
+        let inner = Arc::make_mut(&mut self.inner);
+        f(inner);
+        // Settings changed: what was verified under the old ones no longer counts.
+        inner.verified = verified_cache();
         self
     }
 
@@ -411,6 +421,26 @@ impl JwtConfig {
             })
     }
 
+    /// [`decode`](Self::decode), remembering verified tokens: presenting the same token again
+    /// costs a cache lookup and the `exp` check instead of the signature and JSON work.
+    /// Revocation is not cached here; [`TokenService`](super::TokenService) checks it on every
+    /// request.
+    pub fn decode_shared(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        if let Some(claims) = self.inner.verified.get(token) {
+            let v = &self.inner.validation;
+            if v.validate_exp && claims.exp < now() - v.leeway as i64 {
+                self.inner.verified.invalidate(token);
+                return Err(AuthError::TokenExpired);
+            }
+            return Ok(claims);
+        }
+        let claims = Arc::new(self.decode(token)?);
+        if token.len() <= 4096 {
+            self.inner.verified.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
+    }
+
     /// Reads the header's `alg` before anything else: PyJWT treats an algorithm other than the
     /// configured one (including `none`) as an invalid token, not a decoding error.
     fn check_header(&self, token: &str) -> Result<(), AuthError> {
@@ -434,6 +464,13 @@ impl JwtConfig {
             None => Err(AuthError::DecodeError),
         }
     }
+}
+
+fn verified_cache() -> moka::sync::Cache<Box<str>, Arc<Claims>> {
+    moka::sync::Cache::builder()
+        .max_capacity(VERIFIED_CACHE_CAPACITY)
+        .time_to_live(Duration::from_secs(300))
+        .build()
 }
 
 /// Seconds since the unix epoch.

@@ -214,6 +214,8 @@ impl Config {
         }
         parts.extensions.insert(AuthState { challenge });
         if let Some(identity) = identity {
+            // Fills `user_id` in the request span when the app's trace layer declares it.
+            tracing::Span::current().record("user_id", identity.user_id);
             parts.extensions.insert(identity);
         }
         Ok(parts)

@@ -164,12 +164,12 @@ impl TokenService {
     /// Verifies an access token (signature, expiry, type, revocation, token version; and for
     /// djangorestframework-jwt tokens, the user by username) and returns who it is.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
-        let claims = self.inner.jwt.decode(token)?;
+        let claims = self.inner.jwt.decode_shared(token)?;
         self.identity_for(claims).await
     }
 
     /// The identity behind already-verified claims of an access token.
-    pub async fn identity_for(&self, claims: Claims) -> Result<Identity, AuthError> {
+    pub async fn identity_for(&self, claims: Arc<Claims>) -> Result<Identity, AuthError> {
         match claims.token_type {
             Some(TokenType::Refresh) => Err(AuthError::WrongTokenType),
             None => self.legacy_identity(claims).await,
@@ -196,7 +196,7 @@ impl TokenService {
                     is_superuser: claims.is_superuser,
                     is_active: true,
                     scheme: Scheme::Jwt,
-                    claims: Some(Arc::new(claims)),
+                    claims: Some(claims),
                 })
             }
         }
@@ -228,7 +228,7 @@ impl TokenService {
     }
 
     /// djangorestframework-jwt's `authenticate_credentials`: find the user by `username`.
-    async fn legacy_identity(&self, claims: Claims) -> Result<Identity, AuthError> {
+    async fn legacy_identity(&self, claims: Arc<Claims>) -> Result<Identity, AuthError> {
         if claims.username.is_empty() {
             return Err(AuthError::InvalidPayload);
         }
@@ -241,7 +241,7 @@ impl TokenService {
                 is_superuser: false,
                 is_active: true,
                 scheme: Scheme::LegacyJwt,
-                claims: Some(Arc::new(claims)),
+                claims: Some(claims),
             });
         };
         let user = users
@@ -265,7 +265,7 @@ impl TokenService {
             return Err(AuthError::TokenRevoked);
         }
         let mut identity = Identity::from_user(&user, Scheme::LegacyJwt);
-        identity.claims = Some(Arc::new(claims));
+        identity.claims = Some(claims);
         Ok(identity)
     }
 
@@ -330,7 +330,7 @@ impl TokenService {
         if now() > orig_iat + self.inner.jwt.refresh_ttl().as_secs() as i64 {
             return Err(LegacyRefreshError::Expired);
         }
-        let identity = self.identity_for(claims.clone()).await?;
+        let identity = self.identity_for(Arc::new(claims.clone())).await?;
         let mut next = claims;
         next.exp = now() + self.inner.jwt.access_ttl().as_secs() as i64;
         next.iat = Some(now());

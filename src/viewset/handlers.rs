@@ -149,6 +149,19 @@ fn to_json<T: Model>(object: &T) -> Value {
     serde_json::to_value(object).unwrap_or(Value::Null)
 }
 
+/// Runs the related-objects hook and renders.
+async fn render_all<T: Model>(cfg: &Config<T>, objects: Vec<T>) -> Result<Vec<Value>, ApiError> {
+    let objects = match &cfg.related {
+        Some(load) => load(cfg.db.clone(), objects).await?,
+        None => objects,
+    };
+    Ok(objects.iter().map(to_json).collect())
+}
+
+async fn render_one<T: Model>(cfg: &Config<T>, object: T) -> Result<Value, ApiError> {
+    Ok(render_all(cfg, vec![object]).await?.pop().unwrap_or(Value::Null))
+}
+
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found())
 }
@@ -198,7 +211,7 @@ async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response
     match &cfg.pagination {
         Pagination::None => {
             let rows = fetch_rows(cfg, &clause, &order_sql(d, &ordering, false), None).await?;
-            Ok(Json(Value::Array(models::<T>(cfg, &rows)?)).into_response())
+            Ok(Json(Value::Array(models::<T>(cfg, &rows).await?)).into_response())
         }
         Pagination::PageNumber(p) => {
             let count = count(cfg, &clause).await?;
@@ -226,7 +239,7 @@ async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response
                 Some(count),
                 next,
                 previous,
-                models::<T>(cfg, &rows)?,
+                models::<T>(cfg, &rows).await?,
             ))
         }
         Pagination::LimitOffset(p) => {
@@ -271,7 +284,7 @@ async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response
                 Some(count),
                 next,
                 previous,
-                models::<T>(cfg, &rows)?,
+                models::<T>(cfg, &rows).await?,
             ))
         }
         Pagination::Cursor(p) => {
@@ -335,10 +348,11 @@ async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response
                 .first()
                 .filter(|_| has_previous)
                 .map(|m| page_url(parts, &[("cursor", Some(boundary(m, true)))]));
-            let results = maps
+            let objects = maps
                 .into_iter()
-                .map(|m| to_model::<T>(m).map(|t| to_json(&t)))
+                .map(to_model::<T>)
                 .collect::<Result<Vec<_>, _>>()?;
+            let results = render_all(cfg, objects).await?;
             Ok(page_json(None, next, previous, results))
         }
     }
@@ -400,13 +414,15 @@ async fn fetch_rows<T: Model>(
     )
 }
 
-fn models<T: Model>(cfg: &Config<T>, rows: &[AnyRow]) -> Result<Vec<Value>, ApiError> {
-    rows.iter()
+async fn models<T: Model>(cfg: &Config<T>, rows: &[AnyRow]) -> Result<Vec<Value>, ApiError> {
+    let objects = rows
+        .iter()
         .map(|row| {
             let map = row_to_json(&cfg.table.schema, row).map_err(BackendError::from)?;
-            to_model::<T>(map).map(|t| to_json(&t))
+            to_model::<T>(map)
         })
-        .collect()
+        .collect::<Result<Vec<T>, ApiError>>()?;
+    render_all(cfg, objects).await
 }
 
 async fn create<T: Model>(State(cfg): Cfg<T>, req: Request) -> Response {
@@ -427,7 +443,7 @@ async fn create_inner<T: Model>(cfg: &Config<T>, req: Request) -> Result<Respons
     }
     apply_auto(schema, &mut values, true);
     check_references(&cfg.db, schema, &values).await?;
-    let ctx = cfg.write_context(identity);
+    let ctx = cfg.write_context(identity, data);
     let id = match &cfg.on_create {
         Some(hook) => hook(ctx, values).await?,
         None => ctx.insert(&values).await?,
@@ -436,7 +452,7 @@ async fn create_inner<T: Model>(cfg: &Config<T>, req: Request) -> Result<Respons
         .await?
         .ok_or_else(ApiError::not_found)?;
     let object: T = to_model(map)?;
-    Ok((StatusCode::CREATED, Json(to_json(&object))).into_response())
+    Ok((StatusCode::CREATED, Json(render_one(cfg, object).await?)).into_response())
 }
 
 async fn retrieve<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Request) -> Response {
@@ -446,7 +462,7 @@ async fn retrieve<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Req
             let identity = allow(&cfg, &parts, Action::Retrieve)?;
             let object: T = get_object(&cfg, identity.as_ref(), parse_id(&id)?).await?;
             allow_object(&cfg, &parts, identity.as_ref(), Action::Retrieve, &object)?;
-            Ok(Json(to_json(&object)).into_response())
+            Ok(Json(render_one(&cfg, object).await?).into_response())
         }
         .await,
     )
@@ -481,13 +497,13 @@ async fn write<T: Model>(
     let mut values = validate(schema, &data, mode)?;
     apply_auto(schema, &mut values, false);
     check_references(&cfg.db, schema, &values).await?;
-    let ctx = cfg.write_context(identity.clone());
+    let ctx = cfg.write_context(identity.clone(), data);
     match &cfg.on_update {
         Some(hook) => hook(ctx, object, values).await?,
         None => ctx.update(id, &values).await?,
     }
     let object: T = get_object(&cfg, identity.as_ref(), id).await?;
-    Ok(Json(to_json(&object)).into_response())
+    Ok(Json(render_one(&cfg, object).await?).into_response())
 }
 
 async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Request) -> Response {
@@ -498,7 +514,7 @@ async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Requ
             let id = parse_id(&id)?;
             let object: T = get_object(&cfg, identity.as_ref(), id).await?;
             allow_object(&cfg, &parts, identity.as_ref(), Action::Destroy, &object)?;
-            let ctx = cfg.write_context(identity);
+            let ctx = cfg.write_context(identity, Map::new());
             match &cfg.on_destroy {
                 Some(hook) => hook(ctx, object).await?,
                 None => rows::delete(&cfg.db, &cfg.table.schema, id).await?,
@@ -525,7 +541,7 @@ async fn detail_action<T: Model>(
             allow_object(&cfg, &parts, identity.as_ref(), action, &object)?;
             let data = body(parts, raw).await?;
             let ctx = ActionContext {
-                ctx: cfg.write_context(identity),
+                ctx: cfg.write_context(identity, data.clone()),
                 object: Some(object),
                 data,
             };
@@ -543,7 +559,7 @@ async fn list_action<T: Model>(State(cfg): Cfg<T>, index: usize, req: Request) -
             let identity = allow(&cfg, &parts, Action::Custom(extra.name))?;
             let data = body(parts, raw).await?;
             let ctx = ActionContext {
-                ctx: cfg.write_context(identity),
+                ctx: cfg.write_context(identity, data.clone()),
                 object: None,
                 data,
             };

@@ -123,6 +123,9 @@ pub struct WriteContext {
     pub identity: Option<Identity>,
     /// The model's schema.
     pub schema: Arc<Schema>,
+    /// The raw request body (`{}` when empty), for hooks that take more than the model's
+    /// fields (e.g. an order's item list).
+    pub data: Map<String, Value>,
 }
 
 impl WriteContext {
@@ -161,6 +164,8 @@ type DestroyHook<T> =
     Arc<dyn Fn(WriteContext, T) -> BoxFuture<'static, Result<(), ApiError>> + Send + Sync>;
 type ActionHandler<T> =
     Arc<dyn Fn(ActionContext<T>) -> BoxFuture<'static, Result<Response, ApiError>> + Send + Sync>;
+type RelatedHook<T> =
+    Arc<dyn Fn(Db, Vec<T>) -> BoxFuture<'static, Result<Vec<T>, ApiError>> + Send + Sync>;
 type ScopeFn = Arc<dyn Fn(&Identity) -> Option<i64> + Send + Sync>;
 
 pub(crate) struct Extra<T> {
@@ -191,6 +196,7 @@ pub(crate) struct Config<T> {
     on_create: Option<CreateHook>,
     on_update: Option<UpdateHook<T>>,
     on_destroy: Option<DestroyHook<T>>,
+    related: Option<RelatedHook<T>>,
     auth: Option<AuthLayer>,
     _model: PhantomData<fn() -> T>,
 }
@@ -220,6 +226,7 @@ impl<T: Model> ModelViewSet<T> {
                 on_create: None,
                 on_update: None,
                 on_destroy: None,
+                related: None,
                 auth: None,
                 _model: PhantomData,
             },
@@ -336,6 +343,19 @@ impl<T: Model> ModelViewSet<T> {
         self
     }
 
+    /// Completes objects before they are rendered (DRF's `prefetch_related` + nested
+    /// serializers): called once per response with every object of the page, so related rows
+    /// load in one query, not one per object.
+    #[must_use]
+    pub fn with_related<F, Fut>(mut self, load: F) -> Self
+    where
+        F: Fn(Db, Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<T>, ApiError>> + Send + 'static,
+    {
+        self.config.related = Some(Arc::new(move |db, objects| Box::pin(load(db, objects))));
+        self
+    }
+
     /// An extra action (DRF's `@action`): `detail` ones live at `/{id}/name/` and get the
     /// object (scoped, object-permission checked); others at `/name/`. Its permission is
     /// [`Action::Custom`]`(name)`'s, else the default.
@@ -398,11 +418,12 @@ impl<T: Model> Config<T> {
         Some(clause)
     }
 
-    fn write_context(&self, identity: Option<Identity>) -> WriteContext {
+    fn write_context(&self, identity: Option<Identity>, data: Map<String, Value>) -> WriteContext {
         WriteContext {
             db: self.db.clone(),
             identity,
             schema: self.shared_schema.clone(),
+            data,
         }
     }
 }

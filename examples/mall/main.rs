@@ -1,0 +1,156 @@
+//! The example mall: `cargo run --example mall` serves it on http://127.0.0.1:8000 with a
+//! SQLite file `mall.db` and, without `WX_APPID`, the built-in fake WeChat (any code `X` logs in
+//! as openid `fake-openid-X`; codes starting with `bad` are refused).
+//!
+//! ```text
+//! mall [serve] [--seed-demo]      serve the API (default)
+//! mall migrate                    apply migrations and exit
+//! mall createsuperuser --username NAME   (password from MALL_ADMIN_PASSWORD or stdin)
+//! mall seed-demo                  fill an empty catalogue with demo goods
+//! ```
+
+mod shop;
+
+use std::io::BufRead;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: mall [serve [--seed-demo] | migrate | createsuperuser --username NAME | seed-demo] [--help]
+
+Configuration (environment):
+  WXREST_BIND          listen address (127.0.0.1:8000)
+  DATABASE_URL         sqlite://mall.db | postgres://... | mysql://...
+  REDIS_URL            optional; shares revocations, the WeChat token and login codes between instances
+  JWT_SECRET           at least 32 bytes (a development default is used, with a warning, when unset)
+  WX_APPID, WX_SECRET  WeChat credentials; without WX_APPID the built-in fake WeChat runs (dev mode)
+  WX_API_BASE          WeChat API base URL (https://api.weixin.qq.com)
+  MALL_ADMIN_PASSWORD  creates or updates the staff user `admin` at start-up
+  MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
+  CORS_ORIGINS         comma-separated allowed origins for a web admin
+  LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    init_logging();
+    let mut config = match shop::Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("mall: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let command = args.first().map(String::as_str).unwrap_or("serve");
+    let result = match command {
+        "serve" | "--seed-demo" => {
+            config.seed_demo |= args.iter().any(|a| a == "--seed-demo");
+            serve(config).await
+        }
+        "migrate" => shop::open_database(&config.database_url)
+            .await
+            .map(|_| println!("migrations applied"))
+            .map_err(Into::into),
+        "seed-demo" => seed(&config).await,
+        "createsuperuser" => create_superuser(&config, &args).await,
+        other => {
+            eprintln!("mall: unknown command {other:?}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mall: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn seed(config: &shop::Config) -> Result<(), BoxError> {
+    let db = shop::open_database(&config.database_url).await?;
+    let added = shop::catalog::seed_demo(&db).await?;
+    println!("{added} demo goods added");
+    Ok(())
+}
+
+async fn create_superuser(config: &shop::Config, args: &[String]) -> Result<(), BoxError> {
+    let username = args
+        .windows(2)
+        .find(|w| w[0] == "--username")
+        .map(|w| w[1].clone())
+        .ok_or("createsuperuser needs --username NAME")?;
+    let password = match std::env::var("MALL_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            eprintln!("password (one line on stdin):");
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+    };
+    if password.len() < 8 {
+        return Err("the password must be at least 8 characters".into());
+    }
+    let db = shop::open_database(&config.database_url).await?;
+    let user = wxrest::user::UserStore::new(db).ensure_admin(&username, &password).await?;
+    println!("superuser {} (id {}) ready", user.username, user.id);
+    Ok(())
+}
+
+async fn serve(config: shop::Config) -> Result<(), BoxError> {
+    if config.jwt_secret == shop::DEV_JWT_SECRET {
+        tracing::warn!("JWT_SECRET is not set: using the development secret. Never do this in production.");
+    }
+    let shop = shop::build(&config).await?;
+    if let Some(fake) = &shop.fake {
+        tracing::warn!(
+            base = %fake.base_url(),
+            "WX_APPID is not set: dev mode with the built-in fake WeChat (code X logs in as fake-openid-X)"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(&config.bind).await?;
+    tracing::info!(addr = %listener.local_addr()?, database = shop.db.dialect().name(), "mall listening");
+    axum::serve(listener, shop.router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("mall stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

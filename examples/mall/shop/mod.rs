@@ -1,0 +1,196 @@
+//! The mall, assembled only from `wxrest`'s public API: configuration from the environment,
+//! the database with the crate's and the mall's migrations, tokens, WeChat login (real or the
+//! built-in fake), the catalogue, cart and orders, and the HTTP stack around them.
+
+pub mod cart;
+pub mod catalog;
+pub mod orders;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use http::StatusCode;
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use wxrest::auth::{JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService, token_routes};
+use wxrest::db::{Db, Dialect};
+use wxrest::user::{UserStore, profile_routes};
+use wxrest::wechat::login::{RedisCodeCache, WxLoginService};
+use wxrest::wechat::{FakeWeChat, RedisTokenStore, WxClient, WxConfig};
+use wxrest::ApiError;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations/postgres");
+static MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations/mysql");
+
+/// The secret used when `JWT_SECRET` is unset: development only, loudly.
+pub const DEV_JWT_SECRET: &str = "mall-dev-only-secret-do-not-use-in-production";
+
+/// Everything the mall reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bind: String,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub jwt_secret: String,
+    pub wx: Option<WxConfig>,
+    pub admin_password: Option<String>,
+    pub seed_demo: bool,
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    /// Reads `WXREST_BIND`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `WX_APPID`, `WX_SECRET`,
+    /// `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`, `CORS_ORIGINS`, `MALL_BODY_LIMIT`.
+    pub fn from_env() -> Result<Self, String> {
+        let wx = match env("WX_APPID") {
+            None => None,
+            Some(_) => Some(WxConfig::from_env().map_err(|e| format!("WeChat configuration: {e}"))?),
+        };
+        Ok(Self {
+            bind: env("WXREST_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
+            database_url: env("DATABASE_URL").unwrap_or_else(|| "sqlite://mall.db".into()),
+            redis_url: env("REDIS_URL"),
+            jwt_secret: env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.into()),
+            wx,
+            admin_password: env("MALL_ADMIN_PASSWORD"),
+            seed_demo: env("MALL_SEED_DEMO").is_some_and(|v| v == "1" || v == "true"),
+            cors_origins: env("CORS_ORIGINS")
+                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default(),
+            body_limit: env("MALL_BODY_LIMIT").and_then(|v| v.parse().ok()).unwrap_or(1024 * 1024),
+        })
+    }
+
+    /// A configuration for tests: everything default, on `database_url`.
+    pub fn for_database(database_url: &str) -> Self {
+        Self {
+            bind: "127.0.0.1:0".into(),
+            database_url: database_url.into(),
+            redis_url: None,
+            jwt_secret: DEV_JWT_SECRET.into(),
+            wx: None,
+            admin_password: None,
+            seed_demo: false,
+            cors_origins: Vec::new(),
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// A running mall's parts.
+pub struct Shop {
+    pub router: Router,
+    pub db: Db,
+    pub users: UserStore,
+    pub tokens: TokenService,
+    /// The built-in fake WeChat when `WX_APPID` is unset (dev mode).
+    pub fake: Option<FakeWeChat>,
+}
+
+/// Connects and migrates (the crate's tables, then the mall's).
+pub async fn open_database(url: &str) -> Result<Db, wxrest::BackendError> {
+    let db = Db::connect(url).await?;
+    let migrator = match db.dialect() {
+        Dialect::Sqlite => &SQLITE,
+        Dialect::Postgres => &POSTGRES,
+        Dialect::MySql => &MYSQL,
+    };
+    db.migrate_app(migrator, "_mall_migrations").await?;
+    Ok(db)
+}
+
+/// Builds the whole application.
+pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + Send + Sync>> {
+    let db = open_database(&config.database_url).await?;
+    let users = UserStore::new(db.clone());
+    let jwt = JwtConfig::hs256(&config.jwt_secret)?;
+    jwt.check()?;
+    let mut tokens = TokenService::new(jwt).with_users(users.clone());
+    if let Some(url) = &config.redis_url {
+        tokens = tokens.with_store(RedisRevocationStore::open(url)?.prefix("wxrest:mall:"));
+    }
+    let (client, fake) = match &config.wx {
+        Some(wx) => (WxClient::new(wx.clone())?, None),
+        None => {
+            let fake = FakeWeChat::builder().dev_mode(true).start().await;
+            (WxClient::new(fake.config())?, Some(fake))
+        }
+    };
+    let client = match &config.redis_url {
+        Some(url) => client.with_token_store(std::sync::Arc::new(RedisTokenStore::open_lazy(url)?)),
+        None => client,
+    };
+    let mut login = WxLoginService::new(client, users.clone(), tokens.clone());
+    if let Some(url) = &config.redis_url {
+        login = login.code_cache(RedisCodeCache::open(url)?);
+    }
+    if let Some(password) = &config.admin_password {
+        users.ensure_admin("admin", password).await?;
+    }
+    if config.seed_demo {
+        catalog::seed_demo(&db).await?;
+    }
+    let router = Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(ready).with_state(db.clone()))
+        .nest("/auth", token_routes(tokens.clone()).merge(login.router()))
+        .nest("/users", profile_routes(users.clone(), tokens.clone()))
+        .merge(catalog::routes(&db))
+        .merge(cart::routes(&db))
+        .merge(orders::routes(&db))
+        .fallback(|| async { ApiError::not_found() })
+        .layer(axum::middleware::from_fn(wxrest::error::drf_fallbacks))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(JwtAuthLayer::new(tokens.clone()))
+        .layer(cors(&config.cors_origins))
+        .layer(CompressionLayer::new().gzip(true))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &http::Request<_>| {
+                    // The path only: query strings may carry tokens.
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        user_id = tracing::field::Empty,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(CatchPanicLayer::custom(|_panic| {
+            // Never the panic message: it may hold internals.
+            axum::response::IntoResponse::into_response(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "A server error occurred.",
+            ))
+        }));
+    Ok(Shop { router, db, users, tokens, fake })
+}
+
+async fn ready(State(db): State<Db>) -> Result<Json<serde_json::Value>, ApiError> {
+    match tokio::time::timeout(Duration::from_secs(2), db.ping()).await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
+        _ => Err(ApiError::unavailable()),
+    }
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<http::HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::PATCH, http::Method::DELETE])
+        .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(600))
+}
