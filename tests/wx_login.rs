@@ -390,6 +390,78 @@ async fn two_instances_sharing_redis_make_one_wechat_call_for_a_code() {
     assert_eq!(fake.code2session_calls(), 1);
 }
 
+/// Two app instances on one database, sharing a Redis code cache under a fresh prefix.
+async fn two_instances(
+    url: &str,
+    fake: &FakeWeChat,
+    configure: impl Fn(WxLoginService) -> WxLoginService + Clone + Send + 'static,
+) -> (App, App) {
+    let prefix = support::unique_prefix("wx-code");
+    let db = app::memory_db().await;
+    let mut apps = Vec::new();
+    for db in [db.clone(), db] {
+        let cache = RedisCodeCache::open(url).unwrap().prefix(prefix.clone());
+        let configure = configure.clone();
+        apps.push(start_with(db, fake.config(), move |l| configure(l.code_cache(cache))).await);
+    }
+    let b = apps.pop().unwrap();
+    let a = apps.pop().unwrap();
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_waiting_on_a_failed_exchange_answers_503_without_calling_wechat() {
+    let Some(url) = support::redis_url() else {
+        return;
+    };
+    let fake = FakeWeChat::start().await;
+    fake.script_code("code-1", Script::Error(40029));
+    fake.fail_next(1, Script::Delay(Duration::from_millis(400)));
+    let (a, b) = two_instances(&url, &fake, |l| l).await;
+    let first = tokio::spawn(async move { a.login("code-1").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let waiting = b.login("code-1").await;
+    assert_eq!(waiting.status, 503, "{}", waiting.text);
+    assert_eq!(waiting.body["code"], "wechat_unavailable");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 400, "{}", first.text);
+    assert_eq!(first.body["code"], "wechat_code_invalid");
+    assert_eq!(fake.code2session_calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_waits_for_another_only_for_the_claim_wait() {
+    let Some(url) = support::redis_url() else {
+        return;
+    };
+    let fake = FakeWeChat::start().await;
+    fake.script_code("code-1", Script::session("openid-1"));
+    fake.fail_next(1, Script::Delay(Duration::from_millis(1500)));
+    let (a, b) = two_instances(&url, &fake, |l| l.claim_wait(Duration::from_millis(300))).await;
+    let first = tokio::spawn(async move { a.login("code-1").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let waiting = b.login("code-1").await;
+    assert_eq!(waiting.status, 503, "{}", waiting.text);
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(first.await.unwrap().status, 200);
+    assert_eq!(fake.code2session_calls(), 1);
+    // Once the first instance answered, the other one answers the same login.
+    let later = b.login("code-1").await;
+    assert_eq!(later.status, 200, "{}", later.text);
+    assert_eq!(fake.code2session_calls(), 1);
+}
+
 #[tokio::test]
 async fn redis_code_cache_keys_hold_no_raw_code_or_secret() {
     let Some(url) = support::redis_url() else {
