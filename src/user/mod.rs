@@ -33,8 +33,10 @@
 
 mod model;
 pub mod password;
+pub mod views;
 
 pub use model::{NewUser, ProfileUpdate, User, WxSession};
+pub use views::profile_routes;
 
 use std::sync::Arc;
 

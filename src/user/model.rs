@@ -3,8 +3,11 @@
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use serde_json::Map;
+
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::parsers::Fields;
 
 /// A user account, as the profile endpoints return it.
 ///
@@ -282,6 +285,43 @@ impl ProfileUpdate {
         }
     }
 
+    /// Reads a request body (or a mini-program `userInfo` object) the DRF way: the snake_case
+    /// names or WeChat's camelCase ones (`nickName`, `avatarUrl`), `gender` as an integer or
+    /// its text; unknown fields are ignored; then [`validate`](Self::validate)s.
+    ///
+    /// ```
+    /// use serde_json::json;
+    /// use wxrest::user::ProfileUpdate;
+    ///
+    /// let body = json!({"nickName": "Tea", "gender": "2", "unknown": 1});
+    /// let update = ProfileUpdate::from_json(body.as_object().unwrap())?;
+    /// assert_eq!(update.nickname.as_deref(), Some("Tea"));
+    /// assert_eq!(update.gender, Some(2));
+    ///
+    /// let bad = json!({"gender": "male"});
+    /// let err = ProfileUpdate::from_json(bad.as_object().unwrap()).unwrap_err();
+    /// assert_eq!(err.body(), json!({"gender": ["A valid integer is required."]}));
+    /// # Ok::<(), wxrest::ApiError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// 400 with DRF's field map (`{"field": ["message"]}`) for wrong types and failed checks.
+    pub fn from_json(data: &Map<String, serde_json::Value>) -> Result<Self, ApiError> {
+        let mut fields = Fields::new(data);
+        let update = ProfileUpdate {
+            nickname: text_field(&mut fields, data, "nickname", Some("nickName")),
+            avatar_url: text_field(&mut fields, data, "avatar_url", Some("avatarUrl")),
+            gender: integer_field(&mut fields, data, "gender"),
+            country: text_field(&mut fields, data, "country", None),
+            province: text_field(&mut fields, data, "province", None),
+            city: text_field(&mut fields, data, "city", None),
+            language: text_field(&mut fields, data, "language", None),
+        };
+        fields.finish()?;
+        update.validate()?;
+        Ok(update)
+    }
+
     /// Whether no field is given.
     pub fn is_empty(&self) -> bool {
         self.fields().is_empty()
@@ -305,4 +345,37 @@ impl ProfileUpdate {
         .flatten()
         .collect()
     }
+}
+
+/// A string field under its name or its alias (the name wins when both are sent).
+fn text_field(
+    fields: &mut Fields<'_>,
+    data: &Map<String, serde_json::Value>,
+    name: &str,
+    alias: Option<&str>,
+) -> Option<String> {
+    let key = match alias {
+        Some(alias) if !data.contains_key(name) && data.contains_key(alias) => alias,
+        _ => name,
+    };
+    fields.optional_str(key)
+}
+
+/// An integer field: a JSON integer or its text, as DRF's `IntegerField`.
+fn integer_field(
+    fields: &mut Fields<'_>,
+    data: &Map<String, serde_json::Value>,
+    name: &str,
+) -> Option<i64> {
+    use serde_json::Value as Json;
+    let parsed = match data.get(name) {
+        None | Some(Json::Null) => return None,
+        Some(Json::Number(n)) => n.as_i64(),
+        Some(Json::String(s)) => s.trim().parse::<i64>().ok(),
+        Some(_) => None,
+    };
+    if parsed.is_none() {
+        fields.error(name, "A valid integer is required.");
+    }
+    parsed
 }

@@ -2,6 +2,8 @@
 //! `encryptedData`.
 //!
 //! - [`WxClient`] (one per appid): `code2session`, `phone_number`, `access_token`.
+//! - [`WxLoginService`]: the login and phone endpoints, with a [`CodeCache`] so a retried code
+//!   answers the same login.
 //! - [`token`]: the access_token cache, single-flight and [`AccessTokenStore`]s.
 //! - [`crypto`]: `encryptedData` decryption, watermark and signature checks.
 //! - [`FakeWeChat`] (feature `fake-wechat`): an in-process fake for tests and local dev.
@@ -9,17 +11,21 @@
 //! Errors are [`WxError`]; `ApiError: From<WxError>` renders them for the mini-program.
 
 pub mod client;
+pub mod code_cache;
 pub mod config;
 pub mod crypto;
 pub mod error;
 #[cfg(feature = "fake-wechat")]
 pub mod fake;
+pub mod login;
 pub mod token;
 
 pub use client::{WxClient, WxSession};
+pub use code_cache::{CodeCache, CodeEntry, MemoryCodeCache, RedisCodeCache, code_digest};
 pub use config::{AccessTokenMode, WxConfig};
 pub use crypto::{PhoneInfo, Watermark};
 pub use error::WxError;
 #[cfg(feature = "fake-wechat")]
 pub use fake::{FakeWeChat, FakeWeChatBuilder, Script};
+pub use login::{LoginOutcome, PhoneSource, WxLoginService};
 pub use token::{AccessTokenStore, CachedToken, MemoryTokenStore, RedisTokenStore};
