@@ -64,7 +64,9 @@ fn verification(c: &mut Criterion) {
     let key = jsonwebtoken::DecodingKey::from_secret(SECRET.as_bytes());
     let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
     let (signing_input, signature) = token.rsplit_once('.').unwrap();
-    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(signature)
+        .unwrap();
 
     let mut group = c.benchmark_group("verify_224_byte_hs256");
     group.bench_function("wxrest_decode_shared", |b| {
@@ -87,7 +89,10 @@ fn verification(c: &mut Criterion) {
 }
 
 fn auth_service(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let tokens = TokenService::new(JwtConfig::hs256(SECRET).unwrap());
     let pair = rt.block_on(tokens.issue(&user())).unwrap();
     let header = format!("JWT {}", pair.token);
@@ -120,7 +125,10 @@ fn auth_service(c: &mut Criterion) {
 }
 
 fn issue(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let tokens = TokenService::new(JwtConfig::hs256(SECRET).unwrap());
     let user = user();
     c.bench_function("issue_token_pair", |b| {

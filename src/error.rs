@@ -281,10 +281,7 @@ impl From<crate::wechat::WxError> for ApiError {
 ///     .route("/goods", get(|| async { "goods" }))
 ///     .layer(middleware::from_fn(wxrest::error::drf_fallbacks));
 /// ```
-pub async fn drf_fallbacks(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+pub async fn drf_fallbacks(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
@@ -303,11 +300,9 @@ pub async fn drf_fallbacks(
             format!("Method \"{method}\" not allowed."),
         ),
         StatusCode::NOT_FOUND => ApiError::not_found(),
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            status,
-            "payload_too_large",
-            "Request body is too large.",
-        ),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(status, "payload_too_large", "Request body is too large.")
+        }
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             status,
             "unsupported_media_type",
@@ -316,9 +311,7 @@ pub async fn drf_fallbacks(
         StatusCode::REQUEST_TIMEOUT => {
             ApiError::new(status, "request_timeout", "The request took too long.")
         }
-        s if s.is_server_error() => {
-            ApiError::new(s, "server_error", "A server error occurred.")
-        }
+        s if s.is_server_error() => ApiError::new(s, "server_error", "A server error occurred."),
         s => ApiError::new(
             s,
             "error",

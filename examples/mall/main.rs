@@ -109,14 +109,18 @@ async fn create_superuser(config: &shop::Config, args: &[String]) -> Result<(), 
         return Err("the password must be at least 8 characters".into());
     }
     let db = shop::open_database(&config.database_url).await?;
-    let user = wxrest::user::UserStore::new(db).ensure_admin(&username, &password).await?;
+    let user = wxrest::user::UserStore::new(db)
+        .ensure_admin(&username, &password)
+        .await?;
     println!("superuser {} (id {}) ready", user.username, user.id);
     Ok(())
 }
 
 async fn serve(config: shop::Config) -> Result<(), BoxError> {
     if config.jwt_secret == shop::DEV_JWT_SECRET {
-        tracing::warn!("JWT_SECRET is not set: using the development secret. Never do this in production.");
+        tracing::warn!(
+            "JWT_SECRET is not set: using the development secret. Never do this in production."
+        );
     }
     let shop = shop::build(&config).await?;
     if let Some(fake) = &shop.fake {

@@ -159,7 +159,10 @@ async fn render_all<T: Model>(cfg: &Config<T>, objects: Vec<T>) -> Result<Vec<Va
 }
 
 async fn render_one<T: Model>(cfg: &Config<T>, object: T) -> Result<Value, ApiError> {
-    Ok(render_all(cfg, vec![object]).await?.pop().unwrap_or(Value::Null))
+    Ok(render_all(cfg, vec![object])
+        .await?
+        .pop()
+        .unwrap_or(Value::Null))
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {

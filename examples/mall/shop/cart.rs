@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
 use wxrest::viewset::query::SqlValue;
-use wxrest::viewset::{Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, Validated, WriteContext};
+use wxrest::viewset::{
+    Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, Validated, WriteContext,
+};
 use wxrest::{ApiError, BackendError};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -37,13 +39,15 @@ pub fn routes(db: &Db) -> Router {
         .owner_field("user_id")
         .pagination(Pagination::None)
         .on_create(add)
-        .on_update(|ctx: WriteContext, item: CartItem, values: Validated| async move {
-            if let Some(quantity) = values.int("quantity") {
-                let goods = values.int("goods").unwrap_or(item.goods);
-                check_stock(&ctx.db, goods, quantity).await?;
-            }
-            ctx.update(item.id, &values).await
-        })
+        .on_update(
+            |ctx: WriteContext, item: CartItem, values: Validated| async move {
+                if let Some(quantity) = values.int("quantity") {
+                    let goods = values.int("goods").unwrap_or(item.goods);
+                    check_stock(&ctx.db, goods, quantity).await?;
+                }
+                ctx.update(item.id, &values).await
+            },
+        )
         .routes_at("/mall/cart")
 }
 
@@ -72,8 +76,14 @@ pub async fn goods_state(db: &Db, goods: i64) -> Result<Option<(i64, bool)>, Api
 
 async fn check_stock(db: &Db, goods: i64, quantity: i64) -> Result<(), ApiError> {
     match goods_state(db, goods).await? {
-        None => Err(ApiError::validation([("goods", format!("Invalid pk \"{goods}\" - object does not exist."))])),
-        Some((_, false)) => Err(ApiError::validation([("goods", "These goods are not on sale.")])),
+        None => Err(ApiError::validation([(
+            "goods",
+            format!("Invalid pk \"{goods}\" - object does not exist."),
+        )])),
+        Some((_, false)) => Err(ApiError::validation([(
+            "goods",
+            "These goods are not on sale.",
+        )])),
         Some((stock, _)) if quantity > stock => Err(ApiError::validation([(
             "quantity",
             format!("Ensure this value is less than or equal to {stock}."),
@@ -90,7 +100,11 @@ async fn add(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
         values.int("quantity"),
         values.int("user_id"),
     ) else {
-        return Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid", "Incomplete cart item."));
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid",
+            "Incomplete cart item.",
+        ));
     };
     check_stock(&ctx.db, goods, quantity).await?;
     let d = ctx.db.dialect();
@@ -99,9 +113,11 @@ async fn add(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
         _ => chrono::Utc::now().timestamp(),
     };
     let upsert = match d {
-        Dialect::MySql => "INSERT INTO cart_items (user_id, goods, quantity, created_at) VALUES (?, ?, ?, ?) \
+        Dialect::MySql => {
+            "INSERT INTO cart_items (user_id, goods, quantity, created_at) VALUES (?, ?, ?, ?) \
              ON DUPLICATE KEY UPDATE quantity = quantity + VALUES(quantity)"
-            .to_owned(),
+                .to_owned()
+        }
         _ => format!(
             "INSERT INTO cart_items (user_id, goods, quantity, created_at) VALUES ({}) \
              ON CONFLICT (user_id, goods) DO UPDATE SET quantity = cart_items.quantity + excluded.quantity",

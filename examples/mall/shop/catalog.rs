@@ -43,12 +43,28 @@ impl Model for Goods {
         Schema::new("goods")
             .field(Field::id())
             .field(Field::text("name").max_length(100).search().order())
-            .field(Field::text("description").max_length(2000).allow_blank().default("").search())
-            .field(Field::int("price").min(0).max(100_000_000).filter([Lookup::Gte, Lookup::Lte]).order())
+            .field(
+                Field::text("description")
+                    .max_length(2000)
+                    .allow_blank()
+                    .default("")
+                    .search(),
+            )
+            .field(
+                Field::int("price")
+                    .min(0)
+                    .max(100_000_000)
+                    .filter([Lookup::Gte, Lookup::Lte])
+                    .order(),
+            )
             .field(Field::int("stock").min(0).max(1_000_000_000).default(0))
             .field(Field::foreign_key("category", "categories").filter([Lookup::Exact, Lookup::In]))
             .field(Field::bool("on_sale").default(true).filter([Lookup::Exact]))
-            .field(Field::timestamp("created_at").auto(Auto::NowOnCreate).order())
+            .field(
+                Field::timestamp("created_at")
+                    .auto(Auto::NowOnCreate)
+                    .order(),
+            )
             .default_ordering(["-created_at"])
     }
 }
@@ -69,37 +85,72 @@ pub fn routes(db: &Db) -> Router {
 
 /// Demo data for an empty catalogue: returns how many goods were added.
 pub async fn seed_demo(db: &Db) -> Result<usize, wxrest::BackendError> {
-    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM goods").fetch_one(db.pool()).await?;
+    let (count,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM goods")
+        .fetch_one(db.pool())
+        .await?;
     if count > 0 {
         return Ok(0);
     }
     let d = db.dialect();
     let categories = ["Tea", "Teaware", "Snacks"];
     let goods: [(&str, &str, i64, i64, usize); 12] = [
-        ("West Lake Longjing", "Green tea from Hangzhou, spring harvest", 12800, 50, 0),
-        ("Tieguanyin", "Oolong from Anxi, lightly roasted", 9800, 80, 0),
+        (
+            "West Lake Longjing",
+            "Green tea from Hangzhou, spring harvest",
+            12800,
+            50,
+            0,
+        ),
+        (
+            "Tieguanyin",
+            "Oolong from Anxi, lightly roasted",
+            9800,
+            80,
+            0,
+        ),
         ("Pu'er Cake 2015", "Aged ripe Pu'er, 357 g", 26800, 20, 0),
-        ("Jasmine Pearls", "Green tea scented with jasmine", 6800, 120, 0),
+        (
+            "Jasmine Pearls",
+            "Green tea scented with jasmine",
+            6800,
+            120,
+            0,
+        ),
         ("Keemun Black", "Qimen black tea, malty", 7800, 60, 0),
         ("Gaiwan Set", "Porcelain gaiwan with two cups", 15800, 30, 1),
         ("Yixing Teapot", "Purple clay teapot, 150 ml", 39800, 10, 1),
         ("Bamboo Tea Tray", "Tray with drainage, 40 cm", 8800, 25, 1),
         ("Glass Pitcher", "Fairness pitcher, 300 ml", 3900, 100, 1),
         ("Sesame Crisps", "Black sesame crisps, 200 g", 1800, 200, 2),
-        ("Mung Bean Cakes", "Traditional pastry, box of 12", 2600, 150, 2),
+        (
+            "Mung Bean Cakes",
+            "Traditional pastry, box of 12",
+            2600,
+            150,
+            2,
+        ),
         ("Candied Ginger", "Ginger slices, 150 g", 1500, 0, 2),
     ];
     let mut tx = db.pool().begin().await?;
     let mut ids = Vec::new();
     for (i, name) in categories.iter().enumerate() {
-        let sql = format!("INSERT INTO categories (name, sort_order) VALUES ({})", d.placeholders(1, 2));
+        let sql = format!(
+            "INSERT INTO categories (name, sort_order) VALUES ({})",
+            d.placeholders(1, 2)
+        );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(*name)
             .bind(i as i64)
             .execute(&mut *tx)
             .await?;
-        let sql = format!("SELECT id FROM categories WHERE name = {}", d.placeholder(1));
-        let (id,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(*name).fetch_one(&mut *tx).await?;
+        let sql = format!(
+            "SELECT id FROM categories WHERE name = {}",
+            d.placeholder(1)
+        );
+        let (id,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(*name)
+            .fetch_one(&mut *tx)
+            .await?;
         ids.push(id);
     }
     let now = chrono::Utc::now().timestamp();

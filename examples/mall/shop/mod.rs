@@ -17,12 +17,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use wxrest::ApiError;
 use wxrest::auth::{JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService, token_routes};
 use wxrest::db::{Db, Dialect};
 use wxrest::user::{UserStore, profile_routes};
-use wxrest::wechat::login::{RedisCodeCache, WxLoginService};
 use wxrest::wechat::{FakeWeChat, RedisTokenStore, WxClient, WxConfig};
-use wxrest::ApiError;
+use wxrest::wechat::{RedisCodeCache, WxLoginService};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations/postgres");
@@ -55,7 +55,9 @@ impl Config {
     pub fn from_env() -> Result<Self, String> {
         let wx = match env("WX_APPID") {
             None => None,
-            Some(_) => Some(WxConfig::from_env().map_err(|e| format!("WeChat configuration: {e}"))?),
+            Some(_) => {
+                Some(WxConfig::from_env().map_err(|e| format!("WeChat configuration: {e}"))?)
+            }
         };
         Ok(Self {
             bind: env("WXREST_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
@@ -66,13 +68,21 @@ impl Config {
             admin_password: env("MALL_ADMIN_PASSWORD"),
             seed_demo: env("MALL_SEED_DEMO").is_some_and(|v| v == "1" || v == "true"),
             cors_origins: env("CORS_ORIGINS")
-                .map(|v| v.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .map(|v| {
+                    v.split(',')
+                        .map(|o| o.trim().to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
                 .unwrap_or_default(),
-            body_limit: env("MALL_BODY_LIMIT").and_then(|v| v.parse().ok()).unwrap_or(1024 * 1024),
+            body_limit: env("MALL_BODY_LIMIT")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1024 * 1024),
         })
     }
 
     /// A configuration for tests: everything default, on `database_url`.
+    #[allow(dead_code)] // used by the end-to-end tests, which include this module
     pub fn for_database(database_url: &str) -> Self {
         Self {
             bind: "127.0.0.1:0".into(),
@@ -92,8 +102,6 @@ impl Config {
 pub struct Shop {
     pub router: Router,
     pub db: Db,
-    pub users: UserStore,
-    pub tokens: TokenService,
     /// The built-in fake WeChat when `WX_APPID` is unset (dev mode).
     pub fake: Option<FakeWeChat>,
 }
@@ -176,7 +184,7 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
                 "A server error occurred.",
             ))
         }));
-    Ok(Shop { router, db, users, tokens, fake })
+    Ok(Shop { router, db, fake })
 }
 
 async fn ready(State(db): State<Db>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -190,7 +198,13 @@ fn cors(origins: &[String]) -> CorsLayer {
     let origins: Vec<http::HeaderValue> = origins.iter().filter_map(|o| o.parse().ok()).collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([http::Method::GET, http::Method::POST, http::Method::PUT, http::Method::PATCH, http::Method::DELETE])
+        .allow_methods([
+            http::Method::GET,
+            http::Method::POST,
+            http::Method::PUT,
+            http::Method::PATCH,
+            http::Method::DELETE,
+        ])
         .allow_headers([http::header::AUTHORIZATION, http::header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600))
 }

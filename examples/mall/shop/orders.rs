@@ -13,8 +13,8 @@ use sqlx::{Any, Transaction};
 use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
 use wxrest::viewset::{
-    Action, ActionContext, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema,
-    Validated, WriteContext,
+    Action, ActionContext, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated,
+    WriteContext,
 };
 use wxrest::{ApiError, BackendError};
 
@@ -44,7 +44,11 @@ impl Model for Order {
             .field(Field::int("user_id").read_only().filter([Lookup::Exact]))
             .field(Field::text("status").read_only().filter([Lookup::Exact]))
             .field(Field::int("total").read_only().order())
-            .field(Field::timestamp("created_at").auto(Auto::NowOnCreate).order())
+            .field(
+                Field::timestamp("created_at")
+                    .auto(Auto::NowOnCreate)
+                    .order(),
+            )
             .default_ordering(["-created_at"])
     }
 }
@@ -91,10 +95,16 @@ async fn wanted(ctx: &WriteContext, user: i64) -> Result<(BTreeMap<i64, i64>, bo
             }
             Ok((wanted, false))
         }
-        Some(_) => Err(ApiError::validation([("items", "Expected a list of items.")])),
+        Some(_) => Err(ApiError::validation([(
+            "items",
+            "Expected a list of items.",
+        )])),
         None => {
             let d = ctx.db.dialect();
-            let sql = format!("SELECT goods, quantity FROM cart_items WHERE user_id = {}", d.placeholder(1));
+            let sql = format!(
+                "SELECT goods, quantity FROM cart_items WHERE user_id = {}",
+                d.placeholder(1)
+            );
             let rows: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
                 .bind(user)
                 .fetch_all(ctx.db.pool())
@@ -109,9 +119,13 @@ async fn wanted(ctx: &WriteContext, user: i64) -> Result<(BTreeMap<i64, i64>, bo
 /// Places the order: in one transaction, decrement each stock only where enough remains, price
 /// the items, write the order and its items, and empty the cart.
 async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
-    let user = values
-        .int("user_id")
-        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "not_authenticated", "Authentication credentials were not provided."))?;
+    let user = values.int("user_id").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "not_authenticated",
+            "Authentication credentials were not provided.",
+        )
+    })?;
     let (wanted, from_cart) = wanted(&ctx, user).await?;
     if wanted.is_empty() {
         return Err(ApiError::validation([("items", "Your cart is empty.")]));
@@ -136,14 +150,20 @@ async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let sql = format!("SELECT name, price FROM goods WHERE id = {}", d.placeholder(1));
+        let sql = format!(
+            "SELECT name, price FROM goods WHERE id = {}",
+            d.placeholder(1)
+        );
         let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(goods)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_err)?;
         let Some((name, price)) = row else {
-            return Err(ApiError::validation([("items", format!("Invalid pk \"{goods}\" - object does not exist."))]));
+            return Err(ApiError::validation([(
+                "items",
+                format!("Invalid pk \"{goods}\" - object does not exist."),
+            )]));
         };
         if done.rows_affected() != 1 {
             return Err(ApiError::new(
@@ -156,13 +176,21 @@ async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
             .checked_mul(quantity)
             .and_then(|line| total.checked_add(line))
             .ok_or_else(|| ApiError::validation([("items", "The order total is too large.")]))?;
-        lines.push(OrderItem { goods, name, price, quantity });
+        lines.push(OrderItem {
+            goods,
+            name,
+            price,
+            quantity,
+        });
     }
     let now = chrono::Utc::now().timestamp();
     let order_id = insert_returning_id(
         &mut tx,
         d,
-        &format!("INSERT INTO orders (user_id, status, total, created_at) VALUES ({})", d.placeholders(1, 4)),
+        &format!(
+            "INSERT INTO orders (user_id, status, total, created_at) VALUES ({})",
+            d.placeholders(1, 4)
+        ),
         |q| q.bind(user).bind(PENDING).bind(total).bind(now),
     )
     .await?;
@@ -182,8 +210,15 @@ async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
             .map_err(db_err)?;
     }
     if from_cart {
-        let sql = format!("DELETE FROM cart_items WHERE user_id = {}", d.placeholder(1));
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(user).execute(&mut *tx).await.map_err(db_err)?;
+        let sql = format!(
+            "DELETE FROM cart_items WHERE user_id = {}",
+            d.placeholder(1)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
     tracing::info!(order_id, user_id = user, total, "order placed");
@@ -204,7 +239,7 @@ async fn insert_returning_id(
                 .execute(&mut **tx)
                 .await
                 .map_err(db_err)?;
-            done.last_insert_id().ok_or_else(|| ApiError::unavailable())
+            done.last_insert_id().ok_or_else(ApiError::unavailable)
         }
         _ => {
             let sql = format!("{sql} RETURNING id");
@@ -234,7 +269,12 @@ async fn load_items(db: &Db, mut orders: Vec<Order>) -> Result<Vec<Order>, ApiEr
     let rows = query.fetch_all(db.pool()).await.map_err(db_err)?;
     for (order_id, goods, name, price, quantity) in rows {
         if let Some(order) = orders.iter_mut().find(|o| o.id == order_id) {
-            order.items.push(OrderItem { goods, name, price, quantity });
+            order.items.push(OrderItem {
+                goods,
+                name,
+                price,
+                quantity,
+            });
         }
     }
     Ok(orders)
@@ -268,14 +308,21 @@ async fn cancel(ctx: ActionContext<Order>) -> Result<axum::response::Response, A
             "Only pending orders can be cancelled.",
         ));
     }
-    let sql = format!("SELECT goods, quantity FROM order_items WHERE order_id = {}", d.placeholder(1));
+    let sql = format!(
+        "SELECT goods, quantity FROM order_items WHERE order_id = {}",
+        d.placeholder(1)
+    );
     let items: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(order.id)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
     for (goods, quantity) in items {
-        let sql = format!("UPDATE goods SET stock = stock + {} WHERE id = {}", d.placeholder(1), d.placeholder(2));
+        let sql = format!(
+            "UPDATE goods SET stock = stock + {} WHERE id = {}",
+            d.placeholder(1),
+            d.placeholder(2)
+        );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(quantity)
             .bind(goods)
