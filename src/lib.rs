@@ -8,6 +8,7 @@
 //! * [`wechat`]: `code -> openid` login against WeChat (or the bundled fake), the access_token,
 //!   and `encryptedData` decryption.
 //! * [`db`] and [`user`]: one pool type over SQLite, PostgreSQL and MySQL, and the user store.
+//! * [`openapi`]: an OpenAPI 3.1 document of the viewsets and token endpoints, and a docs page.
 //!
 //! ```
 //! use axum::{routing::get, Router};
@@ -28,6 +29,7 @@
 pub mod auth;
 pub mod db;
 pub mod error;
+pub mod openapi;
 pub mod parsers;
 pub mod user;
 pub mod viewset;

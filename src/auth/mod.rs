@@ -6,6 +6,7 @@
 //! | `permission_classes` | [`AuthLayer::permission`] ([`IsAuthenticated`], [`IsAdminUser`], ..., [`PermissionExt`]) |
 //! | `request.user` | the [`Identity`] extractor |
 //! | `obtain_jwt_token`, `refresh_jwt_token`, `verify_jwt_token` | [`token_routes`] |
+//! | drf-spectacular's schema | [`token_routes_openapi`], [`crate::openapi`] |
 
 pub mod account;
 pub mod authenticator;
@@ -30,4 +31,4 @@ pub use permission::{
 };
 pub use revocation::{AccessState, MemoryRevocationStore, RedisRevocationStore, RevocationStore};
 pub use tokens::{LegacyRefreshError, TokenService};
-pub use views::token_routes;
+pub use views::{token_routes, token_routes_openapi};

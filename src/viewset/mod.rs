@@ -35,6 +35,7 @@
 //! [`ModelViewSet::authentication`].
 
 mod handlers;
+mod openapi;
 pub mod pagination;
 pub mod query;
 pub mod rows;
@@ -385,6 +386,46 @@ impl<T: Model> ModelViewSet<T> {
     /// router's root, so prefer this to nesting [`router`](Self::router).)
     pub fn routes_at(self, prefix: &str) -> Router {
         handlers::router(self.config, prefix)
+    }
+
+    /// The OpenAPI 3.1 fragment of the routes [`routes_at`](Self::routes_at)`(prefix)` serves:
+    /// each routed action at `{prefix}/` or `{prefix}/{id}/` (the trailing-slash form; both
+    /// answer), extra actions, the `<Table>` and `<Table>Input` schemas, the list's filter,
+    /// `search`, `ordering` and pagination parameters and page envelope, the error answers and
+    /// the `jwtAuth` scheme. Merge it into a document with [`ApiDoc`](crate::openapi::ApiDoc).
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use wxrest::viewset::{Field, Lookup, Model, Schema};
+    /// # #[derive(Serialize, Deserialize)]
+    /// # struct Goods { id: i64, name: String, price: i64 }
+    /// # impl Model for Goods {
+    /// #     fn schema() -> Schema {
+    /// #         Schema::new("goods").field(Field::id()).field(Field::text("name").search())
+    /// #             .field(Field::int("price").filter([Lookup::Gte]).order())
+    /// #     }
+    /// # }
+    /// # async fn run(db: wxrest::db::Db) {
+    /// use wxrest::openapi::ApiDoc;
+    /// use wxrest::viewset::{Action, ModelViewSet};
+    ///
+    /// let goods = ModelViewSet::<Goods>::new(db).actions([Action::List, Action::Retrieve]);
+    /// let doc = ApiDoc::new("Mall API", "1.0.0").merge(goods.openapi("/mall/goods")).build();
+    /// assert!(doc.paths.paths.contains_key("/mall/goods/{id}/"));
+    /// let app = goods.routes_at("/mall/goods");
+    /// # let _ = app;
+    /// # }
+    /// ```
+    pub fn openapi(&self, prefix: &str) -> utoipa::openapi::OpenApi {
+        openapi::document(&self.config, prefix, self.config.table.schema.table)
+    }
+
+    /// Like [`openapi`](Self::openapi), with operationIds `{name}_list`, `{name}_create`, ...
+    /// instead of the table's name: for a second viewset over the same model (operationIds
+    /// must be unique in a document). Its component schemas keep the table's names, so the
+    /// first fragment merged defines them.
+    pub fn openapi_as(&self, prefix: &str, name: &str) -> utoipa::openapi::OpenApi {
+        openapi::document(&self.config, prefix, name)
     }
 
     /// The routes relative to where you nest them: `/` (answering at the nest point without a
