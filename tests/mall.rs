@@ -294,6 +294,28 @@ async fn user_story(label: &str) {
             .status(),
         200
     );
+    // The API documents itself.
+    let doc: Value = mall
+        .http
+        .get(format!("{}/openapi.json", mall.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/mall/goods/"]["get"].is_object());
+    assert!(doc["paths"]["/mall/orders/{id}/cancel/"]["post"].is_object());
+    assert_eq!(
+        mall.http
+            .get(format!("{}/docs", mall.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     // Unknown routes: JSON 404.
     let (status, body) = mall.get("/nowhere", &alice).await;
     assert_eq!(

@@ -6,6 +6,7 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
+use wxrest::openapi::ApiDoc;
 use wxrest::viewset::query::SqlValue;
 use wxrest::viewset::{
     Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, Validated, WriteContext,
@@ -33,8 +34,8 @@ impl Model for CartItem {
     }
 }
 
-pub fn routes(db: &Db) -> Router {
-    ModelViewSet::<CartItem>::new(db.clone())
+pub fn routes(db: &Db, doc: ApiDoc) -> (Router, ApiDoc) {
+    let cart = ModelViewSet::<CartItem>::new(db.clone())
         .permission(IsAuthenticated)
         .owner_field("user_id")
         .pagination(Pagination::None)
@@ -47,8 +48,9 @@ pub fn routes(db: &Db) -> Router {
                 }
                 ctx.update(item.id, &values).await
             },
-        )
-        .routes_at("/mall/cart")
+        );
+    let doc = doc.merge(cart.openapi("/mall/cart"));
+    (cart.routes_at("/mall/cart"), doc)
 }
 
 /// Stock and sale state of one goods row, or `None` when it does not exist.

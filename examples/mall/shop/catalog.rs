@@ -5,6 +5,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use wxrest::auth::{IsAdminUser, IsAuthenticated};
 use wxrest::db::Db;
+use wxrest::openapi::ApiDoc;
 use wxrest::viewset::{Action, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema};
 
 /// A category of goods.
@@ -69,18 +70,22 @@ impl Model for Goods {
     }
 }
 
-pub fn routes(db: &Db) -> Router {
+pub fn routes(db: &Db, doc: ApiDoc) -> (Router, ApiDoc) {
     let categories = ModelViewSet::<Category>::new(db.clone())
         .permission(IsAuthenticated)
         .permission_for(Action::WRITES, IsAdminUser)
-        .pagination(PageNumber::size(50).max(100))
-        .routes_at("/mall/categories");
+        .pagination(PageNumber::size(50).max(100));
     let goods = ModelViewSet::<Goods>::new(db.clone())
         .permission(IsAuthenticated)
         .permission_for(Action::WRITES, IsAdminUser)
-        .pagination(PageNumber::size(10).max(100))
-        .routes_at("/mall/goods");
-    categories.merge(goods)
+        .pagination(PageNumber::size(10).max(100));
+    let doc = doc
+        .merge(categories.openapi("/mall/categories"))
+        .merge(goods.openapi("/mall/goods"));
+    let router = categories
+        .routes_at("/mall/categories")
+        .merge(goods.routes_at("/mall/goods"));
+    (router, doc)
 }
 
 /// Demo data for an empty catalogue: returns how many goods were added.

@@ -18,8 +18,11 @@ use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use wxrest::ApiError;
-use wxrest::auth::{JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService, token_routes};
+use wxrest::auth::{
+    JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService, token_routes, token_routes_openapi,
+};
 use wxrest::db::{Db, Dialect};
+use wxrest::openapi::{ApiDoc, docs_routes};
 use wxrest::user::{UserStore, profile_routes};
 use wxrest::wechat::{FakeWeChat, RedisTokenStore, WxClient, WxConfig};
 use wxrest::wechat::{RedisCodeCache, WxLoginService};
@@ -149,14 +152,21 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
     if config.seed_demo {
         catalog::seed_demo(&db).await?;
     }
+    let doc = ApiDoc::new("wxrest mall", env!("CARGO_PKG_VERSION"))
+        .description("The example mall: WeChat login, catalogue, cart and orders.")
+        .merge(token_routes_openapi("/auth"));
+    let (catalog, doc) = catalog::routes(&db, doc);
+    let (cart, doc) = cart::routes(&db, doc);
+    let (orders, doc) = orders::routes(&db, doc);
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready).with_state(db.clone()))
         .nest("/auth", token_routes(tokens.clone()).merge(login.router()))
         .nest("/users", profile_routes(users.clone(), tokens.clone()))
-        .merge(catalog::routes(&db))
-        .merge(cart::routes(&db))
-        .merge(orders::routes(&db))
+        .merge(catalog)
+        .merge(cart)
+        .merge(orders)
+        .merge(docs_routes(doc.build()))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn(wxrest::error::drf_fallbacks))
         .layer(DefaultBodyLimit::max(config.body_limit))

@@ -12,6 +12,7 @@ use serde_json::Value;
 use sqlx::{Any, Transaction};
 use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
+use wxrest::openapi::ApiDoc;
 use wxrest::viewset::{
     Action, ActionContext, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated,
     WriteContext,
@@ -56,16 +57,17 @@ impl Model for Order {
 pub const PENDING: &str = "pending";
 pub const CANCELLED: &str = "cancelled";
 
-pub fn routes(db: &Db) -> Router {
-    ModelViewSet::<Order>::new(db.clone())
+pub fn routes(db: &Db, doc: ApiDoc) -> (Router, ApiDoc) {
+    let orders = ModelViewSet::<Order>::new(db.clone())
         .actions([Action::List, Action::Create, Action::Retrieve])
         .permission(IsAuthenticated)
         .owner_field_staff_sees_all("user_id")
         .pagination(PageNumber::size(10).max(50))
         .on_create(place)
         .with_related(|db, orders| async move { load_items(&db, orders).await })
-        .action("cancel", true, Method::POST, cancel)
-        .routes_at("/mall/orders")
+        .action("cancel", true, Method::POST, cancel);
+    let doc = doc.merge(orders.openapi("/mall/orders"));
+    (orders.routes_at("/mall/orders"), doc)
 }
 
 fn db_err(e: sqlx::Error) -> ApiError {
