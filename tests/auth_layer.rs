@@ -747,3 +747,33 @@ async fn layer_works_on_a_plain_tower_service() {
         .to_bytes();
     assert_eq!(&body[..], b"alice");
 }
+
+#[tokio::test]
+async fn an_inner_layer_reuses_the_outer_layers_identity() {
+    let tokens = tokens();
+    let app = Router::new()
+        .route("/open", routing::get(whoami))
+        .merge(
+            Router::new()
+                .route("/staff", routing::get(whoami))
+                .route_layer(AuthLayer::new().permission(IsAdminUser)),
+        )
+        .layer(JwtAuthLayer::new(tokens.clone()));
+    let user_token = format!(
+        "JWT {}",
+        tokens.issue(&user(1, "alice")).await.unwrap().token
+    );
+    let staff_token = format!(
+        "JWT {}",
+        tokens.issue(&staff(2, "boss")).await.unwrap().token
+    );
+    assert_eq!(
+        send(&app, get("/open", Some(&user_token))).await.2["user"],
+        "alice"
+    );
+    assert_eq!(send(&app, get("/staff", Some(&staff_token))).await.0, 200);
+    assert_eq!(send(&app, get("/staff", Some(&user_token))).await.0, 403);
+    let (status, headers, _) = send(&app, get("/staff", None)).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], "JWT realm=\"api\"");
+}

@@ -903,3 +903,119 @@ async fn injection_strings_in_every_parameter_leave_the_table_intact() {
         );
     }
 }
+
+#[tokio::test]
+async fn cached_lists_follow_writes_through_the_viewset() {
+    let cache = ListCache::memory(1000);
+    for env in envs_with(|db| {
+        viewset(db)
+            .pagination(Pagination::None)
+            .cache(cache.clone())
+    })
+    .await
+    {
+        assert_eq!(env.names("/items/?price=100").await, ["Green Tea"]);
+        // A raw write the cache does not know about: the cached page still answers...
+        sqlx::query("UPDATE items SET name = 'Raw Tea' WHERE price = 100")
+            .execute(env._db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            env.names("/items/?price=100").await,
+            ["Green Tea"],
+            "{}",
+            env.label
+        );
+        // ...until the table is touched,
+        cache.touch("items").await.unwrap();
+        assert_eq!(env.names("/items/?price=100").await, ["Raw Tea"]);
+        // and a write through the viewset is visible to the writer's very next read.
+        let (status, _) = env
+            .call(
+                Method::PATCH,
+                "/items/1/",
+                Some("boss"),
+                Some(json!({"name": "Jade Tea"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(env.names("/items/?price=100").await, ["Jade Tea"]);
+        let (status, _) = env
+            .call(Method::DELETE, "/items/1/", Some("boss"), None)
+            .await;
+        assert_eq!(status, 204);
+        assert!(env.names("/items/?price=100").await.is_empty());
+        // Tables are shared by name across test backends here: start the next one clean.
+        cache.touch("items").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn cached_lists_are_kept_per_owner() {
+    for env in envs_with(|db| {
+        ModelViewSet::<Item>::new(db)
+            .permission(IsAuthenticated)
+            .owner_field("owner_id")
+            .pagination(Pagination::None)
+            .cache(ListCache::memory(100))
+    })
+    .await
+    {
+        let alice = env
+            .call(Method::GET, "/items/", Some("alice"), None)
+            .await
+            .1;
+        let bob = env.call(Method::GET, "/items/", Some("bob"), None).await.1;
+        assert_eq!(alice.as_array().unwrap().len(), 3, "{}", env.label);
+        assert_eq!(bob.as_array().unwrap().len(), 2);
+        // Permissions still run before the cache.
+        assert_eq!(env.call(Method::GET, "/items/", None, None).await.0, 401);
+    }
+}
+
+#[tokio::test]
+async fn redis_table_versions_are_shared_between_instances() {
+    let Some(url) = support::redis_url() else {
+        return;
+    };
+    let prefix = support::unique_prefix("listcache");
+    let db = common::fresh_db("sqlite-file").await;
+    create_tables(&db).await;
+    seed(&db).await;
+    let tokens = tokens();
+    let instance = || {
+        let cache = ListCache::redis(&url, &prefix, 100).unwrap();
+        Router::new()
+            .merge(
+                viewset(db.db.clone())
+                    .pagination(Pagination::None)
+                    .cache(cache)
+                    .routes_at("/items"),
+            )
+            .layer(JwtAuthLayer::new(tokens.clone()))
+    };
+    let (a, b) = (instance(), instance());
+    let token = format!(
+        "JWT {}",
+        tokens.issue(&staff(3, "boss")).await.unwrap().token
+    );
+    let get = |app: Router| {
+        let token = token.clone();
+        async move {
+            let req = Request::get("/items/?price=100")
+                .header("authorization", token)
+                .body(Body::empty())
+                .unwrap();
+            send(&app, req).await.2[0]["name"].clone()
+        }
+    };
+    assert_eq!(get(b.clone()).await, "Green Tea");
+    let patch = Request::patch("/items/1/")
+        .header("authorization", &token)
+        .header("content-type", "application/json")
+        .body(Body::from(r#"{"name": "Jade Tea"}"#))
+        .unwrap();
+    assert_eq!(send(&a, patch).await.0, 200);
+    // B had the old page cached; A's write bumped the shared version.
+    assert_eq!(get(b).await, "Jade Tea");
+}

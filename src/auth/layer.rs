@@ -183,21 +183,27 @@ where
 
 impl Config {
     async fn decide(&self, mut parts: Parts) -> Result<Parts, ApiError> {
+        // An outer auth layer may have authenticated the request already: this one then only
+        // applies its permission (authenticate once for the app, permissions per route).
+        let outer = parts.extensions.get::<AuthState>().cloned();
         let challenge = self
             .authenticators
             .first()
-            .and_then(|a| a.challenge(&parts));
-        let mut identity: Option<Identity> = None;
-        for authenticator in &self.authenticators {
-            match authenticator.authenticate(&parts).await {
-                Ok(None) => continue,
-                Ok(Some(found)) => {
-                    identity = Some(found);
-                    break;
-                }
-                Err(err) => {
-                    log_failure(&err);
-                    return Err(reject(challenge.as_ref(), err));
+            .and_then(|a| a.challenge(&parts))
+            .or_else(|| outer.and_then(|state| state.challenge));
+        let mut identity: Option<Identity> = parts.extensions.get::<Identity>().cloned();
+        if identity.is_none() {
+            for authenticator in &self.authenticators {
+                match authenticator.authenticate(&parts).await {
+                    Ok(None) => continue,
+                    Ok(Some(found)) => {
+                        identity = Some(found);
+                        break;
+                    }
+                    Err(err) => {
+                        log_failure(&err);
+                        return Err(reject(challenge.as_ref(), err));
+                    }
                 }
             }
         }

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, on};
 use axum::{Json, Router};
+use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
 use serde_json::{Map, Value, json};
@@ -189,11 +190,55 @@ async fn body(parts: Parts, body: axum::body::Body) -> Result<Map<String, Value>
 
 async fn list<T: Model>(State(cfg): Cfg<T>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    answer(list_inner(&cfg, &parts).await)
+    answer(list_cached(&cfg, &parts).await)
 }
 
-async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response, ApiError> {
+fn json_bytes(body: Bytes) -> Response {
+    ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response, ApiError> {
     let identity = allow(cfg, parts, Action::List)?;
+    let render = |value: &Value| Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+    let Some(cache) = &cfg.cache else {
+        return Ok(json_bytes(render(&list_inner(cfg, parts, identity).await?)));
+    };
+    let table = cfg.table.schema.table;
+    let version = match cache.version(table).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, table, "list cache unavailable; reading the database");
+            return Ok(json_bytes(render(&list_inner(cfg, parts, identity).await?)));
+        }
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    let key = format!(
+        "{table}\u{1f}{version}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}?{}",
+        cfg.scope_owner(identity.as_ref()),
+        header("host"),
+        header("x-forwarded-proto"),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or("")
+    );
+    if let Some(page) = cache.get(&key) {
+        return Ok(json_bytes(page));
+    }
+    let page = render(&list_inner(cfg, parts, identity).await?);
+    cache.put(key, page.clone());
+    Ok(json_bytes(page))
+}
+
+async fn list_inner<T: Model>(
+    cfg: &Config<T>,
+    parts: &Parts,
+    identity: Option<Identity>,
+) -> Result<Value, ApiError> {
     let schema = &cfg.table.schema;
     let d = cfg.table.dialect;
     let params = query::params(parts.uri.query());
@@ -214,7 +259,7 @@ async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response
     match &cfg.pagination {
         Pagination::None => {
             let rows = fetch_rows(cfg, &clause, &order_sql(d, &ordering, false), None).await?;
-            Ok(Json(Value::Array(models::<T>(cfg, &rows).await?)).into_response())
+            Ok(Value::Array(models::<T>(cfg, &rows).await?))
         }
         Pagination::PageNumber(p) => {
             let count = count(cfg, &clause).await?;
@@ -361,9 +406,9 @@ async fn list_inner<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response
     }
 }
 
-fn empty_list(pagination: &Pagination) -> Response {
+fn empty_list(pagination: &Pagination) -> Value {
     match pagination {
-        Pagination::None => Json(json!([])).into_response(),
+        Pagination::None => json!([]),
         Pagination::Cursor(_) => page_json(None, None, None, Vec::new()),
         _ => page_json(Some(0), None, None, Vec::new()),
     }
@@ -374,7 +419,7 @@ fn page_json(
     next: Option<String>,
     previous: Option<String>,
     results: Vec<Value>,
-) -> Response {
+) -> Value {
     let mut body = Map::new();
     if let Some(count) = count {
         body.insert("count".into(), json!(count));
@@ -382,7 +427,7 @@ fn page_json(
     body.insert("next".into(), json!(next));
     body.insert("previous".into(), json!(previous));
     body.insert("results".into(), Value::Array(results));
-    Json(Value::Object(body)).into_response()
+    Value::Object(body)
 }
 
 async fn count<T: Model>(cfg: &Config<T>, clause: &Where) -> Result<u64, ApiError> {
@@ -451,6 +496,7 @@ async fn create_inner<T: Model>(cfg: &Config<T>, req: Request) -> Result<Respons
         Some(hook) => hook(ctx, values).await?,
         None => ctx.insert(&values).await?,
     };
+    cfg.touch().await;
     let map = fetch_one(&cfg.db, &cfg.table, id, Where::default())
         .await?
         .ok_or_else(ApiError::not_found)?;
@@ -505,6 +551,7 @@ async fn write<T: Model>(
         Some(hook) => hook(ctx, object, values).await?,
         None => ctx.update(id, &values).await?,
     }
+    cfg.touch().await;
     let object: T = get_object(&cfg, identity.as_ref(), id).await?;
     Ok(Json(render_one(&cfg, object).await?).into_response())
 }
@@ -522,6 +569,7 @@ async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Requ
                 Some(hook) => hook(ctx, object).await?,
                 None => rows::delete(&cfg.db, &cfg.table.schema, id).await?,
             }
+            cfg.touch().await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
@@ -548,7 +596,11 @@ async fn detail_action<T: Model>(
                 object: Some(object),
                 data,
             };
-            (extra.handler)(ctx).await
+            let response = (extra.handler)(ctx).await;
+            if extra.method != http::Method::GET {
+                cfg.touch().await;
+            }
+            response
         }
         .await,
     )
@@ -566,7 +618,11 @@ async fn list_action<T: Model>(State(cfg): Cfg<T>, index: usize, req: Request) -
                 object: None,
                 data,
             };
-            (extra.handler)(ctx).await
+            let response = (extra.handler)(ctx).await;
+            if extra.method != http::Method::GET {
+                cfg.touch().await;
+            }
+            response
         }
         .await,
     )

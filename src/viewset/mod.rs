@@ -34,6 +34,7 @@
 //! in the request by an auth layer (see [`crate::auth`]); put one around the app or pass it to
 //! [`ModelViewSet::authentication`].
 
+pub mod cache;
 mod handlers;
 mod openapi;
 pub mod pagination;
@@ -52,6 +53,7 @@ use axum::response::Response;
 use http::Method;
 use serde_json::{Map, Value};
 
+pub use cache::ListCache;
 pub use pagination::{CursorPagination, LimitOffset, PageNumber, Pagination};
 pub use schema::{Auto, Field, Kind, Lookup, Model, Schema};
 pub use validation::{Mode, Validated};
@@ -127,6 +129,7 @@ pub struct WriteContext {
     /// The raw request body (`{}` when empty), for hooks that take more than the model's
     /// fields (e.g. an order's item list).
     pub data: Map<String, Value>,
+    cache: Option<ListCache>,
 }
 
 impl WriteContext {
@@ -138,6 +141,16 @@ impl WriteContext {
     /// The default update.
     pub async fn update(&self, id: i64, values: &Validated) -> Result<(), ApiError> {
         rows::update(&self.db, &self.schema, id, values).await
+    }
+
+    /// Marks another table changed for cached lists (a hook that changed it with raw SQL). The
+    /// viewset's own table is marked after every write without asking.
+    pub async fn touch(&self, table: &str) {
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.touch(table).await
+        {
+            tracing::error!(error = %e, table, "could not invalidate cached lists");
+        }
     }
 
     /// The default destroy.
@@ -198,6 +211,7 @@ pub(crate) struct Config<T> {
     on_update: Option<UpdateHook<T>>,
     on_destroy: Option<DestroyHook<T>>,
     related: Option<RelatedHook<T>>,
+    cache: Option<ListCache>,
     auth: Option<AuthLayer>,
     _model: PhantomData<fn() -> T>,
 }
@@ -228,6 +242,7 @@ impl<T: Model> ModelViewSet<T> {
                 on_update: None,
                 on_destroy: None,
                 related: None,
+                cache: None,
                 auth: None,
                 _model: PhantomData,
             },
@@ -344,6 +359,13 @@ impl<T: Model> ModelViewSet<T> {
         self
     }
 
+    /// Caches list pages in `cache`, invalidated by this table's version (see [`ListCache`]).
+    #[must_use]
+    pub fn cache(mut self, cache: ListCache) -> Self {
+        self.config.cache = Some(cache);
+        self
+    }
+
     /// Completes objects before they are rendered (DRF's `prefetch_related` + nested
     /// serializers): called once per response with every object of the page, so related rows
     /// load in one query, not one per object.
@@ -440,6 +462,21 @@ impl<T: Model> Config<T> {
         self.per_action.get(&action).unwrap_or(&self.permission)
     }
 
+    /// The owner whose rows this caller sees (`None`: all rows, or no scope).
+    fn scope_owner(&self, identity: Option<&Identity>) -> Option<i64> {
+        let scope = self.scope.as_ref()?;
+        identity.and_then(|i| (scope.owner)(i))
+    }
+
+    /// Marks this viewset's table changed.
+    async fn touch(&self) {
+        if let Some(cache) = &self.cache
+            && let Err(e) = cache.touch(self.table.schema.table).await
+        {
+            tracing::error!(error = %e, table = self.table.schema.table, "could not invalidate cached lists");
+        }
+    }
+
     /// The scope condition for this caller; `Err` when a scoped viewset meets an anonymous
     /// caller (nothing is visible).
     fn scope_where(&self, identity: Option<&Identity>) -> Option<Where> {
@@ -465,6 +502,7 @@ impl<T: Model> Config<T> {
             identity,
             schema: self.shared_schema.clone(),
             data,
+            cache: self.cache.clone(),
         }
     }
 }

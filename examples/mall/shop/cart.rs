@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::ApiDoc;
+use wxrest::viewset::ListCache;
 use wxrest::viewset::query::SqlValue;
 use wxrest::viewset::{
     Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, Validated, WriteContext,
@@ -34,11 +35,12 @@ impl Model for CartItem {
     }
 }
 
-pub fn routes(db: &Db, doc: ApiDoc) -> (Router, ApiDoc) {
+pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache) -> (Router, ApiDoc) {
     let cart = ModelViewSet::<CartItem>::new(db.clone())
         .permission(IsAuthenticated)
         .owner_field("user_id")
         .pagination(Pagination::None)
+        .cache(lists.clone())
         .on_create(add)
         .on_update(
             |ctx: WriteContext, item: CartItem, values: Validated| async move {

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use wxrest::auth::{IsAdminUser, IsAuthenticated};
 use wxrest::db::Db;
 use wxrest::openapi::ApiDoc;
+use wxrest::viewset::ListCache;
 use wxrest::viewset::{Action, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema};
 
 /// A category of goods.
@@ -70,15 +71,17 @@ impl Model for Goods {
     }
 }
 
-pub fn routes(db: &Db, doc: ApiDoc) -> (Router, ApiDoc) {
+pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache) -> (Router, ApiDoc) {
     let categories = ModelViewSet::<Category>::new(db.clone())
         .permission(IsAuthenticated)
         .permission_for(Action::WRITES, IsAdminUser)
-        .pagination(PageNumber::size(50).max(100));
+        .pagination(PageNumber::size(50).max(100))
+        .cache(lists.clone());
     let goods = ModelViewSet::<Goods>::new(db.clone())
         .permission(IsAuthenticated)
         .permission_for(Action::WRITES, IsAdminUser)
-        .pagination(PageNumber::size(10).max(100));
+        .pagination(PageNumber::size(10).max(100))
+        .cache(lists.clone());
     let doc = doc
         .merge(categories.openapi("/mall/categories"))
         .merge(goods.openapi("/mall/goods"));

@@ -19,11 +19,13 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use wxrest::ApiError;
 use wxrest::auth::{
-    JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService, token_routes, token_routes_openapi,
+    AuthLayer, IsAuthenticated, JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService,
+    token_routes, token_routes_openapi,
 };
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::{ApiDoc, docs_routes};
 use wxrest::user::{UserStore, profile_routes};
+use wxrest::viewset::ListCache;
 use wxrest::wechat::{FakeWeChat, RedisTokenStore, WxClient, WxConfig};
 use wxrest::wechat::{RedisCodeCache, WxLoginService};
 
@@ -46,6 +48,9 @@ pub struct Config {
     pub seed_demo: bool,
     pub cors_origins: Vec<String>,
     pub body_limit: usize,
+    /// `MALL_BENCH_ROUTES=1`: `/bench/open` and `/bench/protected` serve the same static JSON,
+    /// without and with authentication (for the load script).
+    pub bench_routes: bool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -81,6 +86,7 @@ impl Config {
             body_limit: env("MALL_BODY_LIMIT")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1024 * 1024),
+            bench_routes: env("MALL_BENCH_ROUTES").is_some_and(|v| v == "1"),
         })
     }
 
@@ -97,6 +103,7 @@ impl Config {
             seed_demo: false,
             cors_origins: Vec::new(),
             body_limit: 1024 * 1024,
+            bench_routes: false,
         }
     }
 }
@@ -155,9 +162,13 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
     let doc = ApiDoc::new("wxrest mall", env!("CARGO_PKG_VERSION"))
         .description("The example mall: WeChat login, catalogue, cart and orders.")
         .merge(token_routes_openapi("/auth"));
-    let (catalog, doc) = catalog::routes(&db, doc);
-    let (cart, doc) = cart::routes(&db, doc);
-    let (orders, doc) = orders::routes(&db, doc);
+    let lists = match &config.redis_url {
+        Some(url) => ListCache::redis(url, "wxrest:mall:", 50_000)?,
+        None => ListCache::memory(50_000),
+    };
+    let (catalog, doc) = catalog::routes(&db, doc, &lists);
+    let (cart, doc) = cart::routes(&db, doc, &lists);
+    let (orders, doc) = orders::routes(&db, doc, &lists);
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready).with_state(db.clone()))
@@ -167,6 +178,7 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
         .merge(cart)
         .merge(orders)
         .merge(docs_routes(doc.build()))
+        .merge(bench_routes(config.bench_routes))
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn(wxrest::error::drf_fallbacks))
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -195,6 +207,20 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
             ))
         }));
     Ok(Shop { router, db, fake })
+}
+
+fn bench_routes(enabled: bool) -> Router {
+    if !enabled {
+        return Router::new();
+    }
+    async fn hello() -> Json<serde_json::Value> {
+        Json(json!({"hello": "world"}))
+    }
+    Router::new().route("/bench/open", get(hello)).merge(
+        Router::new()
+            .route("/bench/protected", get(hello))
+            .route_layer(AuthLayer::new().permission(IsAuthenticated)),
+    )
 }
 
 async fn ready(State(db): State<Db>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -13,6 +13,7 @@ use sqlx::{Any, Transaction};
 use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::ApiDoc;
+use wxrest::viewset::ListCache;
 use wxrest::viewset::{
     Action, ActionContext, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated,
     WriteContext,
@@ -57,12 +58,13 @@ impl Model for Order {
 pub const PENDING: &str = "pending";
 pub const CANCELLED: &str = "cancelled";
 
-pub fn routes(db: &Db, doc: ApiDoc) -> (Router, ApiDoc) {
+pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache) -> (Router, ApiDoc) {
     let orders = ModelViewSet::<Order>::new(db.clone())
         .actions([Action::List, Action::Create, Action::Retrieve])
         .permission(IsAuthenticated)
         .owner_field_staff_sees_all("user_id")
         .pagination(PageNumber::size(10).max(50))
+        .cache(lists.clone())
         .on_create(place)
         .with_related(|db, orders| async move { load_items(&db, orders).await })
         .action("cancel", true, Method::POST, cancel);
@@ -223,6 +225,11 @@ async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
             .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
+    // Stock and the cart changed outside their viewsets: their cached lists are stale now.
+    ctx.touch("goods").await;
+    if from_cart {
+        ctx.touch("cart_items").await;
+    }
     tracing::info!(order_id, user_id = user, total, "order placed");
     Ok(order_id)
 }
@@ -333,6 +340,7 @@ async fn cancel(ctx: ActionContext<Order>) -> Result<axum::response::Response, A
             .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
+    ctx.ctx.touch("goods").await;
     let mut cancelled = order;
     cancelled.status = CANCELLED.into();
     let mut loaded = load_items(db, vec![cancelled]).await?;
