@@ -24,6 +24,7 @@
 //! # let _ = layer;
 //! ```
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -103,32 +104,35 @@ impl TokenSource {
 pub struct JwtAuthenticator {
     tokens: TokenService,
     sources: Arc<[TokenSource]>,
-    prefixes: Arc<[Vec<u8>]>,
-    default_challenge: HeaderValue,
+    /// Each accepted prefix with its `WWW-Authenticate` challenge; the first is the default.
+    prefixes: Arc<[(String, HeaderValue)]>,
 }
 
 impl JwtAuthenticator {
     /// Reads `Authorization: JWT|Bearer <token>` (the configured prefixes).
     pub fn new(tokens: impl Into<TokenService>) -> Self {
         let tokens = tokens.into();
-        let prefixes: Arc<[Vec<u8>]> = tokens
+        let mut prefixes: Vec<(String, HeaderValue)> = tokens
             .jwt()
             .prefixes()
             .iter()
-            .map(|p| p.to_ascii_lowercase().into_bytes())
+            .map(|p| (p.clone(), challenge_for(p)))
             .collect();
-        let first = tokens
-            .jwt()
-            .prefixes()
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "JWT".into());
+        if prefixes.is_empty() {
+            prefixes.push(("JWT".into(), challenge_for("JWT")));
+        }
         Self {
-            default_challenge: challenge_for(&first),
             tokens,
             sources: Arc::from([TokenSource::Authorization]),
-            prefixes,
+            prefixes: prefixes.into(),
         }
+    }
+
+    /// The configured prefix `word` matches (case-insensitively), with its challenge.
+    fn prefix(&self, word: &[u8]) -> Option<&(String, HeaderValue)> {
+        self.prefixes
+            .iter()
+            .find(|(p, _)| p.as_bytes().eq_ignore_ascii_case(word))
     }
 
     /// Looks for the token in these sources, in order.
@@ -144,7 +148,7 @@ impl JwtAuthenticator {
     }
 
     /// The token from the first source that has one.
-    pub fn extract(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+    pub fn extract<'a>(&self, parts: &'a Parts) -> Result<Option<Cow<'a, str>>, AuthError> {
         for source in self.sources.iter() {
             let found = match source {
                 TokenSource::Authorization => self.authorization_header(parts)?,
@@ -153,12 +157,13 @@ impl JwtAuthenticator {
                     .get(name)
                     .map(|v| token_text(v.as_bytes()))
                     .transpose()?
-                    .filter(|t| !t.is_empty()),
-                TokenSource::Cookie(name) => from_cookie(parts, name),
+                    .filter(|t| !t.is_empty())
+                    .map(Cow::Borrowed),
+                TokenSource::Cookie(name) => from_cookie(parts, name).map(Cow::Owned),
                 TokenSource::Query(name) => parts.uri.query().and_then(|q| {
                     form_urlencoded::parse(q.as_bytes())
                         .find(|(k, _)| k == name)
-                        .map(|(_, v)| v.into_owned())
+                        .map(|(_, v)| Cow::<str>::Owned(v.into_owned()))
                         .filter(|v| !v.is_empty())
                 }),
             };
@@ -170,7 +175,10 @@ impl JwtAuthenticator {
     }
 
     /// djangorestframework-jwt's `get_jwt_value`.
-    fn authorization_header(&self, parts: &Parts) -> Result<Option<String>, AuthError> {
+    fn authorization_header<'a>(
+        &self,
+        parts: &'a Parts,
+    ) -> Result<Option<Cow<'a, str>>, AuthError> {
         let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
             return Ok(None);
         };
@@ -181,21 +189,20 @@ impl JwtAuthenticator {
         let Some(prefix) = words.next() else {
             return Ok(None);
         };
-        let prefix = prefix.to_ascii_lowercase();
-        if !self.prefixes.contains(&prefix) {
+        if self.prefix(prefix).is_none() {
             return Ok(None);
         }
         let token = words.next().ok_or(AuthError::NoCredentials)?;
         if words.next().is_some() {
             return Err(AuthError::CredentialsWithSpaces);
         }
-        token_text(token).map(Some)
+        token_text(token).map(|t| Some(Cow::Borrowed(t)))
     }
 }
 
-fn token_text(bytes: &[u8]) -> Result<String, AuthError> {
+fn token_text(bytes: &[u8]) -> Result<&str, AuthError> {
     std::str::from_utf8(bytes)
-        .map(|s| s.trim().to_owned())
+        .map(str::trim)
         .map_err(|_| AuthError::DecodeError)
 }
 
@@ -232,24 +239,14 @@ impl Authenticator for JwtAuthenticator {
         let used = parts
             .headers
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_whitespace().next())
-            .filter(|p| {
-                self.prefixes
-                    .iter()
-                    .any(|known| known.as_slice() == p.to_ascii_lowercase().as_bytes())
-            });
-        Some(match used {
-            Some(prefix) => self
-                .tokens
-                .jwt()
-                .prefixes()
-                .iter()
-                .find(|known| known.eq_ignore_ascii_case(prefix))
-                .map(|known| challenge_for(known))
-                .unwrap_or_else(|| self.default_challenge.clone()),
-            None => self.default_challenge.clone(),
-        })
+            .and_then(|v| {
+                v.as_bytes()
+                    .split(u8::is_ascii_whitespace)
+                    .find(|w| !w.is_empty())
+            })
+            .and_then(|word| self.prefix(word));
+        used.or_else(|| self.prefixes.first())
+            .map(|(_, challenge)| challenge.clone())
     }
 }
 
