@@ -202,7 +202,9 @@ impl Config {
             }
         }
         if identity.as_ref().is_some_and(|i| !i.is_active) {
-            return Err(reject(challenge.as_ref(), AuthError::UserInactive));
+            let err = AuthError::UserInactive;
+            log_failure(&err);
+            return Err(reject(challenge.as_ref(), err));
         }
         let ctx = RequestContext::new(&parts, identity.as_ref());
         if let Err(denied) = self.permission.check(&ctx) {
@@ -210,6 +212,7 @@ impl Config {
                 None => AuthError::NotAuthenticated,
                 Some(_) => AuthError::PermissionDenied(denied.message),
             };
+            log_failure(&err);
             return Err(reject(challenge.as_ref(), err));
         }
         parts.extensions.insert(AuthState { challenge });
@@ -222,8 +225,16 @@ impl Config {
     }
 }
 
+/// The counter of requests the auth layer refused, labelled `reason` (the [`AuthError::code`]:
+/// `not_authenticated`, `token_expired`, `token_revoked`, `permission_denied`,
+/// `service_unavailable`, ...). Recorded through the `metrics` facade: free until the
+/// application installs a recorder (e.g. a Prometheus exporter).
+pub const AUTH_FAILURES_METRIC: &str = "wxrest_auth_failures_total";
+
 fn log_failure(err: &AuthError) {
-    tracing::debug!(code = err.code(), reason = %err, "authentication failed");
+    let code = err.code();
+    metrics::counter!(AUTH_FAILURES_METRIC, "reason" => code).increment(1);
+    tracing::debug!(code, reason = %err, "authentication failed");
 }
 
 pin_project! {
