@@ -20,6 +20,7 @@ Configuration (environment):
   WXREST_BIND          listen address (127.0.0.1:8000)
   DATABASE_URL         sqlite://mall.db | postgres://... | mysql://...
   REDIS_URL            optional; shares revocations, the WeChat token and login codes between instances
+  REDIS_PREFIX         prefix of every Redis key (wxrest:mall:)
   JWT_SECRET           at least 32 bytes (a development default is used, with a warning, when unset)
   WX_APPID, WX_SECRET  WeChat credentials; without WX_APPID the built-in fake WeChat runs (dev mode)
   WX_API_BASE          WeChat API base URL (https://api.weixin.qq.com)
