@@ -29,6 +29,37 @@ Configuration (environment):
   CORS_ORIGINS         comma-separated allowed origins for a web admin
   LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
 
+/// The help of one command, for `mall COMMAND --help`.
+fn command_help(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "serve" => {
+            "usage: mall serve [--seed-demo]
+
+Serves the API on WXREST_BIND after applying pending migrations (safe with several
+instances starting at once). --seed-demo (or MALL_SEED_DEMO=1) fills an empty catalogue.
+Stops gracefully on Ctrl-C or SIGTERM."
+        }
+        "migrate" => {
+            "usage: mall migrate
+
+Applies the pending migrations to DATABASE_URL and exits. Run it once before starting
+instances; concurrent runs wait for each other."
+        }
+        "createsuperuser" => {
+            "usage: mall createsuperuser --username NAME
+
+Creates the staff superuser NAME, or resets its password and staff rights. The password
+(at least 8 characters) comes from MALL_ADMIN_PASSWORD or, when unset, one line on stdin."
+        }
+        "seed-demo" => {
+            "usage: mall seed-demo
+
+Fills an empty catalogue with demo categories and goods; does nothing when goods exist."
+        }
+        _ => return None,
+    })
+}
+
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -45,7 +76,11 @@ fn init_logging() {
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        let help = args
+            .first()
+            .and_then(|command| command_help(command))
+            .unwrap_or(USAGE);
+        println!("{help}");
         return ExitCode::SUCCESS;
     }
     init_logging();

@@ -202,9 +202,7 @@ impl Config {
             }
         }
         if identity.as_ref().is_some_and(|i| !i.is_active) {
-            let err = AuthError::UserInactive;
-            log_failure(&err);
-            return Err(reject(challenge.as_ref(), err));
+            return Err(reject(challenge.as_ref(), AuthError::UserInactive));
         }
         let ctx = RequestContext::new(&parts, identity.as_ref());
         if let Err(denied) = self.permission.check(&ctx) {
@@ -212,7 +210,6 @@ impl Config {
                 None => AuthError::NotAuthenticated,
                 Some(_) => AuthError::PermissionDenied(denied.message),
             };
-            log_failure(&err);
             return Err(reject(challenge.as_ref(), err));
         }
         parts.extensions.insert(AuthState { challenge });
@@ -225,16 +222,16 @@ impl Config {
     }
 }
 
-/// The counter of requests the auth layer refused, labelled `reason` (the [`AuthError::code`]:
-/// `not_authenticated`, `token_expired`, `token_revoked`, `permission_denied`,
-/// `service_unavailable`, ...). Recorded through the `metrics` facade: free until the
-/// application installs a recorder (e.g. a Prometheus exporter).
+/// The counter of refused requests, labelled `reason` (the [`AuthError::code`]:
+/// `not_authenticated`, `token_expired`, `token_invalid`, `token_revoked`,
+/// `permission_denied`, `service_unavailable`, ...). Counted where every authentication or
+/// permission failure becomes a response (this layer, the [`Identity`] extractor and the
+/// viewsets' permission checks), through the `metrics` facade: free until the application
+/// installs a recorder (e.g. a Prometheus exporter).
 pub const AUTH_FAILURES_METRIC: &str = "wxrest_auth_failures_total";
 
 fn log_failure(err: &AuthError) {
-    let code = err.code();
-    metrics::counter!(AUTH_FAILURES_METRIC, "reason" => code).increment(1);
-    tracing::debug!(code, reason = %err, "authentication failed");
+    tracing::debug!(code = err.code(), reason = %err, "authentication failed");
 }
 
 pin_project! {
