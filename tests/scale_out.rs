@@ -537,6 +537,17 @@ async fn redis_going_away_answers_503_and_recovers_without_restart() {
         .post("/auth/wx-login/", None, json!({"code": "outage-2"}))
         .await;
     assert_eq!(status, 200, "{body}");
+    let (status, body) = a
+        .post(
+            "/auth/token/",
+            None,
+            json!({"username": "admin", "password": ADMIN_PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "password login needs only the database: {body}"
+    );
     // Anonymous and health endpoints are unaffected.
     let health = a
         .http
