@@ -156,7 +156,11 @@ impl Cluster {
 
     /// Instance A for even `i`, B for odd.
     fn pick(&self, i: usize) -> &Instance {
-        if i % 2 == 0 { &self.a } else { &self.b }
+        if i.is_multiple_of(2) {
+            &self.a
+        } else {
+            &self.b
+        }
     }
 
     /// Removes this test's Redis keys.
