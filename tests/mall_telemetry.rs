@@ -13,12 +13,14 @@ use http::{Request, Response};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
-async fn mall() -> (Router, common::Target) {
+/// The mall's router; the rest (its database file, its dev-mode fake WeChat) lives as long as
+/// the guard.
+async fn mall() -> (Router, (common::Target, Option<wxrest::wechat::FakeWeChat>)) {
     let target = common::fresh_target("sqlite-file").await;
     let shop = shop::build(&shop::Config::for_database(&target.url))
         .await
         .expect("build the mall");
-    (shop.router, target)
+    (shop.router, (target, shop.fake))
 }
 
 async fn send(router: &Router, req: Request<Body>) -> Response<Body> {
@@ -92,6 +94,18 @@ async fn metrics_count_requests_latency_and_auth_failures() {
     assert_eq!(broken.status(), 401);
     let goods_7 = send(&router, get("/mall/goods/7/").body(Body::empty()).unwrap()).await;
     assert_eq!(goods_7.status(), 401);
+    // WeChat refuses a login code (the dev fake refuses codes starting with `bad`).
+    let refused = send(
+        &router,
+        Request::builder()
+            .method("POST")
+            .uri("/auth/wx-login/")
+            .header("content-type", "application/json")
+            .body(Body::from(r#"{"code": "bad-code-1"}"#))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
 
     let resp = send(&router, get("/metrics").body(Body::empty()).unwrap()).await;
     assert_eq!(resp.status(), 200);
@@ -138,6 +152,10 @@ async fn metrics_count_requests_latency_and_auth_failures() {
     );
     assert!(
         has("wxrest_auth_failures_total{", &["reason=\"token_invalid\""]),
+        "{text}"
+    );
+    assert!(
+        has("wxrest_wechat_errors_total{", &["kind=\"invalid_code\""]),
         "{text}"
     );
 }
