@@ -344,3 +344,67 @@ async fn short_lived_token_is_still_cached_for_half_its_life() {
     }
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test]
+async fn redis_store_keys_live_under_its_prefix() {
+    let Some(url) = redis_url("redis_store_keys_live_under_its_prefix") else {
+        return;
+    };
+    let appid = unique_appid("prefix");
+    let prefix = format!("shop-{}:", uuid::Uuid::new_v4().simple());
+    let default = RedisTokenStore::connect(&url).await.unwrap();
+    let prefixed = RedisTokenStore::connect(&url)
+        .await
+        .unwrap()
+        .prefix(prefix.clone());
+    default
+        .set(&appid, &CachedToken::expiring_in("DEFAULT", 7200))
+        .await
+        .unwrap();
+    prefixed
+        .set(&appid, &CachedToken::expiring_in("PREFIXED", 7200))
+        .await
+        .unwrap();
+    // Two prefixes, two tokens for one appid: deployments sharing a Redis stay apart.
+    assert_eq!(default.get(&appid).await.unwrap().unwrap().token, "DEFAULT");
+    assert_eq!(
+        prefixed.get(&appid).await.unwrap().unwrap().token,
+        "PREFIXED"
+    );
+    assert!(
+        prefixed
+            .try_lock(&appid, Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+    assert!(
+        default
+            .try_lock(&appid, Duration::from_secs(5))
+            .await
+            .unwrap()
+    );
+
+    // The default keys are unchanged: `wxrest:wx:token:{appid}`.
+    let mut conn = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys = [
+        format!("wxrest:wx:token:{appid}"),
+        format!("wxrest:wx:token-lock:{appid}"),
+        format!("{prefix}wx:token:{appid}"),
+        format!("{prefix}wx:token-lock:{appid}"),
+    ];
+    let present: i64 = redis::cmd("EXISTS")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(present, 4);
+    let _: i64 = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}

@@ -20,6 +20,7 @@ Configuration (environment):
   WXREST_BIND          listen address (127.0.0.1:8000)
   DATABASE_URL         sqlite://mall.db | postgres://... | mysql://...
   REDIS_URL            optional; shares revocations, the WeChat token and login codes between instances
+  REDIS_PREFIX         prefix of every Redis key (wxrest:mall:)
   JWT_SECRET           at least 32 bytes (a development default is used, with a warning, when unset)
   WX_APPID, WX_SECRET  WeChat credentials; without WX_APPID the built-in fake WeChat runs (dev mode)
   WX_API_BASE          WeChat API base URL (https://api.weixin.qq.com)
@@ -27,6 +28,37 @@ Configuration (environment):
   MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
   CORS_ORIGINS         comma-separated allowed origins for a web admin
   LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
+
+/// The help of one command, for `mall COMMAND --help`.
+fn command_help(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "serve" => {
+            "usage: mall serve [--seed-demo]
+
+Serves the API on WXREST_BIND after applying pending migrations (safe with several
+instances starting at once). --seed-demo (or MALL_SEED_DEMO=1) fills an empty catalogue.
+Stops gracefully on Ctrl-C or SIGTERM."
+        }
+        "migrate" => {
+            "usage: mall migrate
+
+Applies the pending migrations to DATABASE_URL and exits. Run it once before starting
+instances; concurrent runs wait for each other."
+        }
+        "createsuperuser" => {
+            "usage: mall createsuperuser --username NAME
+
+Creates the staff superuser NAME, or resets its password and staff rights. The password
+(at least 8 characters) comes from MALL_ADMIN_PASSWORD or, when unset, one line on stdin."
+        }
+        "seed-demo" => {
+            "usage: mall seed-demo
+
+Fills an empty catalogue with demo categories and goods; does nothing when goods exist."
+        }
+        _ => return None,
+    })
+}
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -44,7 +76,11 @@ fn init_logging() {
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        println!("{USAGE}");
+        let help = args
+            .first()
+            .and_then(|command| command_help(command))
+            .unwrap_or(USAGE);
+        println!("{help}");
         return ExitCode::SUCCESS;
     }
     init_logging();

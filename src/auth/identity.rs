@@ -113,6 +113,7 @@ impl AuthState {
 }
 
 pub(crate) fn reject(challenge: Option<&HeaderValue>, err: AuthError) -> ApiError {
+    metrics::counter!(super::layer::AUTH_FAILURES_METRIC, "reason" => err.code()).increment(1);
     let api = ApiError::from(err);
     if api.status() != http::StatusCode::UNAUTHORIZED {
         return api;

@@ -228,6 +228,14 @@ impl Config {
     }
 }
 
+/// The counter of refused requests, labelled `reason` (the [`AuthError::code`]:
+/// `not_authenticated`, `token_expired`, `token_invalid`, `token_revoked`,
+/// `permission_denied`, `service_unavailable`, ...). Counted where every authentication or
+/// permission failure becomes a response (this layer, the [`Identity`] extractor and the
+/// viewsets' permission checks), through the `metrics` facade: free until the application
+/// installs a recorder (e.g. a Prometheus exporter).
+pub const AUTH_FAILURES_METRIC: &str = "wxrest_auth_failures_total";
+
 fn log_failure(err: &AuthError) {
     tracing::debug!(code = err.code(), reason = %err, "authentication failed");
 }

@@ -24,7 +24,7 @@ pub use authenticator::{Authenticator, BasicAuthenticator, JwtAuthenticator, Tok
 pub use error::AuthError;
 pub use identity::{AuthState, Identity, Scheme};
 pub use jwt::{Claims, ConfigError, JwtConfig, TokenPair, TokenType, UserIdClaim};
-pub use layer::{AuthLayer, AuthService, JwtAuthLayer};
+pub use layer::{AUTH_FAILURES_METRIC, AuthLayer, AuthService, JwtAuthLayer};
 pub use permission::{
     AllowAny, And, Denied, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Not,
     ObjectPermission, Or, Permission, PermissionExt, RequestContext, WithMessage,

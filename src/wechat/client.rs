@@ -198,7 +198,7 @@ impl WxClient {
             .await
             .map_err(classify)?;
         serde_json::from_value(value)
-            .map_err(|e| WxError::Malformed(format!("jscode2session answer: {e}")))
+            .map_err(|e| failed(WxError::Malformed(format!("jscode2session answer: {e}"))))
     }
 
     /// A valid access_token for this appid: cached, single-flight, shared through the store.
@@ -229,10 +229,15 @@ impl WxClient {
             )
             .await?;
         let info = value.get("phone_info").cloned().ok_or_else(|| {
-            WxError::Malformed("getuserphonenumber answer has no phone_info".to_owned())
+            failed(WxError::Malformed(
+                "getuserphonenumber answer has no phone_info".to_owned(),
+            ))
         })?;
-        serde_json::from_value(info)
-            .map_err(|e| WxError::Malformed(format!("getuserphonenumber phone_info: {e}")))
+        serde_json::from_value(info).map_err(|e| {
+            failed(WxError::Malformed(format!(
+                "getuserphonenumber phone_info: {e}"
+            )))
+        })
     }
 
     /// Decrypts `encryptedData` with a user's session_key and checks it is for this appid.
@@ -336,7 +341,7 @@ impl WxClient {
             expires_in: i64,
         }
         let answer: TokenAnswer = serde_json::from_value(value)
-            .map_err(|e| WxError::Malformed(format!("access_token answer: {e}")))?;
+            .map_err(|e| failed(WxError::Malformed(format!("access_token answer: {e}"))))?;
         tracing::info!(appid = %config.appid, expires_in = answer.expires_in, "fetched WeChat access_token");
         Ok(CachedToken::expiring_in(
             answer.access_token,
@@ -455,9 +460,13 @@ fn api_error(value: &Value, secrets: &[&str]) -> Option<WxError> {
     Some(WxError::Api { errcode, errmsg })
 }
 
-/// Turns a raw [`WxError::Api`] into its typed variant.
+/// The counter of failed WeChat calls, labelled `kind` ([`WxError::kind`]).
+pub const WECHAT_ERRORS_METRIC: &str = "wxrest_wechat_errors_total";
+
+/// Turns a raw [`WxError::Api`] into its typed variant, and counts it: every failed call
+/// passes here once.
 fn classify(err: WxError) -> WxError {
-    match err {
+    let typed = match err {
         WxError::Api { errcode, errmsg } => {
             let typed = WxError::from_errcode(errcode, &errmsg);
             if typed == WxError::InvalidCredential {
@@ -466,5 +475,13 @@ fn classify(err: WxError) -> WxError {
             typed
         }
         other => other,
-    }
+    };
+    failed(typed)
+}
+
+/// Counts a failed WeChat call in [`WECHAT_ERRORS_METRIC`] (free when no `metrics` recorder
+/// is installed).
+fn failed(err: WxError) -> WxError {
+    metrics::counter!(WECHAT_ERRORS_METRIC, "kind" => err.kind()).increment(1);
+    err
 }

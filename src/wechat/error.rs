@@ -101,6 +101,34 @@ impl WxError {
         }
     }
 
+    /// A short, stable name of the variant (`invalid_code`, `busy`, `timeout`, ...), for
+    /// metrics labels and logs.
+    ///
+    /// ```
+    /// use wxrest::wechat::WxError;
+    /// assert_eq!(WxError::Busy.kind(), "busy");
+    /// assert_eq!(WxError::Api { errcode: 48001, errmsg: String::new() }.kind(), "api");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::InvalidCode => "invalid_code",
+            Self::CodeUsed => "code_used",
+            Self::RateLimited => "rate_limited",
+            Self::HighRisk => "high_risk",
+            Self::Busy => "busy",
+            Self::InvalidCredential => "invalid_credential",
+            Self::Api { .. } => "api",
+            Self::Timeout => "timeout",
+            Self::Transport(_) => "transport",
+            Self::Malformed(_) => "malformed",
+            Self::Config(_) => "config",
+            Self::Decrypt => "decrypt",
+            Self::WatermarkMismatch => "watermark_mismatch",
+            Self::SignatureMismatch => "signature_mismatch",
+            Self::InvalidInput(_) => "invalid_input",
+        }
+    }
+
     /// Builds a [`WxError::Timeout`] or [`WxError::Transport`] from a reqwest error, stripping
     /// the URL (it may hold `secret=` or `access_token=`) and redacting `secrets`.
     pub(crate) fn from_reqwest(err: reqwest::Error, secrets: &[&str]) -> Self {

@@ -20,7 +20,7 @@ pub mod fake;
 pub mod login;
 pub mod token;
 
-pub use client::{WxClient, WxSession};
+pub use client::{WECHAT_ERRORS_METRIC, WxClient, WxSession};
 pub use code_cache::{CodeCache, CodeEntry, MemoryCodeCache, RedisCodeCache, code_digest};
 pub use config::{AccessTokenMode, WxConfig};
 pub use crypto::{PhoneInfo, Watermark};

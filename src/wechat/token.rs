@@ -212,11 +212,19 @@ return 0
 
 /// A Redis [`AccessTokenStore`] shared by every instance of the app.
 ///
-/// Keys: `wxrest:wx:token:{appid}` (JSON `{"token","expires_at"}`, expiring with the token) and
-/// `wxrest:wx:token-lock:{appid}` (`SET NX PX`, released only by its owner).
+/// Keys (under a configurable prefix, default `wxrest:`): `wx:token:{appid}` (JSON
+/// `{"token","expires_at"}`, expiring with the token) and `wx:token-lock:{appid}`
+/// (`SET NX PX`, released only by its owner).
+///
+/// ```no_run
+/// use wxrest::wechat::RedisTokenStore;
+/// let store = RedisTokenStore::open_lazy("redis://127.0.0.1:6379")?.prefix("shop:");
+/// # Ok::<(), wxrest::BackendError>(())
+/// ```
 #[derive(Clone)]
 pub struct RedisTokenStore {
     conn: ConnectionManager,
+    prefix: Arc<str>,
     owner: String,
     invalidate_script: Arc<redis::Script>,
     unlock_script: Arc<redis::Script>,
@@ -224,7 +232,9 @@ pub struct RedisTokenStore {
 
 impl fmt::Debug for RedisTokenStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisTokenStore").finish_non_exhaustive()
+        f.debug_struct("RedisTokenStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
@@ -233,6 +243,7 @@ impl RedisTokenStore {
     pub fn new(conn: ConnectionManager) -> Self {
         Self {
             conn,
+            prefix: Arc::from("wxrest:"),
             owner: uuid::Uuid::new_v4().to_string(),
             invalidate_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_TOKEN)),
             unlock_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_LOCK)),
@@ -267,12 +278,20 @@ impl RedisTokenStore {
             .set_response_timeout(Some(Duration::from_secs(1)))
     }
 
-    fn token_key(appid: &str) -> String {
-        format!("wxrest:wx:token:{appid}")
+    /// Uses `prefix` for every key (to share one Redis database between applications, or
+    /// between deployments of one).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
     }
 
-    fn lock_key(appid: &str) -> String {
-        format!("wxrest:wx:token-lock:{appid}")
+    fn token_key(&self, appid: &str) -> String {
+        format!("{}wx:token:{appid}", self.prefix)
+    }
+
+    fn lock_key(&self, appid: &str) -> String {
+        format!("{}wx:token-lock:{appid}", self.prefix)
     }
 }
 
@@ -281,7 +300,7 @@ impl AccessTokenStore for RedisTokenStore {
     async fn get(&self, appid: &str) -> Result<Option<CachedToken>, BackendError> {
         let mut conn = self.conn.clone();
         let raw: Option<String> = redis::cmd("GET")
-            .arg(Self::token_key(appid))
+            .arg(self.token_key(appid))
             .query_async(&mut conn)
             .await?;
         Ok(
@@ -306,7 +325,7 @@ impl AccessTokenStore for RedisTokenStore {
         let value = serde_json::to_string(token).map_err(|e| BackendError::Other(e.to_string()))?;
         let mut conn = self.conn.clone();
         let _: () = redis::cmd("SET")
-            .arg(Self::token_key(appid))
+            .arg(self.token_key(appid))
             .arg(value)
             .arg("PX")
             .arg(ttl_ms)
@@ -319,7 +338,7 @@ impl AccessTokenStore for RedisTokenStore {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .invalidate_script
-            .key(Self::token_key(appid))
+            .key(self.token_key(appid))
             .arg(token)
             .invoke_async(&mut conn)
             .await?;
@@ -330,7 +349,7 @@ impl AccessTokenStore for RedisTokenStore {
         let mut conn = self.conn.clone();
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let set: Option<String> = redis::cmd("SET")
-            .arg(Self::lock_key(appid))
+            .arg(self.lock_key(appid))
             .arg(&self.owner)
             .arg("NX")
             .arg("PX")
@@ -344,7 +363,7 @@ impl AccessTokenStore for RedisTokenStore {
         let mut conn = self.conn.clone();
         let _: i64 = self
             .unlock_script
-            .key(Self::lock_key(appid))
+            .key(self.lock_key(appid))
             .arg(&self.owner)
             .invoke_async(&mut conn)
             .await?;

@@ -5,6 +5,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod orders;
+pub mod telemetry;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use wxrest::ApiError;
 use wxrest::auth::{
@@ -36,12 +38,18 @@ static MYSQL: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations
 /// The secret used when `JWT_SECRET` is unset: development only, loudly.
 pub const DEV_JWT_SECRET: &str = "mall-dev-only-secret-do-not-use-in-production";
 
+/// The prefix of every Redis key the mall writes when `REDIS_PREFIX` is unset.
+pub const DEFAULT_REDIS_PREFIX: &str = "wxrest:mall:";
+
 /// Everything the mall reads from its environment.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub bind: String,
     pub database_url: String,
     pub redis_url: Option<String>,
+    /// Prefix of every Redis key (revocations, the WeChat access_token, login codes), so
+    /// several deployments can share one Redis.
+    pub redis_prefix: String,
     pub jwt_secret: String,
     pub wx: Option<WxConfig>,
     pub admin_password: Option<String>,
@@ -58,7 +66,7 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Reads `WXREST_BIND`, `DATABASE_URL`, `REDIS_URL`, `JWT_SECRET`, `WX_APPID`, `WX_SECRET`,
+    /// Reads `WXREST_BIND`, `DATABASE_URL`, `REDIS_URL`, `REDIS_PREFIX`, `JWT_SECRET`, `WX_APPID`, `WX_SECRET`,
     /// `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`, `CORS_ORIGINS`, `MALL_BODY_LIMIT`.
     pub fn from_env() -> Result<Self, String> {
         let wx = match env("WX_APPID") {
@@ -71,6 +79,7 @@ impl Config {
             bind: env("WXREST_BIND").unwrap_or_else(|| "127.0.0.1:8000".into()),
             database_url: env("DATABASE_URL").unwrap_or_else(|| "sqlite://mall.db".into()),
             redis_url: env("REDIS_URL"),
+            redis_prefix: env("REDIS_PREFIX").unwrap_or_else(|| DEFAULT_REDIS_PREFIX.into()),
             jwt_secret: env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.into()),
             wx,
             admin_password: env("MALL_ADMIN_PASSWORD"),
@@ -97,6 +106,7 @@ impl Config {
             bind: "127.0.0.1:0".into(),
             database_url: database_url.into(),
             redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.into(),
             jwt_secret: DEV_JWT_SECRET.into(),
             wx: None,
             admin_password: None,
@@ -136,7 +146,8 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
     jwt.check()?;
     let mut tokens = TokenService::new(jwt).with_users(users.clone());
     if let Some(url) = &config.redis_url {
-        tokens = tokens.with_store(RedisRevocationStore::open(url)?.prefix("wxrest:mall:"));
+        tokens =
+            tokens.with_store(RedisRevocationStore::open(url)?.prefix(config.redis_prefix.clone()));
     }
     let (client, fake) = match &config.wx {
         Some(wx) => (WxClient::new(wx.clone())?, None),
@@ -146,12 +157,14 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
         }
     };
     let client = match &config.redis_url {
-        Some(url) => client.with_token_store(std::sync::Arc::new(RedisTokenStore::open_lazy(url)?)),
+        Some(url) => client.with_token_store(std::sync::Arc::new(
+            RedisTokenStore::open_lazy(url)?.prefix(config.redis_prefix.clone()),
+        )),
         None => client,
     };
     let mut login = WxLoginService::new(client, users.clone(), tokens.clone());
     if let Some(url) = &config.redis_url {
-        login = login.code_cache(RedisCodeCache::open(url)?);
+        login = login.code_cache(RedisCodeCache::open(url)?.prefix(config.redis_prefix.clone()));
     }
     if let Some(password) = &config.admin_password {
         users.ensure_admin("admin", password).await?;
@@ -172,6 +185,10 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready).with_state(db.clone()))
+        .route(
+            "/metrics",
+            get(telemetry::metrics_view).with_state(telemetry::prometheus()),
+        )
         .nest("/auth", token_routes(tokens.clone()).merge(login.router()))
         .nest("/users", profile_routes(users.clone(), tokens.clone()))
         .merge(catalog)
@@ -184,6 +201,7 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(JwtAuthLayer::new(tokens.clone()))
         .layer(cors(&config.cors_origins))
+        .layer(axum::middleware::from_fn(telemetry::track))
         .layer(CompressionLayer::new().gzip(true))
         .layer(
             TraceLayer::new_for_http()
@@ -193,6 +211,7 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
                         "request",
                         method = %req.method(),
                         path = %req.uri().path(),
+                        request_id = %telemetry::request_id_of(req),
                         user_id = tracing::field::Empty,
                     )
                 })
@@ -205,7 +224,11 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
                 "server_error",
                 "A server error occurred.",
             ))
-        }));
+        }))
+        // Outermost: every response, a panic's included, carries the request id.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(axum::middleware::from_fn(telemetry::sanitize_request_id));
     Ok(Shop { router, db, fake })
 }
 

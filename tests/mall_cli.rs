@@ -1,0 +1,312 @@
+//! The `mall` binary as an operator runs it: `--help` for every command, `migrate` and
+//! `createsuperuser` on a SQLite file, and `serve` writing JSON logs whose request span
+//! carries the request id.
+//!
+//! Runs the example binary `cargo test` builds next to the test executables
+//! (`target/debug/examples/mall`). With `cargo test --test mall_cli` alone, build it first:
+//! `cargo build --example mall`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// `target/debug/examples/mall`, found from this test's own path (`target/debug/deps/...`).
+fn mall_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test executable lives in target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("mall{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.exists(),
+        "{} is missing: `cargo test` builds it; alone, run `cargo build --example mall` first",
+        binary.display()
+    );
+    binary
+}
+
+/// A temp SQLite file, removed on drop.
+struct TempDb(PathBuf);
+
+impl TempDb {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!(
+            "wxrest-mall-cli-{}.db",
+            uuid::Uuid::new_v4().simple()
+        )))
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = self.0.clone().into_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(name);
+        }
+    }
+}
+
+/// A `mall` command with a clean environment of its own.
+fn mall(db: Option<&TempDb>) -> Command {
+    let mut cmd = Command::new(mall_binary());
+    for var in [
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_PREFIX",
+        "JWT_SECRET",
+        "WX_APPID",
+        "WX_SECRET",
+        "MALL_ADMIN_PASSWORD",
+        "MALL_SEED_DEMO",
+        "LOG_FORMAT",
+        "WXREST_BIND",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "warn");
+    if let Some(db) = db {
+        cmd.env("DATABASE_URL", db.url());
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command, stdin: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mall");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    child.wait_with_output().expect("wait for mall")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn help_describes_every_command_and_the_configuration() {
+    let out = run(mall(None).arg("--help"), "");
+    assert_eq!(out.status.code(), Some(0));
+    let usage = text(&out.stdout);
+    for needle in [
+        "usage: mall",
+        "createsuperuser --username NAME",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "REDIS_PREFIX",
+        "JWT_SECRET",
+        "WX_APPID",
+    ] {
+        assert!(usage.contains(needle), "--help lacks {needle}:\n{usage}");
+    }
+    for (command, needle) in [
+        ("serve", "usage: mall serve"),
+        ("migrate", "usage: mall migrate"),
+        (
+            "createsuperuser",
+            "usage: mall createsuperuser --username NAME",
+        ),
+        ("seed-demo", "usage: mall seed-demo"),
+    ] {
+        for flag in ["--help", "-h"] {
+            let out = run(mall(None).args([command, flag]), "");
+            assert_eq!(out.status.code(), Some(0), "{command} {flag}");
+            let help = text(&out.stdout);
+            assert!(help.contains(needle), "{command} {flag}:\n{help}");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_command_fails_with_the_usage() {
+    let out = run(mall(None).arg("frobnicate"), "");
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(err.contains("unknown command \"frobnicate\"") && err.contains("usage: mall"));
+}
+
+#[test]
+fn migrate_then_createsuperuser_on_a_sqlite_file() {
+    let db = TempDb::new();
+    let out = run(mall(Some(&db)).arg("migrate"), "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout).trim(), "migrations applied");
+    assert!(db.0.exists());
+    // Again: nothing to do, still fine.
+    assert_eq!(
+        run(mall(Some(&db)).arg("migrate"), "").status.code(),
+        Some(0)
+    );
+
+    // Password from stdin.
+    let out = run(
+        mall(Some(&db)).args(["createsuperuser", "--username", "boss"]),
+        "a-long-enough-password\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(
+        said.starts_with("superuser boss (id ") && said.trim_end().ends_with(") ready"),
+        "{said}"
+    );
+    assert!(text(&out.stderr).contains("password (one line on stdin):"));
+
+    // Password from MALL_ADMIN_PASSWORD; stdin is not read.
+    let out = run(
+        mall(Some(&db))
+            .args(["createsuperuser", "--username", "ops"])
+            .env("MALL_ADMIN_PASSWORD", "another-long-password"),
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("superuser ops (id "));
+
+    // Refusals: exit 1 and a reason.
+    let out = run(
+        mall(Some(&db)).arg("createsuperuser"),
+        "whatever-password\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("createsuperuser needs --username NAME"));
+    let out = run(
+        mall(Some(&db)).args(["createsuperuser", "--username", "short"]),
+        "short\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("at least 8 characters"));
+
+    // Both accounts are staff superusers in the file.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // Booleans are integers in SQLite.
+    let rows: Vec<(String, i64, i64)> = rt.block_on(async {
+        let db = wxrest::db::Db::connect(&db.url()).await.unwrap();
+        sqlx::query_as("SELECT username, is_staff, is_superuser FROM users ORDER BY username")
+            .fetch_all(db.pool())
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        rows,
+        vec![("boss".to_owned(), 1, 1), ("ops".to_owned(), 1, 1)]
+    );
+}
+
+/// A `mall serve` child, killed on drop; its stdout lines arrive on `lines`.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(db: &TempDb) -> Self {
+        let mut child = mall(Some(db))
+            .arg("serve")
+            .env("WXREST_BIND", "127.0.0.1:0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mall serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to 30 s) for a log line satisfying `pred`.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    let value: serde_json::Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+                    if pred(&value) {
+                        return value;
+                    }
+                }
+                Err(_) => panic!(
+                    "no log line {what} within 30 s; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn serve_logs_json_with_the_request_id_in_the_request_span() {
+    let db = TempDb::new();
+    let mut server = Server::start(&db);
+    let listening = server.wait_for("\"mall listening\"", |v| {
+        v["fields"]["message"] == "mall listening"
+    });
+    let addr = listening["fields"]["addr"]
+        .as_str()
+        .expect("the listening line names the address")
+        .to_owned();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let echoed = rt.block_on(async {
+        let resp = reqwest::Client::new()
+            .get(format!("http://{addr}/healthz"))
+            .header("x-request-id", "trace-me-42")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.headers()["x-request-id"].to_str().unwrap().to_owned()
+    });
+    assert_eq!(echoed, "trace-me-42");
+    let finished = server.wait_for("for the request", |v| {
+        v["span"]["request_id"] == "trace-me-42"
+    });
+    assert_eq!(finished["span"]["path"], "/healthz");
+    assert_eq!(finished["span"]["method"], "GET");
+}
