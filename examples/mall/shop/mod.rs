@@ -176,7 +176,7 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
         .description("The example mall: WeChat login, catalogue, cart and orders.")
         .merge(token_routes_openapi("/auth"));
     let lists = match &config.redis_url {
-        Some(url) => ListCache::redis(url, "wxrest:mall:", 50_000)?,
+        Some(url) => ListCache::redis(url, &config.redis_prefix, 50_000)?,
         None => ListCache::memory(50_000),
     };
     let (catalog, doc) = catalog::routes(&db, doc, &lists);
