@@ -421,14 +421,20 @@ impl JwtConfig {
             })
     }
 
+    /// Whether `exp` is past, with the configured leeway (always false when expiration is not
+    /// verified).
+    pub fn is_expired(&self, exp: i64) -> bool {
+        let v = &self.inner.validation;
+        v.validate_exp && exp < now() - v.leeway as i64
+    }
+
     /// [`decode`](Self::decode), remembering verified tokens: presenting the same token again
     /// costs a cache lookup and the `exp` check instead of the signature and JSON work.
     /// Revocation is not cached here; [`TokenService`](super::TokenService) checks it on every
     /// request.
     pub fn decode_shared(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
         if let Some(claims) = self.inner.verified.get(token) {
-            let v = &self.inner.validation;
-            if v.validate_exp && claims.exp < now() - v.leeway as i64 {
+            if self.is_expired(claims.exp) {
                 self.inner.verified.invalidate(token);
                 return Err(AuthError::TokenExpired);
             }

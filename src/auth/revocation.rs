@@ -76,6 +76,14 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// Drops the cached version, so the next request reads the database.
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError>;
+
+    /// A counter this process sees change on every revocation or version change, when the
+    /// store lives in this process (`None` for shared stores). While it stays the same, an
+    /// access check that passed still passes, so [`TokenService`](super::TokenService) can
+    /// skip repeating it.
+    fn local_epoch(&self) -> Option<u64> {
+        None
+    }
 }
 
 struct UntilExpiry;
@@ -93,6 +101,7 @@ pub struct MemoryRevocationStore {
     consumed: moka::sync::Cache<String, i64>,
     families: moka::sync::Cache<String, i64>,
     versions: moka::sync::Cache<i64, i64>,
+    epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Default for MemoryRevocationStore {
@@ -117,7 +126,12 @@ impl MemoryRevocationStore {
                 .max_capacity(1_000_000)
                 .time_to_live(VERSION_CACHE_TTL)
                 .build(),
+            epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
         }
+    }
+
+    fn changed(&self) {
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -137,6 +151,7 @@ impl RevocationStore for MemoryRevocationStore {
     async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), BackendError> {
         if expires_at > now() {
             self.revoked.insert(jti.to_owned(), expires_at);
+            self.changed();
         }
         Ok(())
     }
@@ -166,12 +181,18 @@ impl RevocationStore for MemoryRevocationStore {
 
     async fn set_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError> {
         self.versions.insert(user_id, version);
+        self.changed();
         Ok(())
     }
 
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
         self.versions.invalidate(&user_id);
+        self.changed();
         Ok(())
+    }
+
+    fn local_epoch(&self) -> Option<u64> {
+        Some(self.epoch.load(std::sync::atomic::Ordering::SeqCst))
     }
 }
 

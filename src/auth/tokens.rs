@@ -43,6 +43,16 @@ struct Inner {
     jwt: JwtConfig,
     store: Arc<dyn RevocationStore>,
     users: Option<Arc<dyn UserLookup>>,
+    /// Access checks that passed, by token, stamped with the store's local epoch: while the
+    /// epoch is unchanged (no revocation, no version change) the check need not run again.
+    passed: moka::sync::Cache<Box<str>, (Identity, u64)>,
+}
+
+fn passed_cache() -> moka::sync::Cache<Box<str>, (Identity, u64)> {
+    moka::sync::Cache::builder()
+        .max_capacity(super::jwt::VERIFIED_CACHE_CAPACITY)
+        .time_to_live(std::time::Duration::from_secs(60))
+        .build()
 }
 
 impl std::fmt::Debug for TokenService {
@@ -69,6 +79,7 @@ impl TokenService {
                 jwt,
                 store: Arc::new(MemoryRevocationStore::new()),
                 users: None,
+                passed: passed_cache(),
             }),
         }
     }
@@ -82,7 +93,9 @@ impl TokenService {
     /// Uses a shared `store`.
     #[must_use]
     pub fn with_shared_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
-        Arc::make_mut(&mut self.inner).store = store;
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.store = store;
+        inner.passed = passed_cache();
         self
     }
 
@@ -90,7 +103,9 @@ impl TokenService {
     /// `username` claim), refresh re-checks and password login.
     #[must_use]
     pub fn with_users(mut self, users: impl UserLookup) -> Self {
-        Arc::make_mut(&mut self.inner).users = Some(Arc::new(users));
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.users = Some(Arc::new(users));
+        inner.passed = passed_cache();
         self
     }
 
@@ -164,8 +179,25 @@ impl TokenService {
     /// Verifies an access token (signature, expiry, type, revocation, token version; and for
     /// djangorestframework-jwt tokens, the user by username) and returns who it is.
     pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
+        // Read the epoch before checking, so a revocation racing with the check is never
+        // stamped as seen.
+        let epoch = self.inner.store.local_epoch();
+        if let Some(epoch) = epoch
+            && let Some((identity, seen)) = self.inner.passed.get(token)
+        {
+            let exp = identity.claims.as_ref().map_or(0, |c| c.exp);
+            if seen == epoch && !self.inner.jwt.is_expired(exp) {
+                return Ok(identity);
+            }
+        }
         let claims = self.inner.jwt.decode_shared(token)?;
-        self.identity_for(claims).await
+        let identity = self.identity_for(claims).await?;
+        if let Some(epoch) = epoch
+            && token.len() <= 4096
+        {
+            self.inner.passed.insert(token.into(), (identity.clone(), epoch));
+        }
+        Ok(identity)
     }
 
     /// The identity behind already-verified claims of an access token.
