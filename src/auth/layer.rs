@@ -186,18 +186,19 @@ impl Config {
         // An outer auth layer may have authenticated the request already: this one then only
         // applies its permission (authenticate once for the app, permissions per route).
         let outer = parts.extensions.get::<AuthState>().cloned();
+        let inherited = outer.is_some() && self.authenticators.is_empty();
         let challenge = self
             .authenticators
             .first()
             .and_then(|a| a.challenge(&parts))
             .or_else(|| outer.and_then(|state| state.challenge));
-        let mut identity: Option<Identity> = parts.extensions.get::<Identity>().cloned();
-        if identity.is_none() {
+        let mut found: Option<Identity> = None;
+        if parts.extensions.get::<Identity>().is_none() {
             for authenticator in &self.authenticators {
                 match authenticator.authenticate(&parts).await {
                     Ok(None) => continue,
-                    Ok(Some(found)) => {
-                        identity = Some(found);
+                    Ok(Some(identity)) => {
+                        found = Some(identity);
                         break;
                     }
                     Err(err) => {
@@ -207,19 +208,26 @@ impl Config {
                 }
             }
         }
-        if identity.as_ref().is_some_and(|i| !i.is_active) {
-            return Err(reject(challenge.as_ref(), AuthError::UserInactive));
+        {
+            let identity = found
+                .as_ref()
+                .or_else(|| parts.extensions.get::<Identity>());
+            if identity.is_some_and(|i| !i.is_active) {
+                return Err(reject(challenge.as_ref(), AuthError::UserInactive));
+            }
+            let ctx = RequestContext::new(&parts, identity);
+            if let Err(denied) = self.permission.check(&ctx) {
+                let err = match identity {
+                    None => AuthError::NotAuthenticated,
+                    Some(_) => AuthError::PermissionDenied(denied.message),
+                };
+                return Err(reject(challenge.as_ref(), err));
+            }
         }
-        let ctx = RequestContext::new(&parts, identity.as_ref());
-        if let Err(denied) = self.permission.check(&ctx) {
-            let err = match identity {
-                None => AuthError::NotAuthenticated,
-                Some(_) => AuthError::PermissionDenied(denied.message),
-            };
-            return Err(reject(challenge.as_ref(), err));
+        if !inherited {
+            parts.extensions.insert(AuthState { challenge });
         }
-        parts.extensions.insert(AuthState { challenge });
-        if let Some(identity) = identity {
+        if let Some(identity) = found {
             // Fills `user_id` in the request span when the app's trace layer declares it.
             tracing::Span::current().record("user_id", identity.user_id);
             parts.extensions.insert(identity);

@@ -195,7 +195,9 @@ impl TokenService {
         if let Some(epoch) = epoch
             && token.len() <= 4096
         {
-            self.inner.passed.insert(token.into(), (identity.clone(), epoch));
+            self.inner
+                .passed
+                .insert(token.into(), (identity.clone(), epoch));
         }
         Ok(identity)
     }

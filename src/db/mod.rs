@@ -172,6 +172,10 @@ impl Db {
                     )))
                     .await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    // With WAL, NORMAL syncs at checkpoints instead of every commit: safe
+                    // against application crashes and corruption; an OS crash or power loss
+                    // may lose the last commits. Use PostgreSQL when that matters.
+                    conn.execute("PRAGMA synchronous = NORMAL").await?;
                     Ok(())
                 })
             });
