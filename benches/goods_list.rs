@@ -9,7 +9,7 @@ use http::Request;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use wxrest::db::Db;
-use wxrest::viewset::{Field, Lookup, Model, ModelViewSet, PageNumber, Schema};
+use wxrest::viewset::{Field, ListCache, Lookup, Model, ModelViewSet, PageNumber, Schema};
 
 #[derive(Serialize, Deserialize)]
 struct Goods {
@@ -38,7 +38,7 @@ impl Model for Goods {
     }
 }
 
-async fn setup() -> Router {
+async fn setup() -> (Router, Router) {
     let path = std::env::temp_dir().join(format!("wxrest-bench-{}.db", std::process::id()));
     let _ = std::fs::remove_file(&path);
     let db = Db::connect(&format!("sqlite://{}", path.display()))
@@ -73,9 +73,14 @@ async fn setup() -> Router {
             .unwrap();
     }
     tx.commit().await.unwrap();
-    ModelViewSet::<Goods>::new(db)
+    let plain = ModelViewSet::<Goods>::new(db.clone())
         .pagination(PageNumber::size(10).max(100))
-        .routes_at("/goods")
+        .routes_at("/goods");
+    let cached = ModelViewSet::<Goods>::new(db)
+        .pagination(PageNumber::size(10).max(100))
+        .cache(ListCache::memory(10_000))
+        .routes_at("/goods");
+    (plain, cached)
 }
 
 fn list(c: &mut Criterion) {
@@ -84,14 +89,13 @@ fn list(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let app = rt.block_on(setup());
+    let (plain, cached) = rt.block_on(setup());
     let mut group = c.benchmark_group("goods_list_10k_sqlite");
-    for (name, uri) in [
-        ("page_plain", "/goods/?page=3"),
-        (
-            "search_filter_ordering",
-            "/goods/?search=tea&price__gte=10000&ordering=-price",
-        ),
+    let filtered = "/goods/?search=tea&price__gte=10000&ordering=-price";
+    for (name, app, uri) in [
+        ("page_plain", &plain, "/goods/?page=3"),
+        ("search_filter_ordering", &plain, filtered),
+        ("search_filter_ordering_cached", &cached, filtered),
     ] {
         group.bench_function(name, |b| {
             b.to_async(&rt).iter(|| {
