@@ -37,10 +37,7 @@ fn fixture<T>(f: impl FnOnce(&Fixture) -> T) -> T {
                 .unwrap();
             let tokens =
                 TokenService::new(jwt()).with_users(MemoryUsers::with([(user(1, "alice"), "pw")]));
-            let token = rt
-                .block_on(tokens.issue(&user(1, "alice")))
-                .unwrap()
-                .token;
+            let token = rt.block_on(tokens.issue(&user(1, "alice"))).unwrap().token;
             let app = Router::new()
                 .route("/r", routing::get(|| async { "ok" }))
                 .layer(JwtAuthLayer::new(tokens).permission(IsAuthenticated));
@@ -97,8 +94,16 @@ fn check(header: &[u8]) -> Result<(), TestCaseError> {
         .as_object()
         .ok_or_else(|| TestCaseError::fail("401 body is not an object"))?;
     prop_assert_eq!(obj.len(), 2, "{}", json);
-    prop_assert!(obj["detail"].as_str().is_some_and(|d| !d.is_empty()), "{}", json);
-    prop_assert!(obj["code"].as_str().is_some_and(|c| !c.is_empty()), "{}", json);
+    prop_assert!(
+        obj["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{}",
+        json
+    );
+    prop_assert!(
+        obj["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{}",
+        json
+    );
     Ok(())
 }
 
