@@ -128,7 +128,7 @@ async fn worker(id: usize, client: Arc<Client>, stop: Arc<AtomicBool>, max: u64)
     while !stop.load(Ordering::Relaxed) && client.stats.sent.load(Ordering::Relaxed) < max {
         i += 1;
         // A fresh login now and then, as mini-programs do on start.
-        if token.is_none() || i % 200 == 0 {
+        if token.is_none() || i.is_multiple_of(200) {
             round += 1;
             token = client.login(id, round).await;
             continue;

@@ -156,6 +156,30 @@ pub struct Hit {
 /// Where the counters live. Windows are fixed and start at a key's first hit: the first hit
 /// opens a window of `period`, every hit in it increments the count, and the key starts over
 /// after the window ends.
+///
+/// Implement it for another backend (one atomic increment per hit):
+///
+/// ```
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use wxrest::BackendError;
+/// use wxrest::throttle::{Hit, MemoryRateStore, RateStore, ThrottleLayer};
+///
+/// /// Counts every hit in memory and logs it.
+/// struct Logged(MemoryRateStore);
+///
+/// #[async_trait]
+/// impl RateStore for Logged {
+///     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+///         let hit = self.0.hit(key, period).await?;
+///         tracing::debug!(key, count = hit.count, "throttle hit");
+///         Ok(hit)
+///     }
+/// }
+///
+/// let layer = ThrottleLayer::new(Logged(MemoryRateStore::new())).anon("60/min".parse().unwrap());
+/// # let _ = layer;
+/// ```
 #[async_trait]
 pub trait RateStore: Send + Sync + 'static {
     /// Counts one hit of `key` in its window of `period`, atomically.
