@@ -326,3 +326,34 @@ pub async fn drf_fallbacks(req: axum::extract::Request, next: axum::middleware::
     );
     Response::from_parts(parts, rendered.into_body())
 }
+
+/// The response [`catch_panic`] gives a panicking handler.
+pub type PanicResponse = fn(Box<dyn std::any::Any + Send + 'static>) -> Response;
+
+/// A `CatchPanicLayer` answering a panic with DRF's 500
+/// `{"detail": "A server error occurred.", "code": "server_error"}`: never the panic message,
+/// which may hold internals (it is not logged either, for the same reason).
+///
+/// Put it outermost and [`drf_fallbacks`] innermost, so every failure of the stack is JSON:
+///
+/// ```
+/// use axum::{middleware, routing::get, Router};
+///
+/// let app: Router = Router::new()
+///     .route("/goods", get(|| async { "goods" }))
+///     .layer(middleware::from_fn(wxrest::error::drf_fallbacks))
+///     // ... body limit, auth, throttle, CORS, tracing ...
+///     .layer(wxrest::error::catch_panic());
+/// ```
+pub fn catch_panic() -> tower_http::catch_panic::CatchPanicLayer<PanicResponse> {
+    fn respond(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        tracing::error!("a request handler panicked");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "A server error occurred.",
+        )
+        .into_response()
+    }
+    tower_http::catch_panic::CatchPanicLayer::custom(respond as PanicResponse)
+}

@@ -8,6 +8,7 @@
 //! * [`wechat`]: `code -> openid` login against WeChat (or the bundled fake), the access_token,
 //!   and `encryptedData` decryption.
 //! * [`db`] and [`user`]: one pool type over SQLite, PostgreSQL and MySQL, and the user store.
+//! * [`throttle`]: DRF's anonymous, per-user and scoped rate limits, in memory or Redis.
 //! * [`openapi`]: an OpenAPI 3.1 document of the viewsets and token endpoints, and a docs page.
 //!
 //! ```
@@ -31,6 +32,7 @@ pub mod db;
 pub mod error;
 pub mod openapi;
 pub mod parsers;
+pub mod throttle;
 pub mod user;
 pub mod viewset;
 pub mod wechat;

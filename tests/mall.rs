@@ -35,7 +35,12 @@ async fn start(label: &str) -> Mall {
     let fake = shop.fake;
     tokio::spawn(async move {
         let _keep_fake_alive = fake;
-        axum::serve(listener, router).await.unwrap();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     Mall {
         base,

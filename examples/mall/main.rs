@@ -27,6 +27,11 @@ Configuration (environment):
   MALL_ADMIN_PASSWORD  creates or updates the staff user `admin` at start-up
   MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
   CORS_ORIGINS         comma-separated allowed origins for a web admin
+  MALL_BODY_LIMIT      request body limit in bytes (1048576)
+  MALL_THROTTLE_ANON   anonymous requests per client IP (200/min; DRF notation N/second|minute|hour|day)
+  MALL_THROTTLE_USER   requests per user (1200/min)
+  MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client (30/min)
+  MALL_TRUST_PROXY=1   take the client IP from the first X-Forwarded-For hop (only behind a proxy)
   LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
 
 /// The help of one command, for `mall COMMAND --help`.
@@ -167,7 +172,10 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
     }
     let listener = tokio::net::TcpListener::bind(&config.bind).await?;
     tracing::info!(addr = %listener.local_addr()?, database = shop.db.dialect().name(), "mall listening");
-    axum::serve(listener, shop.router)
+    let app = shop
+        .router
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("mall stopped");

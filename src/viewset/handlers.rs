@@ -253,7 +253,7 @@ async fn list_inner<T: Model>(
     };
     query::add_filters(schema, d, &params, &mut clause)?;
     if let Some(search) = param("search") {
-        query::add_search(schema, d, search, &mut clause);
+        query::add_search(schema, d, search, &mut clause)?;
     }
     let ordering = query::ordering(schema, param("ordering"));
     match &cfg.pagination {

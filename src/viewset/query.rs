@@ -233,14 +233,44 @@ pub fn add_filters(
     }
 }
 
+/// The most terms `?search=` takes: each term costs a condition per search field.
+pub const MAX_SEARCH_TERMS: usize = 20;
+
+/// The longest search term, in characters: databases refuse huge `LIKE` patterns (SQLite stops
+/// at 50,000 bytes), and no sane search is longer.
+pub const MAX_SEARCH_TERM_CHARS: usize = 1000;
+
 /// DRF's `SearchFilter`: terms split on whitespace and commas, each term must match at least
 /// one search field (case-insensitive contains), terms AND-ed.
-pub fn add_search(schema: &Schema, dialect: Dialect, search: &str, clause: &mut Where) {
+///
+/// More than [`MAX_SEARCH_TERMS`] terms, or a term longer than [`MAX_SEARCH_TERM_CHARS`], is a
+/// 400 `{"search": [...]}` instead of a query the database would refuse.
+pub fn add_search(
+    schema: &Schema,
+    dialect: Dialect,
+    search: &str,
+    clause: &mut Where,
+) -> Result<(), ApiError> {
     let fields: Vec<&Field> = schema.fields.iter().filter(|f| f.search).collect();
     if fields.is_empty() {
-        return;
+        return Ok(());
     }
     let cleaned = search.replace('\0', "").replace(',', " ");
+    if cleaned.split_whitespace().count() > MAX_SEARCH_TERMS {
+        return Err(ApiError::validation([(
+            "search",
+            format!("Ensure this field has no more than {MAX_SEARCH_TERMS} terms."),
+        )]));
+    }
+    if cleaned
+        .split_whitespace()
+        .any(|t| t.chars().count() > MAX_SEARCH_TERM_CHARS)
+    {
+        return Err(ApiError::validation([(
+            "search",
+            format!("Ensure each term has no more than {MAX_SEARCH_TERM_CHARS} characters."),
+        )]));
+    }
     for term in cleaned.split_whitespace() {
         let any: Vec<String> = fields
             .iter()
@@ -251,6 +281,7 @@ pub fn add_search(schema: &Schema, dialect: Dialect, search: &str, clause: &mut 
             .collect();
         clause.push(format!("({})", any.join(" OR ")));
     }
+    Ok(())
 }
 
 /// DRF's `OrderingFilter`: whitelisted terms of `?ordering=`, else the default; the primary

@@ -12,9 +12,7 @@ use std::time::Duration;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use http::StatusCode;
 use serde_json::json;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -26,6 +24,7 @@ use wxrest::auth::{
 };
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::{ApiDoc, docs_routes};
+use wxrest::throttle::{MemoryRateStore, Rate, RedisRateStore, ThrottleLayer};
 use wxrest::user::{UserStore, profile_routes};
 use wxrest::viewset::ListCache;
 use wxrest::wechat::{FakeWeChat, RedisTokenStore, WxClient, WxConfig};
@@ -59,6 +58,30 @@ pub struct Config {
     /// `MALL_BENCH_ROUTES=1`: `/bench/open` and `/bench/protected` serve the same static JSON,
     /// without and with authentication (for the load script).
     pub bench_routes: bool,
+    /// Anonymous requests per client IP (`MALL_THROTTLE_ANON`).
+    pub throttle_anon: Rate,
+    /// Requests per user (`MALL_THROTTLE_USER`).
+    pub throttle_user: Rate,
+    /// Logins (`/auth/wx-login/`, `/auth/token/`) per client (`MALL_THROTTLE_LOGIN`).
+    pub throttle_login: Rate,
+    /// Trust the first `X-Forwarded-For` hop as the client IP (`MALL_TRUST_PROXY=1`).
+    pub trust_proxy: bool,
+}
+
+/// Default rates: generous for a mini-program's bursts, strict on password guessing.
+pub const DEFAULT_THROTTLE_ANON: &str = "200/min";
+/// See [`DEFAULT_THROTTLE_ANON`].
+pub const DEFAULT_THROTTLE_USER: &str = "1200/min";
+/// See [`DEFAULT_THROTTLE_ANON`].
+pub const DEFAULT_THROTTLE_LOGIN: &str = "30/min";
+
+fn rate(var: &str, default: &str) -> Result<Rate, String> {
+    let text = env(var).unwrap_or_else(|| default.into());
+    text.parse().map_err(|e| format!("{var}: {e}"))
+}
+
+fn default_rate(text: &str) -> Rate {
+    Rate::parse(text).unwrap_or_else(|e| panic!("built-in default: {e}"))
 }
 
 fn env(name: &str) -> Option<String> {
@@ -66,8 +89,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl Config {
-    /// Reads `WXREST_BIND`, `DATABASE_URL`, `REDIS_URL`, `REDIS_PREFIX`, `JWT_SECRET`, `WX_APPID`, `WX_SECRET`,
-    /// `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`, `CORS_ORIGINS`, `MALL_BODY_LIMIT`.
+    /// Reads `WXREST_BIND`, `DATABASE_URL`, `REDIS_URL`, `REDIS_PREFIX`, `JWT_SECRET`,
+    /// `WX_APPID`, `WX_SECRET`, `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`,
+    /// `CORS_ORIGINS`, `MALL_BODY_LIMIT`, `MALL_BENCH_ROUTES`, `MALL_THROTTLE_ANON`,
+    /// `MALL_THROTTLE_USER`, `MALL_THROTTLE_LOGIN` (DRF rates such as `100/min`; a malformed
+    /// one is a start-up error), `MALL_TRUST_PROXY`.
     pub fn from_env() -> Result<Self, String> {
         let wx = match env("WX_APPID") {
             None => None,
@@ -96,6 +122,10 @@ impl Config {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(1024 * 1024),
             bench_routes: env("MALL_BENCH_ROUTES").is_some_and(|v| v == "1"),
+            throttle_anon: rate("MALL_THROTTLE_ANON", DEFAULT_THROTTLE_ANON)?,
+            throttle_user: rate("MALL_THROTTLE_USER", DEFAULT_THROTTLE_USER)?,
+            throttle_login: rate("MALL_THROTTLE_LOGIN", DEFAULT_THROTTLE_LOGIN)?,
+            trust_proxy: env("MALL_TRUST_PROXY").is_some_and(|v| v == "1" || v == "true"),
         })
     }
 
@@ -114,6 +144,10 @@ impl Config {
             cors_origins: Vec::new(),
             body_limit: 1024 * 1024,
             bench_routes: false,
+            throttle_anon: default_rate(DEFAULT_THROTTLE_ANON),
+            throttle_user: default_rate(DEFAULT_THROTTLE_USER),
+            throttle_login: default_rate(DEFAULT_THROTTLE_LOGIN),
+            trust_proxy: false,
         }
     }
 }
@@ -140,6 +174,35 @@ pub async fn open_database(url: &str) -> Result<Db, wxrest::BackendError> {
 
 /// Builds the whole application.
 pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + Send + Sync>> {
+    build_with(config, Router::new()).await
+}
+
+/// Is this request a login (password or WeChat), which gets the stricter throttle scope?
+fn is_login(parts: &http::request::Parts) -> bool {
+    matches!(
+        parts.uri.path().trim_end_matches('/'),
+        "/auth/wx-login" | "/auth/token"
+    )
+}
+
+fn throttle(config: &Config) -> Result<ThrottleLayer, wxrest::BackendError> {
+    let layer = match &config.redis_url {
+        Some(url) => ThrottleLayer::new(RedisRateStore::open(url)?.prefix("wxrest:mall:throttle:")),
+        None => ThrottleLayer::new(MemoryRateStore::new()),
+    };
+    Ok(layer
+        .anon(config.throttle_anon)
+        .user(config.throttle_user)
+        .scope("login", config.throttle_login, is_login)
+        .trust_proxy(config.trust_proxy))
+}
+
+/// [`build`], with `extra` routes served under the same stack (tests use it to reach the
+/// middleware with routes of their own).
+pub async fn build_with(
+    config: &Config,
+    extra: Router,
+) -> Result<Shop, Box<dyn std::error::Error + Send + Sync>> {
     let db = open_database(&config.database_url).await?;
     let users = UserStore::new(db.clone());
     let jwt = JwtConfig::hs256(&config.jwt_secret)?;
@@ -196,9 +259,11 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
         .merge(orders)
         .merge(docs_routes(doc.build()))
         .merge(bench_routes(config.bench_routes))
+        .merge(extra)
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn(wxrest::error::drf_fallbacks))
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(throttle(config)?)
         .layer(JwtAuthLayer::new(tokens.clone()))
         .layer(cors(&config.cors_origins))
         .layer(axum::middleware::from_fn(telemetry::track))
@@ -217,14 +282,7 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(CatchPanicLayer::custom(|_panic| {
-            // Never the panic message: it may hold internals.
-            axum::response::IntoResponse::into_response(ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "A server error occurred.",
-            ))
-        }))
+        .layer(wxrest::error::catch_panic())
         // Outermost: every response, a panic's included, carries the request id.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

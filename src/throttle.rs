@@ -1,0 +1,667 @@
+//! Throttling like DRF's throttle classes: `AnonRateThrottle`, `UserRateThrottle` and
+//! `ScopedRateThrottle` as one tower layer.
+//!
+//! Rates are written DRF's way (`"100/min"`, `"5/second"`, `"1000/day"`) and parsed at start-up.
+//! Over a limit the client gets DRF's 429:
+//! `{"detail": "Request was throttled. Expected available in N seconds.", "code": "throttled"}`
+//! with `Retry-After: N`.
+//!
+//! | rule | applies to | keyed by |
+//! |---|---|---|
+//! | [`anon`](ThrottleLayer::anon) | requests without an [`Identity`] | client IP |
+//! | [`user`](ThrottleLayer::user) | every request | user id, or client IP when anonymous |
+//! | [`scope`](ThrottleLayer::scope) | requests the scope's predicate selects | user id or client IP |
+//!
+//! The user and scope rules read the [`Identity`] the auth layer inserted, so the throttle
+//! layer must run *inside* the auth layer (in axum, `.layer(throttle)` before
+//! `.layer(auth)`). The client IP is the socket's peer address
+//! (`ConnectInfo<SocketAddr>`: serve with `into_make_service_with_connect_info`), or the first
+//! `X-Forwarded-For` hop when [`trust_proxy`](ThrottleLayer::trust_proxy) is set. A request
+//! with neither counts under the key `unknown`.
+//!
+//! Counters live in a [`RateStore`]: [`MemoryRateStore`] for one process,
+//! [`RedisRateStore`] to share them between instances. When the store fails the layer
+//! **fails open**: the request passes and a warning is logged, so a Redis outage degrades
+//! throttling instead of taking the API down.
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use wxrest::auth::{JwtAuthLayer, JwtConfig};
+//! use wxrest::throttle::{MemoryRateStore, ThrottleLayer};
+//!
+//! # fn main() -> Result<(), wxrest::throttle::RateError> {
+//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+//! let throttle = ThrottleLayer::new(MemoryRateStore::new())
+//!     .anon("100/min".parse()?)
+//!     .user("600/min".parse()?)
+//!     .scope("login", "5/min".parse()?, |parts| parts.uri.path().starts_with("/auth/"));
+//! let app: Router = Router::new()
+//!     .route("/goods", get(|| async { "goods" }))
+//!     .route("/auth/token/", post(|| async { "token" }))
+//!     .layer(throttle)                 // inside ...
+//!     .layer(JwtAuthLayer::new(jwt));  // ... the auth layer
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, Request, StatusCode};
+use pin_project_lite::pin_project;
+use redis::aio::ConnectionManager;
+use tower::{Layer, Service};
+
+use crate::auth::Identity;
+use crate::error::{ApiError, BackendError};
+
+/// A number of requests per period, parsed from DRF's notation.
+///
+/// The period is the first letter of the unit, as in DRF: `s`/`sec`/`second`, `m`/`min`/`minute`,
+/// `h`/`hour`, `d`/`day`.
+///
+/// ```
+/// use std::time::Duration;
+/// use wxrest::throttle::Rate;
+///
+/// let rate: Rate = "100/min".parse().unwrap();
+/// assert_eq!((rate.requests(), rate.period()), (100, Duration::from_secs(60)));
+/// assert!("100/fortnight".parse::<Rate>().is_err());
+/// assert!("many/day".parse::<Rate>().is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    requests: u64,
+    period: Duration,
+}
+
+/// A rate that could not be parsed; a start-up error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid throttle rate {0:?}: expected N/second, N/minute, N/hour or N/day")]
+pub struct RateError(String);
+
+impl Rate {
+    /// `requests` per `period`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rate = wxrest::throttle::Rate::new(5, Duration::from_secs(1));
+    /// assert_eq!(rate, "5/second".parse().unwrap());
+    /// ```
+    pub fn new(requests: u64, period: Duration) -> Self {
+        Self { requests, period }
+    }
+
+    /// Parses DRF's notation (same as [`FromStr`]).
+    pub fn parse(text: &str) -> Result<Self, RateError> {
+        text.parse()
+    }
+
+    /// Requests allowed per period.
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The period.
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+}
+
+impl FromStr for Rate {
+    type Err = RateError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let err = || RateError(text.to_owned());
+        let (num, unit) = text.trim().split_once('/').ok_or_else(err)?;
+        let requests: u64 = num.trim().parse().map_err(|_| err())?;
+        let unit = unit.trim().to_ascii_lowercase();
+        let seconds = match unit.as_str() {
+            "s" | "sec" | "second" | "seconds" => 1,
+            "m" | "min" | "minute" | "minutes" => 60,
+            "h" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            _ => return Err(err()),
+        };
+        Ok(Self::new(requests, Duration::from_secs(seconds)))
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}s", self.requests, self.period.as_secs())
+    }
+}
+
+/// The counter after one hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    /// Hits in the current window, this one included.
+    pub count: u64,
+    /// Time until the window ends and the count starts again.
+    pub resets_in: Duration,
+}
+
+/// Where the counters live. Windows are fixed and start at a key's first hit: the first hit
+/// opens a window of `period`, every hit in it increments the count, and the key starts over
+/// after the window ends.
+///
+/// Implement it for another backend (one atomic increment per hit):
+///
+/// ```
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use wxrest::BackendError;
+/// use wxrest::throttle::{Hit, MemoryRateStore, RateStore, ThrottleLayer};
+///
+/// /// Counts every hit in memory and logs it.
+/// struct Logged(MemoryRateStore);
+///
+/// #[async_trait]
+/// impl RateStore for Logged {
+///     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+///         let hit = self.0.hit(key, period).await?;
+///         tracing::debug!(key, count = hit.count, "throttle hit");
+///         Ok(hit)
+///     }
+/// }
+///
+/// let layer = ThrottleLayer::new(Logged(MemoryRateStore::new())).anon("60/min".parse().unwrap());
+/// # let _ = layer;
+/// ```
+#[async_trait]
+pub trait RateStore: Send + Sync + 'static {
+    /// Counts one hit of `key` in its window of `period`, atomically.
+    async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError>;
+}
+
+#[derive(Clone, Copy)]
+struct Window {
+    started: Instant,
+    period: Duration,
+    count: u64,
+}
+
+struct UntilWindowEnds;
+
+impl moka::Expiry<String, Window> for UntilWindowEnds {
+    fn expire_after_create(&self, _key: &String, w: &Window, now: Instant) -> Option<Duration> {
+        Some((w.started + w.period).saturating_duration_since(now))
+    }
+}
+
+/// Counters in this process (a `moka` cache whose entries expire with their windows).
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// use std::time::Duration;
+/// use wxrest::throttle::{MemoryRateStore, RateStore};
+///
+/// let store = MemoryRateStore::new();
+/// assert_eq!(store.hit("ip:10.0.0.1", Duration::from_secs(60)).await.unwrap().count, 1);
+/// assert_eq!(store.hit("ip:10.0.0.1", Duration::from_secs(60)).await.unwrap().count, 2);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct MemoryRateStore {
+    windows: moka::sync::Cache<String, Window>,
+}
+
+impl Default for MemoryRateStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryRateStore {
+    /// An empty store holding at most a million keys.
+    pub fn new() -> Self {
+        Self {
+            windows: moka::sync::Cache::builder()
+                .max_capacity(1_000_000)
+                .expire_after(UntilWindowEnds)
+                .build(),
+        }
+    }
+}
+
+#[async_trait]
+impl RateStore for MemoryRateStore {
+    async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+        let now = Instant::now();
+        let entry = self.windows.entry_by_ref(key).and_upsert_with(|old| {
+            match old.map(|e| e.into_value()) {
+                Some(w) if w.started + w.period > now => Window {
+                    count: w.count + 1,
+                    ..w
+                },
+                _ => Window {
+                    started: now,
+                    period,
+                    count: 1,
+                },
+            }
+        });
+        let w = entry.into_value();
+        Ok(Hit {
+            count: w.count,
+            resets_in: (w.started + w.period).saturating_duration_since(now),
+        })
+    }
+}
+
+/// INCR, open the window on the first hit, and read its remaining time: one atomic round trip.
+const HIT_SCRIPT: &str = r"
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if count == 1 or ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+";
+
+/// Counters in Redis, shared by every instance: one Lua script per hit (`INCR` + `PEXPIRE` +
+/// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`).
+///
+/// ```no_run
+/// use wxrest::throttle::{RedisRateStore, ThrottleLayer};
+/// let store = RedisRateStore::open("redis://127.0.0.1:6379").unwrap().prefix("shop:throttle:");
+/// let layer = ThrottleLayer::new(store).anon("100/min".parse().unwrap());
+/// # let _ = layer;
+/// ```
+#[derive(Clone)]
+pub struct RedisRateStore {
+    conn: ConnectionManager,
+    prefix: Arc<str>,
+    script: Arc<redis::Script>,
+}
+
+impl RedisRateStore {
+    /// Connects lazily to `url`: start-up does not fail while Redis is down; hits fail (and
+    /// the throttle layer lets requests through) until it is back.
+    pub fn open(url: &str) -> Result<Self, BackendError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(1)))
+            .set_response_timeout(Some(Duration::from_secs(1)))
+            .set_number_of_retries(1);
+        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(Self::new(conn))
+    }
+
+    /// A store on an existing connection manager.
+    pub fn new(conn: ConnectionManager) -> Self {
+        Self {
+            conn,
+            prefix: Arc::from("wxrest:throttle:"),
+            script: Arc::new(redis::Script::new(HIT_SCRIPT)),
+        }
+    }
+
+    /// Uses `prefix` for every key.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = Arc::from(prefix.into());
+        self
+    }
+}
+
+#[async_trait]
+impl RateStore for RedisRateStore {
+    async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (count, ttl): (u64, i64) = self
+            .script
+            .key(format!("{}{key}", self.prefix))
+            .arg(period_ms)
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(Hit {
+            count,
+            resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
+        })
+    }
+}
+
+type Predicate = dyn Fn(&Parts) -> bool + Send + Sync;
+
+#[derive(Clone)]
+enum Applies {
+    Anonymous,
+    Everyone,
+    Matching(Arc<Predicate>),
+}
+
+#[derive(Clone)]
+struct Rule {
+    name: Arc<str>,
+    rate: Rate,
+    applies: Applies,
+}
+
+#[derive(Clone)]
+struct Config {
+    store: Arc<dyn RateStore>,
+    rules: Vec<Rule>,
+    trust_proxy: bool,
+}
+
+/// The layer: DRF's throttle classes in order; the first rule over its limit answers 429.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct ThrottleLayer {
+    config: Arc<Config>,
+}
+
+impl fmt::Debug for ThrottleLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rules: Vec<String> = self
+            .config
+            .rules
+            .iter()
+            .map(|r| format!("{}={}", r.name, r.rate))
+            .collect();
+        f.debug_struct("ThrottleLayer")
+            .field("rules", &rules)
+            .field("trust_proxy", &self.config.trust_proxy)
+            .finish()
+    }
+}
+
+impl ThrottleLayer {
+    /// No rules yet, counters in `store`.
+    pub fn new(store: impl RateStore) -> Self {
+        Self::with_store(Arc::new(store))
+    }
+
+    /// No rules yet, counters in a shared store.
+    pub fn with_store(store: Arc<dyn RateStore>) -> Self {
+        Self {
+            config: Arc::new(Config {
+                store,
+                rules: Vec::new(),
+                trust_proxy: false,
+            }),
+        }
+    }
+
+    fn rule(mut self, name: &str, rate: Rate, applies: Applies) -> Self {
+        Arc::make_mut(&mut self.config).rules.push(Rule {
+            name: Arc::from(name),
+            rate,
+            applies,
+        });
+        self
+    }
+
+    /// DRF's `AnonRateThrottle`: anonymous requests, per client IP.
+    #[must_use]
+    pub fn anon(self, rate: Rate) -> Self {
+        self.rule("anon", rate, Applies::Anonymous)
+    }
+
+    /// DRF's `UserRateThrottle`: per user id, anonymous requests per client IP.
+    #[must_use]
+    pub fn user(self, rate: Rate) -> Self {
+        self.rule("user", rate, Applies::Everyone)
+    }
+
+    /// DRF's `ScopedRateThrottle`: requests `applies` selects count against their own `rate`
+    /// under `name`, per user id or client IP, besides the other rules.
+    #[must_use]
+    pub fn scope(
+        self,
+        name: &str,
+        rate: Rate,
+        applies: impl Fn(&Parts) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.rule(name, rate, Applies::Matching(Arc::new(applies)))
+    }
+
+    /// Takes the client IP from the first `X-Forwarded-For` hop. Only behind a proxy that sets
+    /// the header: otherwise any client picks its own key.
+    #[must_use]
+    pub fn trust_proxy(mut self, trust: bool) -> Self {
+        Arc::make_mut(&mut self.config).trust_proxy = trust;
+        self
+    }
+}
+
+impl<S> Layer<S> for ThrottleLayer {
+    type Service = Throttle<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Throttle {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`ThrottleLayer`] wraps around yours.
+#[derive(Clone)]
+pub struct Throttle<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl Config {
+    fn client_ip(&self, parts: &Parts) -> String {
+        if self.trust_proxy
+            && let Some(ip) = parts
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+                .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
+        {
+            return ip.to_string();
+        }
+        parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+    }
+
+    /// The keys this request counts under, with their rates.
+    fn keys(&self, parts: &Parts) -> Vec<(String, Rate)> {
+        let user = parts.extensions.get::<Identity>().map(|i| i.user_id);
+        let mut ip = None;
+        let mut who = |config: &Config| match user {
+            Some(id) => format!("user:{id}"),
+            None => format!("ip:{}", ip.get_or_insert_with(|| config.client_ip(parts))),
+        };
+        let mut keys = Vec::with_capacity(self.rules.len());
+        for rule in &self.rules {
+            let applies = match &rule.applies {
+                Applies::Anonymous => user.is_none(),
+                Applies::Everyone => true,
+                Applies::Matching(p) => p(parts),
+            };
+            if applies {
+                keys.push((format!("{}:{}", rule.name, who(self)), rule.rate));
+            }
+        }
+        keys
+    }
+
+    /// `Some(wait)` when a rule is over its limit. Every applicable counter is hit, as DRF
+    /// checks every throttle class; store failures let the request through.
+    async fn decide(self: Arc<Self>, keys: Vec<(String, Rate)>) -> Option<Duration> {
+        let mut wait: Option<Duration> = None;
+        for (key, rate) in keys {
+            match self.store.hit(&key, rate.period).await {
+                Ok(hit) if hit.count > rate.requests => {
+                    wait = Some(wait.map_or(hit.resets_in, |w| w.max(hit.resets_in)));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "throttle store failed; letting the request through");
+                }
+            }
+        }
+        wait
+    }
+}
+
+/// DRF's 429: `Request was throttled. Expected available in N seconds.` and `Retry-After: N`.
+///
+/// ```
+/// use std::time::Duration;
+/// let err = wxrest::throttle::throttled(Duration::from_millis(2500));
+/// assert_eq!(err.status(), 429);
+/// assert_eq!(err.detail(), Some("Request was throttled. Expected available in 3 seconds."));
+/// ```
+pub fn throttled(wait: Duration) -> ApiError {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let unit = if secs == 1 { "second" } else { "seconds" };
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "throttled",
+        format!("Request was throttled. Expected available in {secs} {unit}."),
+    )
+    .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S>
+where
+    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        let keys = self.config.keys(&parts);
+        let config = self.config.clone();
+        ResponseFuture {
+            state: State::Checking {
+                fut: Box::pin(config.decide(keys)),
+                req: Some((parts, body)),
+                inner: Some(inner),
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Throttle`]: count the hit, then call the inner service.
+    pub struct ResponseFuture<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S, B>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<S, B>
+    where
+        S: Service<Request<B>>,
+    {
+        Checking {
+            fut: BoxFuture<Option<Duration>>,
+            req: Option<(Parts, B)>,
+            inner: Option<S>,
+        },
+        Calling {
+            #[pin]
+            fut: S::Future,
+        },
+    }
+}
+
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
+where
+    S: Service<Request<B>, Response = http::Response<ResBody>>,
+    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
+    ResBody::Error: Into<axum::BoxError>,
+{
+    type Output = Result<Response, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Checking { fut, req, inner } => {
+                    if let Some(wait) = ready!(fut.as_mut().poll(cx)) {
+                        return Poll::Ready(Ok(throttled(wait).into_response()));
+                    }
+                    let (Some((parts, body)), Some(mut inner)) = (req.take(), inner.take()) else {
+                        return Poll::Ready(Ok(ApiError::unavailable().into_response()));
+                    };
+                    let fut = inner.call(Request::from_parts(parts, body));
+                    this.state.set(State::Calling { fut });
+                }
+                StateProj::Calling { fut } => {
+                    let response = ready!(fut.poll(cx))?;
+                    return Poll::Ready(Ok(response.map(Body::new)));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_drf_notation() {
+        for (text, n, secs) in [
+            ("100/min", 100, 60),
+            ("5/second", 5, 1),
+            ("1000/day", 1000, 86_400),
+            ("3/h", 3, 3600),
+            (" 7 / Minute ", 7, 60),
+        ] {
+            assert_eq!(
+                text.parse::<Rate>().unwrap(),
+                Rate::new(n, Duration::from_secs(secs)),
+                "{text}"
+            );
+        }
+        for bad in ["", "100", "/min", "-1/min", "1.5/min", "10/week", "10/"] {
+            assert!(bad.parse::<Rate>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(
+            throttled(Duration::from_millis(1)).detail(),
+            Some("Request was throttled. Expected available in 1 second.")
+        );
+        assert_eq!(
+            throttled(Duration::from_secs(59)).detail(),
+            Some("Request was throttled. Expected available in 59 seconds.")
+        );
+    }
+}
