@@ -54,7 +54,12 @@ impl Instance {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = shop.router.clone();
         tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(20))
@@ -131,6 +136,11 @@ impl Cluster {
     /// Starts A (which creates the admin and the demo catalogue), then B, with `redis_url` as
     /// the instances' Redis (the real one, or a proxy in front of it).
     async fn start(redis_url: &str) -> Self {
+        Self::start_with(redis_url, |_| {}).await
+    }
+
+    /// [`start`](Self::start) with the configuration adjusted by `adjust`.
+    async fn start_with(redis_url: &str, adjust: impl Fn(&mut shop::Config)) -> Self {
         let target = common::fresh_target("postgres").await;
         let fake = FakeWeChat::builder().dev_mode(true).start().await;
         let prefix = format!("wxrest:test:{}:", uuid::Uuid::new_v4().simple());
@@ -140,6 +150,7 @@ impl Cluster {
         config.wx = Some(fake.config());
         config.admin_password = Some(ADMIN_PASSWORD.into());
         config.seed_demo = true;
+        adjust(&mut config);
         let (a, db) = Instance::start(&config).await;
         config.admin_password = None;
         config.seed_demo = false;
@@ -587,10 +598,38 @@ async fn redis_going_away_answers_503_and_recovers_without_restart() {
     cluster.clean_redis(&redis).await;
 }
 
-// ---------------------------------------------------------------------------------------------
-// throttle_counters_are_shared_across_instances
-//
-// Place for the check that throttle counters live in Redis (under `REDIS_PREFIX`): with
-// MALL_THROTTLE_* set low, requests split over `cluster.a` and `cluster.b` are limited as one
-// budget, not one per instance. Added when the throttling layer (src/throttle.rs) is merged.
-// ---------------------------------------------------------------------------------------------
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_counters_are_shared_across_instances() {
+    let Some(redis) = servers() else { return };
+    let cluster = Cluster::start_with(&redis, |config| {
+        config.throttle_login = wxrest::throttle::Rate::parse("4/min").unwrap();
+    })
+    .await;
+    // Four logins split over A and B use up one shared budget...
+    for i in 0..4 {
+        let (status, body) = cluster
+            .pick(i)
+            .post(
+                "/auth/wx-login/",
+                None,
+                json!({"code": format!("throttle-{i}")}),
+            )
+            .await;
+        assert_eq!(status, 200, "login {i}: {body}");
+    }
+    // ...so the fifth is refused on either instance, with DRF's body and Retry-After.
+    for instance in [&cluster.a, &cluster.b] {
+        let (status, body) = instance
+            .post("/auth/wx-login/", None, json!({"code": "throttle-over"}))
+            .await;
+        assert_eq!(status, 429, "{body}");
+        assert_eq!(body["code"], "throttled");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("Request was throttled. Expected available in ")
+        );
+    }
+    cluster.clean_redis(&redis).await;
+}

@@ -187,7 +187,9 @@ fn is_login(parts: &http::request::Parts) -> bool {
 
 fn throttle(config: &Config) -> Result<ThrottleLayer, wxrest::BackendError> {
     let layer = match &config.redis_url {
-        Some(url) => ThrottleLayer::new(RedisRateStore::open(url)?.prefix("wxrest:mall:throttle:")),
+        Some(url) => ThrottleLayer::new(
+            RedisRateStore::open(url)?.prefix(format!("{}throttle:", config.redis_prefix)),
+        ),
         None => ThrottleLayer::new(MemoryRateStore::new()),
     };
     Ok(layer
