@@ -32,6 +32,7 @@ pub mod db;
 pub mod error;
 pub mod openapi;
 pub mod parsers;
+mod redis_conn;
 pub mod throttle;
 pub mod user;
 pub mod viewset;

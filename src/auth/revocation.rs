@@ -213,12 +213,7 @@ impl RedisRevocationStore {
     /// Connects lazily to `url` (`redis://host:port/db`): start-up does not fail while Redis is
     /// down, requests do (503) until it is back.
     pub fn open(url: &str) -> Result<Self, BackendError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = crate::redis_conn::lazy(url, Duration::from_secs(2))?;
         Ok(Self::new(conn))
     }
 

@@ -73,12 +73,7 @@ impl ListCache {
     /// Versions in Redis (`{prefix}tablever:{table}`), shared by every instance; connects
     /// lazily. If Redis fails, lists bypass the cache (they read the database).
     pub fn redis(url: &str, prefix: &str, max_pages: u64) -> Result<Self, BackendError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
         Ok(Self::with_versions(
             Versions::Redis {
                 conn,

@@ -242,12 +242,7 @@ impl RedisCodeCache {
     /// # Errors
     /// [`BackendError::Redis`] when the URL is invalid.
     pub fn open(url: &str) -> Result<Self, BackendError> {
-        let client = redis::Client::open(url)?;
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(1);
-        let conn = ConnectionManager::new_lazy_with_config(client, config)?;
+        let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
         Ok(Self::new(conn))
     }
 

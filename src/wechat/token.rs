@@ -266,8 +266,7 @@ impl RedisTokenStore {
     /// # Errors
     /// [`BackendError::Redis`] when the URL is invalid.
     pub fn open_lazy(url: &str) -> Result<Self, BackendError> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new_lazy_with_config(client, Self::manager_config())?;
+        let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
         Ok(Self::new(conn))
     }
 
