@@ -55,7 +55,7 @@ end
 LUA
 
 declare -A rps
-printf '%-22s %12s %10s %10s %10s\n' target "requests/s" "p50" "p99" "errors"
+printf '%-22s %12s %10s %10s %10s %10s\n' target "requests/s" "p50" "p99" "errors" "RSS MiB"
 run() {
   local name=$1; shift
   local out
@@ -67,7 +67,9 @@ run() {
   non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
   sock=$(awk '/Socket errors:/ {s = 0; for (i = 4; i <= NF; i += 2) s += $i; print s}' <<<"$out")
   rps[$name]=$r
-  printf '%-22s %12s %10s %10s %10s\n' "$name" "$r" "$p50" "$p99" "$(( ${non2xx:-0} + ${sock:-0} ))"
+  local rss_now
+  rss_now=$(awk '/VmRSS/ {print int($2 / 1024)}' "/proc/$pid/status")
+  printf '%-22s %12s %10s %10s %10s %10s\n' "$name" "$r" "$p50" "$p99" "$(( ${non2xx:-0} + ${sock:-0} ))" "$rss_now"
 }
 
 run open "$base/bench/open"
