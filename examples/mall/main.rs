@@ -11,20 +11,74 @@
 
 mod shop;
 
-fn main() -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime.block_on(run()),
-        Err(e) => {
-            eprintln!("mall: cannot start the runtime: {e}");
-            ExitCode::FAILURE
+use std::io::BufRead;
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: mall [serve [--seed-demo] | migrate | createsuperuser --username NAME | seed-demo] [--help]
+
+Configuration (environment):
+  WXREST_BIND          listen address (127.0.0.1:8000)
+  DATABASE_URL         sqlite://mall.db | postgres://... | mysql://...
+  REDIS_URL            optional; shares revocations, the WeChat token and login codes between instances
+  REDIS_PREFIX         prefix of every Redis key (wxrest:mall:)
+  JWT_SECRET           at least 32 bytes (a development default is used, with a warning, when unset)
+  WX_APPID, WX_SECRET  WeChat credentials; without WX_APPID the built-in fake WeChat runs (dev mode)
+  WX_API_BASE          WeChat API base URL (https://api.weixin.qq.com)
+  MALL_ADMIN_PASSWORD  creates or updates the staff user `admin` at start-up
+  MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
+  CORS_ORIGINS         comma-separated allowed origins for a web admin
+  MALL_BODY_LIMIT      request body limit in bytes (1048576)
+  MALL_THROTTLE_ANON   anonymous requests per client IP (200/min; DRF notation N/second|minute|hour|day)
+  MALL_THROTTLE_USER   requests per user (1200/min)
+  MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client (30/min)
+  MALL_TRUST_PROXY=1   take the client IP from the first X-Forwarded-For hop (only behind a proxy)
+  LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
+
+/// The help of one command, for `mall COMMAND --help`.
+fn command_help(command: &str) -> Option<&'static str> {
+    Some(match command {
+        "serve" => {
+            "usage: mall serve [--seed-demo]
+
+Serves the API on WXREST_BIND after applying pending migrations (safe with several
+instances starting at once). --seed-demo (or MALL_SEED_DEMO=1) fills an empty catalogue.
+Stops gracefully on Ctrl-C or SIGTERM."
         }
+        "migrate" => {
+            "usage: mall migrate
+
+Applies the pending migrations to DATABASE_URL and exits. Run it once before starting
+instances; concurrent runs wait for each other."
+        }
+        "createsuperuser" => {
+            "usage: mall createsuperuser --username NAME
+
+Creates the staff superuser NAME, or resets its password and staff rights. The password
+(at least 8 characters) comes from MALL_ADMIN_PASSWORD or, when unset, one line on stdin."
+        }
+        "seed-demo" => {
+            "usage: mall seed-demo
+
+Fills an empty catalogue with demo categories and goods; does nothing when goods exist."
+        }
+        _ => return None,
+    })
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
     }
 }
 
-async fn run() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.iter().any(|a| a == "--help" || a == "-h") {
         let help = args
