@@ -1,7 +1,7 @@
 //! [`AuthLayer`]: DRF's `authentication_classes` + `permission_classes` as a tower layer.
 //!
 //! Authenticators run in order until one answers; the identity goes into the request
-//! extensions (extract it with [`Identity`](super::Identity)); then the permission decides.
+//! extensions (extract it with [`Identity`]); then the permission decides.
 //! An invalid credential is a 401 even on an `AllowAny` route (DRF authenticates every request
 //! first); a denied anonymous request is a 401 with `WWW-Authenticate`; a denied
 //! authenticated one is a 403.

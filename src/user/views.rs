@@ -3,7 +3,7 @@
 //!
 //! | route | body | answer |
 //! |---|---|---|
-//! | `GET /me/` | | the caller's [`User`](super::User) JSON; 404 when the account is gone |
+//! | `GET /me/` | | the caller's [`User`] JSON; 404 when the account is gone |
 //! | `PATCH /me/` | any of `nickname`, `avatar_url`, `gender`, `country`, `province`, `city`, `language` (or `nickName`, `avatarUrl`) | the updated user; 400 with DRF field errors |
 //!
 //! ```
