@@ -261,6 +261,11 @@ impl WxLoginService {
                 return Err(err);
             }
         };
+        if leader {
+            // Answered: later retries of this code read the code cache, so the flight (and the
+            // user it holds) need not stay in memory for its whole window.
+            self.forget_flight(&digest, &flight).await;
+        }
         let user = if leader {
             resolved.user
         } else {
@@ -309,7 +314,8 @@ impl WxLoginService {
         Flight(joined.boxed().shared())
     }
 
-    /// Drops a failed flight (errors are not remembered), unless a newer one replaced it.
+    /// Drops a finished flight (errors are not remembered; answers live on in the code cache),
+    /// unless a newer one replaced it.
     async fn forget_flight(&self, digest: &str, flight: &Flight) {
         self.flights
             .entry(digest.to_owned())
