@@ -30,6 +30,7 @@
 pub mod auth;
 pub mod db;
 pub mod error;
+mod gate;
 pub mod openapi;
 pub mod parsers;
 mod redis_conn;

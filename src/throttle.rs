@@ -44,22 +44,18 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
-use pin_project_lite::pin_project;
 use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
@@ -531,8 +527,6 @@ pub fn throttled(wait: Duration) -> ApiError {
     .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S>
 where
     S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
@@ -554,75 +548,21 @@ where
         let (parts, body) = req.into_parts();
         let keys = self.config.keys(&parts);
         let config = self.config.clone();
-        ResponseFuture {
-            state: State::Checking {
-                fut: Box::pin(config.decide(keys)),
-                req: Some((parts, body)),
-                inner: Some(inner),
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// The response future of [`Throttle`]: count the hit, then call the inner service.
-    pub struct ResponseFuture<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        #[pin]
-        state: State<S, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        Checking {
-            fut: BoxFuture<Option<Duration>>,
-            req: Option<(Parts, B)>,
-            inner: Option<S>,
-        },
-        Calling {
-            #[pin]
-            fut: S::Future,
-        },
-    }
-}
-
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
-where
-    S: Service<Request<B>, Response = http::Response<ResBody>>,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
-{
-    type Output = Result<Response, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Checking { fut, req, inner } => {
-                    if let Some(wait) = ready!(fut.as_mut().poll(cx)) {
-                        return Poll::Ready(Ok(throttled(wait).into_response()));
-                    }
-                    let (Some((parts, body)), Some(mut inner)) = (req.take(), inner.take()) else {
-                        return Poll::Ready(Ok(ApiError::unavailable().into_response()));
-                    };
-                    let fut = inner.call(Request::from_parts(parts, body));
-                    this.state.set(State::Calling { fut });
+        ResponseFuture::new(
+            Box::pin(async move {
+                match config.decide(keys).await {
+                    None => Ok(parts),
+                    Some(wait) => Err(throttled(wait)),
                 }
-                StateProj::Calling { fut } => {
-                    let response = ready!(fut.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(Body::new)));
-                }
-            }
-        }
+            }),
+            body,
+            inner,
+        )
     }
 }
+
+/// The response future of [`Throttle`]: count the hit, then call the inner service.
+pub type ResponseFuture<S, B> = crate::gate::GateFuture<S, B>;
 
 #[cfg(test)]
 mod tests {

@@ -38,20 +38,16 @@
 //! # let _ = svc;
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 use http::Request;
 use http::request::Parts;
-use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use super::authenticator::{Authenticator, BoxFuture, JwtAuthenticator};
+use super::authenticator::{Authenticator, JwtAuthenticator};
 use super::error::AuthError;
 use super::identity::{AuthState, Identity, reject};
 use super::permission::{AllowAny, Permission, RequestContext};
@@ -171,13 +167,11 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let (parts, body) = req.into_parts();
         let config = self.config.clone();
-        ResponseFuture {
-            state: State::Authenticating {
-                fut: Box::pin(async move { config.decide(parts).await }),
-                body: Some(body),
-                inner: Some(inner),
-            },
-        }
+        ResponseFuture::new(
+            Box::pin(async move { config.decide(parts).await }),
+            body,
+            inner,
+        )
     }
 }
 
@@ -248,64 +242,5 @@ fn log_failure(err: &AuthError) {
     tracing::debug!(code = err.code(), reason = %err, "authentication failed");
 }
 
-pin_project! {
-    /// The response future of [`AuthService`]: authenticate, then call the inner service.
-    pub struct ResponseFuture<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        #[pin]
-        state: State<S, B>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<S, B>
-    where
-        S: Service<Request<B>>,
-    {
-        Authenticating {
-            fut: BoxFuture<'static, Result<Parts, ApiError>>,
-            body: Option<B>,
-            inner: Option<S>,
-        },
-        Calling {
-            #[pin]
-            fut: S::Future,
-        },
-    }
-}
-
-impl<S, B, ResBody> Future for ResponseFuture<S, B>
-where
-    S: Service<Request<B>, Response = http::Response<ResBody>>,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
-{
-    type Output = Result<Response, S::Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        loop {
-            match this.state.as_mut().project() {
-                StateProj::Authenticating { fut, body, inner } => {
-                    let decided = ready!(fut.as_mut().poll(cx));
-                    let parts = match decided {
-                        Ok(parts) => parts,
-                        Err(err) => return Poll::Ready(Ok(err.into_response())),
-                    };
-                    let (Some(body), Some(mut inner)) = (body.take(), inner.take()) else {
-                        return Poll::Ready(Ok(ApiError::unavailable().into_response()));
-                    };
-                    let fut = inner.call(Request::from_parts(parts, body));
-                    this.state.set(State::Calling { fut });
-                }
-                StateProj::Calling { fut } => {
-                    let response = ready!(fut.poll(cx))?;
-                    return Poll::Ready(Ok(response.map(Body::new)));
-                }
-            }
-        }
-    }
-}
+/// The response future of [`AuthService`]: authenticate, then call the inner service.
+pub type ResponseFuture<S, B> = crate::gate::GateFuture<S, B>;
