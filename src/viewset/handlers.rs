@@ -64,7 +64,7 @@ pub(super) fn router<T: Model>(config: Config<T>, prefix: &str) -> Router {
             let route = on(
                 filter,
                 move |s: Cfg<T>, Path(id): Path<String>, req: Request| {
-                    detail_action::<T>(s, id, index, req)
+                    extra_action::<T>(s, Some(id), index, req)
                 },
             );
             router = router
@@ -72,7 +72,7 @@ pub(super) fn router<T: Model>(config: Config<T>, prefix: &str) -> Router {
                 .route(&format!("{prefix}/{{id}}/{}/", extra.name), route);
         } else {
             let route = on(filter, move |s: Cfg<T>, req: Request| {
-                list_action::<T>(s, index, req)
+                extra_action::<T>(s, None, index, req)
             });
             router = router
                 .route(&format!("{prefix}/{}", extra.name), route.clone())
@@ -181,6 +181,20 @@ async fn get_object<T: Model>(
         .await?
         .ok_or_else(ApiError::not_found)?;
     to_model(map)
+}
+
+/// DRF's `get_object`: the action's permission, the object within the caller's scope (404
+/// otherwise), then the object permission.
+async fn checked_object<T: Model>(
+    cfg: &Config<T>,
+    parts: &Parts,
+    action: Action,
+    id: &str,
+) -> Result<(Option<Identity>, T), ApiError> {
+    let identity = allow(cfg, parts, action)?;
+    let object: T = get_object(cfg, identity.as_ref(), parse_id(id)?).await?;
+    allow_object(cfg, parts, identity.as_ref(), action, &object)?;
+    Ok((identity, object))
 }
 
 async fn body(parts: Parts, body: axum::body::Body) -> Result<Map<String, Value>, ApiError> {
@@ -508,9 +522,7 @@ async fn retrieve<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Req
     let (parts, _) = req.into_parts();
     answer(
         async {
-            let identity = allow(&cfg, &parts, Action::Retrieve)?;
-            let object: T = get_object(&cfg, identity.as_ref(), parse_id(&id)?).await?;
-            allow_object(&cfg, &parts, identity.as_ref(), Action::Retrieve, &object)?;
+            let (_, object) = checked_object(&cfg, &parts, Action::Retrieve, &id).await?;
             Ok(Json(render_one(&cfg, object).await?).into_response())
         }
         .await,
@@ -532,10 +544,8 @@ async fn write<T: Model>(
     action: Action,
 ) -> Result<Response, ApiError> {
     let (parts, raw) = req.into_parts();
-    let identity = allow(&cfg, &parts, action)?;
+    let (identity, object) = checked_object(&cfg, &parts, action, &id).await?;
     let id = parse_id(&id)?;
-    let object: T = get_object(&cfg, identity.as_ref(), id).await?;
-    allow_object(&cfg, &parts, identity.as_ref(), action, &object)?;
     let data = body(parts, raw).await?;
     let schema = &cfg.table.schema;
     let mode = if action == Action::Update {
@@ -560,10 +570,8 @@ async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Requ
     let (parts, _) = req.into_parts();
     answer(
         async {
-            let identity = allow(&cfg, &parts, Action::Destroy)?;
+            let (identity, object) = checked_object(&cfg, &parts, Action::Destroy, &id).await?;
             let id = parse_id(&id)?;
-            let object: T = get_object(&cfg, identity.as_ref(), id).await?;
-            allow_object(&cfg, &parts, identity.as_ref(), Action::Destroy, &object)?;
             let ctx = cfg.write_context(identity, Map::new());
             match &cfg.on_destroy {
                 Some(hook) => hook(ctx, object).await?,
@@ -576,9 +584,10 @@ async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Requ
     )
 }
 
-async fn detail_action<T: Model>(
+/// An extra action: a detail one (`id` given) gets its object as `retrieve` would.
+async fn extra_action<T: Model>(
     State(cfg): Cfg<T>,
-    id: String,
+    id: Option<String>,
     index: usize,
     req: Request,
 ) -> Response {
@@ -587,35 +596,17 @@ async fn detail_action<T: Model>(
             let extra = &cfg.extras[index];
             let action = Action::Custom(extra.name);
             let (parts, raw) = req.into_parts();
-            let identity = allow(&cfg, &parts, action)?;
-            let object: T = get_object(&cfg, identity.as_ref(), parse_id(&id)?).await?;
-            allow_object(&cfg, &parts, identity.as_ref(), action, &object)?;
-            let data = body(parts, raw).await?;
-            let ctx = ActionContext {
-                ctx: cfg.write_context(identity, data.clone()),
-                object: Some(object),
-                data,
+            let (identity, object) = match &id {
+                Some(id) => {
+                    let (identity, object) = checked_object(&cfg, &parts, action, id).await?;
+                    (identity, Some(object))
+                }
+                None => (allow(&cfg, &parts, action)?, None),
             };
-            let response = (extra.handler)(ctx).await;
-            if extra.method != http::Method::GET {
-                cfg.touch().await;
-            }
-            response
-        }
-        .await,
-    )
-}
-
-async fn list_action<T: Model>(State(cfg): Cfg<T>, index: usize, req: Request) -> Response {
-    answer(
-        async {
-            let extra = &cfg.extras[index];
-            let (parts, raw) = req.into_parts();
-            let identity = allow(&cfg, &parts, Action::Custom(extra.name))?;
             let data = body(parts, raw).await?;
             let ctx = ActionContext {
                 ctx: cfg.write_context(identity, data.clone()),
-                object: None,
+                object,
                 data,
             };
             let response = (extra.handler)(ctx).await;
