@@ -197,6 +197,13 @@ impl IntoResponse for ApiError {
 
 impl From<BackendError> for ApiError {
     fn from(err: BackendError) -> Self {
+        // PostgreSQL refuses NUL in text (SQLSTATE 22021): the client's input, not an outage.
+        // Parsers reject it with the field named first; this covers any path they miss.
+        if let BackendError::Database(sqlx::Error::Database(db)) = &err
+            && db.code().as_deref() == Some("22021")
+        {
+            return ApiError::bad_request("invalid", crate::parsers::NULL_CHARACTERS);
+        }
         tracing::error!(error = %err, "backend failure");
         ApiError::unavailable()
     }

@@ -29,11 +29,13 @@
 
 pub mod auth;
 pub mod db;
+pub mod dev;
 pub mod error;
 mod gate;
 pub mod openapi;
 pub mod parsers;
 mod redis_conn;
+pub mod server;
 pub mod throttle;
 pub mod user;
 pub mod viewset;

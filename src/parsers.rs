@@ -26,6 +26,9 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
+/// DRF's message for a text value containing a NUL character.
+pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+
 /// A request body as a JSON object (`application/json`, `application/x-www-form-urlencoded`,
 /// or an empty body as `{}`).
 #[derive(Debug, Clone, Default)]
@@ -175,6 +178,11 @@ impl<'a> Fields<'a> {
 
     fn string(&mut self, field: &str, value: &Value) -> Option<String> {
         match value {
+            // DRF's `ProhibitNullCharactersValidator`: no database stores them as text.
+            Value::String(s) if s.contains('\0') => {
+                self.error(field, NULL_CHARACTERS);
+                None
+            }
             Value::String(s) => Some(s.clone()),
             Value::Number(n) => Some(n.to_string()),
             Value::Bool(b) => Some(b.to_string()),

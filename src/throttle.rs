@@ -11,13 +11,19 @@
 //! | [`anon`](ThrottleLayer::anon) | requests without an [`Identity`] | client IP |
 //! | [`user`](ThrottleLayer::user) | every request | user id, or client IP when anonymous |
 //! | [`scope`](ThrottleLayer::scope) | requests the scope's predicate selects | user id or client IP |
+//! | [`client_scope`](ThrottleLayer::client_scope) | requests the scope's predicate selects | client IP, whatever token is attached |
+//! | [`UsernameThrottle`] | password logins (through [`TokenService::with_login_attempts`](crate::auth::TokenService::with_login_attempts)) | the username tried |
 //!
+//! Login routes belong in a `client_scope`: counted per user, anyone holding several tokens
+//! would get that many times the guesses.
 //! The user and scope rules read the [`Identity`] the auth layer inserted, so the throttle
 //! layer must run *inside* the auth layer (in axum, `.layer(throttle)` before
 //! `.layer(auth)`). The client IP is the socket's peer address
-//! (`ConnectInfo<SocketAddr>`: serve with `into_make_service_with_connect_info`), or the first
-//! `X-Forwarded-For` hop when [`trust_proxy`](ThrottleLayer::trust_proxy) is set. A request
-//! with neither counts under the key `unknown`.
+//! (`ConnectInfo<SocketAddr>`: serve with `into_make_service_with_connect_info` or
+//! [`Server`](crate::server::Server)). Behind `N` proxies that append to `X-Forwarded-For`,
+//! [`num_proxies(N)`](ThrottleLayer::num_proxies) takes the `N`th address from the right, as
+//! DRF's `NUM_PROXIES` does: the entries left of it are the client's own to forge. A request
+//! with no address counts under the key `unknown`.
 //!
 //! Counters live in a [`RateStore`]: [`MemoryRateStore`] for one process,
 //! [`RedisRateStore`] to share them between instances. When the store fails the layer
@@ -326,6 +332,71 @@ impl RateStore for RedisRateStore {
     }
 }
 
+/// A limit on password logins per username, whatever address they come from: the second half
+/// of a login throttle (the first is a [`client_scope`](ThrottleLayer::client_scope) per
+/// address). Attach it with
+/// [`TokenService::with_login_attempts`](crate::auth::TokenService::with_login_attempts); over
+/// the limit, `POST /token/` answers DRF's 429 before any password is hashed.
+///
+/// Usernames are counted by their SHA-256, so a client sending huge usernames cannot grow the
+/// store's keys.
+///
+/// ```
+/// use wxrest::auth::{JwtConfig, TokenService};
+/// use wxrest::throttle::{MemoryRateStore, UsernameThrottle};
+///
+/// let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
+/// let tokens = TokenService::new(jwt)
+///     .with_login_attempts(UsernameThrottle::new(MemoryRateStore::new(), "10/hour".parse().unwrap()));
+/// # let _ = tokens;
+/// ```
+#[derive(Clone)]
+pub struct UsernameThrottle {
+    store: Arc<dyn RateStore>,
+    rate: Rate,
+}
+
+impl fmt::Debug for UsernameThrottle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UsernameThrottle")
+            .field("rate", &self.rate.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UsernameThrottle {
+    /// `rate` password logins per username, counted in `store`.
+    pub fn new(store: impl RateStore, rate: Rate) -> Self {
+        Self::with_store(Arc::new(store), rate)
+    }
+
+    /// The same, on a shared store.
+    pub fn with_store(store: Arc<dyn RateStore>, rate: Rate) -> Self {
+        Self { store, rate }
+    }
+}
+
+#[async_trait]
+impl crate::auth::LoginAttempts for UsernameThrottle {
+    async fn attempt(&self, username: &str) -> Result<(), ApiError> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(username.as_bytes());
+        let mut key = String::with_capacity(15 + 64);
+        key.push_str("login-username:");
+        for byte in digest {
+            key.push_str(&format!("{byte:02x}"));
+        }
+        match self.store.hit(&key, self.rate.period).await {
+            Ok(hit) if hit.count > self.rate.requests => Err(throttled(hit.resets_in)),
+            Ok(_) => Ok(()),
+            Err(err) => {
+                tracing::warn!(error = %err, "throttle store failed; letting the login through");
+                Ok(())
+            }
+        }
+    }
+}
+
 type Predicate = dyn Fn(&Parts) -> bool + Send + Sync;
 
 #[derive(Clone)]
@@ -335,18 +406,26 @@ enum Applies {
     Matching(Arc<Predicate>),
 }
 
+/// Whom a rule counts: the user when there is one (DRF's default), or always the client.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Per {
+    UserOrClient,
+    Client,
+}
+
 #[derive(Clone)]
 struct Rule {
     name: Arc<str>,
     rate: Rate,
     applies: Applies,
+    per: Per,
 }
 
 #[derive(Clone)]
 struct Config {
     store: Arc<dyn RateStore>,
     rules: Vec<Rule>,
-    trust_proxy: bool,
+    num_proxies: usize,
 }
 
 /// The layer: DRF's throttle classes in order; the first rule over its limit answers 429.
@@ -366,7 +445,7 @@ impl fmt::Debug for ThrottleLayer {
             .collect();
         f.debug_struct("ThrottleLayer")
             .field("rules", &rules)
-            .field("trust_proxy", &self.config.trust_proxy)
+            .field("num_proxies", &self.config.num_proxies)
             .finish()
     }
 }
@@ -383,16 +462,17 @@ impl ThrottleLayer {
             config: Arc::new(Config {
                 store,
                 rules: Vec::new(),
-                trust_proxy: false,
+                num_proxies: 0,
             }),
         }
     }
 
-    fn rule(mut self, name: &str, rate: Rate, applies: Applies) -> Self {
+    fn rule(mut self, name: &str, rate: Rate, applies: Applies, per: Per) -> Self {
         Arc::make_mut(&mut self.config).rules.push(Rule {
             name: Arc::from(name),
             rate,
             applies,
+            per,
         });
         self
     }
@@ -400,13 +480,13 @@ impl ThrottleLayer {
     /// DRF's `AnonRateThrottle`: anonymous requests, per client IP.
     #[must_use]
     pub fn anon(self, rate: Rate) -> Self {
-        self.rule("anon", rate, Applies::Anonymous)
+        self.rule("anon", rate, Applies::Anonymous, Per::UserOrClient)
     }
 
     /// DRF's `UserRateThrottle`: per user id, anonymous requests per client IP.
     #[must_use]
     pub fn user(self, rate: Rate) -> Self {
-        self.rule("user", rate, Applies::Everyone)
+        self.rule("user", rate, Applies::Everyone, Per::UserOrClient)
     }
 
     /// DRF's `ScopedRateThrottle`: requests `applies` selects count against their own `rate`
@@ -418,14 +498,45 @@ impl ThrottleLayer {
         rate: Rate,
         applies: impl Fn(&Parts) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.rule(name, rate, Applies::Matching(Arc::new(applies)))
+        self.rule(
+            name,
+            rate,
+            Applies::Matching(Arc::new(applies)),
+            Per::UserOrClient,
+        )
     }
 
-    /// Takes the client IP from the first `X-Forwarded-For` hop. Only behind a proxy that sets
-    /// the header: otherwise any client picks its own key.
+    /// A scope counted per client address whatever token the request carries: for logins,
+    /// where counting per user would give a client holding `k` tokens `k` times the rate.
+    ///
+    /// ```
+    /// use wxrest::throttle::{MemoryRateStore, ThrottleLayer};
+    /// let layer = ThrottleLayer::new(MemoryRateStore::new())
+    ///     .client_scope("login", "5/min".parse().unwrap(), |parts| parts.uri.path().starts_with("/auth/token"));
+    /// # let _ = layer;
+    /// ```
     #[must_use]
-    pub fn trust_proxy(mut self, trust: bool) -> Self {
-        Arc::make_mut(&mut self.config).trust_proxy = trust;
+    pub fn client_scope(
+        self,
+        name: &str,
+        rate: Rate,
+        applies: impl Fn(&Parts) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.rule(
+            name,
+            rate,
+            Applies::Matching(Arc::new(applies)),
+            Per::Client,
+        )
+    }
+
+    /// Behind `n` proxies that each append the address they saw to `X-Forwarded-For`: the
+    /// client is the `n`th address from the right (DRF's `NUM_PROXIES`). `0` (the default)
+    /// ignores the header and uses the socket's peer. Set it only to the number of proxies
+    /// you run: any more and clients pick their own key.
+    #[must_use]
+    pub fn num_proxies(mut self, n: usize) -> Self {
+        Arc::make_mut(&mut self.config).num_proxies = n;
         self
     }
 }
@@ -450,13 +561,8 @@ pub struct Throttle<S> {
 
 impl Config {
     fn client_ip(&self, parts: &Parts) -> String {
-        if self.trust_proxy
-            && let Some(ip) = parts
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(',').next())
-                .and_then(|hop| hop.trim().parse::<IpAddr>().ok())
+        if self.num_proxies > 0
+            && let Some(ip) = forwarded_client(parts, self.num_proxies)
         {
             return ip.to_string();
         }
@@ -470,9 +576,9 @@ impl Config {
     fn keys(&self, parts: &Parts) -> Vec<(String, Rate)> {
         let user = parts.extensions.get::<Identity>().map(|i| i.user_id);
         let mut ip = None;
-        let mut who = |config: &Config| match user {
-            Some(id) => format!("user:{id}"),
-            None => format!("ip:{}", ip.get_or_insert_with(|| config.client_ip(parts))),
+        let mut who = |config: &Config, per: Per| match (user, per) {
+            (Some(id), Per::UserOrClient) => format!("user:{id}"),
+            _ => format!("ip:{}", ip.get_or_insert_with(|| config.client_ip(parts))),
         };
         let mut keys = Vec::with_capacity(self.rules.len());
         for rule in &self.rules {
@@ -482,7 +588,7 @@ impl Config {
                 Applies::Matching(p) => p(parts),
             };
             if applies {
-                keys.push((format!("{}:{}", rule.name, who(self)), rule.rate));
+                keys.push((format!("{}:{}", rule.name, who(self, rule.per)), rule.rate));
             }
         }
         keys
@@ -505,6 +611,24 @@ impl Config {
         }
         wait
     }
+}
+
+/// The client address `n` proxies in front of us saw: the `n`th `X-Forwarded-For` entry from
+/// the right (all the headers' entries in order), or the leftmost when there are fewer.
+fn forwarded_client(parts: &Parts, n: usize) -> Option<IpAddr> {
+    let hops: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|hop| !hop.is_empty())
+        .collect();
+    let hop = hops.get(hops.len().checked_sub(n.min(hops.len()))?)?;
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
 }
 
 /// DRF's 429: `Request was throttled. Expected available in N seconds.` and `Retry-After: N`.

@@ -70,6 +70,12 @@ fn mall(db: Option<&TempDb>) -> Command {
         "MALL_SEED_DEMO",
         "LOG_FORMAT",
         "WXREST_BIND",
+        "MALL_DEV",
+        "MALL_HEADER_TIMEOUT",
+        "MALL_MAX_CONNECTIONS",
+        "MALL_TRUST_PROXY",
+        "MALL_METRICS_BIND",
+        "MALL_METRICS_TOKEN",
     ] {
         cmd.env_remove(var);
     }
@@ -217,9 +223,13 @@ struct Server {
 
 impl Server {
     fn start(db: &TempDb) -> Self {
+        Self::start_with(db, &[("WXREST_BIND", "127.0.0.1:0")])
+    }
+
+    fn start_with(db: &TempDb, env: &[(&str, &str)]) -> Self {
         let mut child = mall(Some(db))
             .arg("serve")
-            .env("WXREST_BIND", "127.0.0.1:0")
+            .envs(env.iter().copied())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -309,4 +319,100 @@ fn serve_logs_json_with_the_request_id_in_the_request_span() {
     });
     assert_eq!(finished["span"]["path"], "/healthz");
     assert_eq!(finished["span"]["method"], "GET");
+}
+
+/// `mall serve` that is expected to refuse to start: its output once it has exited (killed
+/// after 60 s if it serves instead).
+fn refused_serve(db: &TempDb, env: &[(&str, &str)]) -> Output {
+    let mut child = mall(Some(db))
+        .arg("serve")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start mall serve");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while child.try_wait().expect("poll mall").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("mall output")
+}
+
+const A_SECRET: &str = "a-production-secret-of-at-least-32-bytes";
+
+#[test]
+fn serve_on_a_public_address_without_jwt_secret_exits_before_migrating() {
+    let db = TempDb::new();
+    let out = refused_serve(&db, &[("WXREST_BIND", "0.0.0.0:0")]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("JWT_SECRET is not set"), "{err}");
+    assert!(
+        !db.0.exists(),
+        "the database was touched before the refusal"
+    );
+}
+
+#[test]
+fn serve_on_a_public_address_without_wx_appid_refuses_the_fake_wechat() {
+    let db = TempDb::new();
+    let out = refused_serve(
+        &db,
+        &[("WXREST_BIND", "0.0.0.0:0"), ("JWT_SECRET", A_SECRET)],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(err.contains("WX_APPID is not set"), "{err}");
+    assert!(
+        !db.0.exists(),
+        "the database was touched before the refusal"
+    );
+}
+
+#[test]
+fn a_blank_jwt_secret_is_refused_even_on_loopback() {
+    let db = TempDb::new();
+    for blank in ["", "   "] {
+        let out = refused_serve(
+            &db,
+            &[("WXREST_BIND", "127.0.0.1:0"), ("JWT_SECRET", blank)],
+        );
+        assert_eq!(out.status.code(), Some(1), "{blank:?}");
+        assert!(text(&out.stderr).contains("JWT_SECRET is set but blank"));
+    }
+}
+
+#[test]
+fn malformed_limits_are_start_up_errors() {
+    let db = TempDb::new();
+    for (var, value) in [
+        ("MALL_HEADER_TIMEOUT", "soon"),
+        ("MALL_MAX_CONNECTIONS", "-1"),
+        ("MALL_TRUST_PROXY", "yes"),
+        ("MALL_BODY_LIMIT", "1MB"),
+    ] {
+        let out = refused_serve(&db, &[("WXREST_BIND", "127.0.0.1:0"), (var, value)]);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        assert!(
+            text(&out.stderr).contains(var),
+            "{var}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn mall_dev_allows_development_defaults_on_a_public_address() {
+    let db = TempDb::new();
+    let mut server = Server::start_with(&db, &[("WXREST_BIND", "0.0.0.0:0"), ("MALL_DEV", "1")]);
+    server.wait_for("warning about MALL_DEV", |v| {
+        v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("MALL_DEV=1"))
+    });
 }

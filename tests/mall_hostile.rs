@@ -23,7 +23,7 @@ use wxrest::wechat::{FakeWeChat, Script};
 struct Mall {
     router: Router,
     _fake: Option<FakeWeChat>,
-    _target: common::Target,
+    target: common::Target,
 }
 
 /// A routes-only-in-tests handler that panics with a message that must never be shown.
@@ -32,7 +32,11 @@ async fn boom() -> &'static str {
 }
 
 async fn start_with(config: impl FnOnce(&mut shop::Config)) -> Mall {
-    let target = common::fresh_target("sqlite-file").await;
+    start_on("sqlite-file", config).await
+}
+
+async fn start_on(label: &str, config: impl FnOnce(&mut shop::Config)) -> Mall {
+    let target = common::fresh_target(label).await;
     let mut cfg = shop::Config::for_database(&target.url);
     cfg.seed_demo = true;
     config(&mut cfg);
@@ -41,7 +45,7 @@ async fn start_with(config: impl FnOnce(&mut shop::Config)) -> Mall {
     Mall {
         router: shop.router,
         _fake: shop.fake,
-        _target: target,
+        target,
     }
 }
 
@@ -403,6 +407,220 @@ async fn mall_logins_are_throttled_harder_than_browsing() {
         .call("GET", "/healthz", None, None, Body::empty())
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn attached_tokens_do_not_buy_more_logins() {
+    let mall = start_with(|c| c.throttle_login = "3/min".parse().unwrap()).await;
+    let mut tokens = Vec::new();
+    for i in 0..3 {
+        tokens.push(mall.login(&format!("holder-{i}")).await);
+    }
+    // Each token is another user, but the address has spent its logins.
+    for token in &tokens {
+        let (status, body) = mall
+            .call(
+                "POST",
+                "/auth/wx-login/",
+                Some(token),
+                Some("application/json"),
+                json!({"code": "one-more"}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            (status.as_u16(), body["code"].clone()),
+            (429, json!("throttled"))
+        );
+    }
+}
+
+// --- input the databases refuse, and checks PATCH must make too ---
+
+#[tokio::test]
+async fn nul_characters_in_text_input_are_400_naming_the_field() {
+    for label in common::backend_labels() {
+        let mall = start_on(label, |_| {}).await;
+        let token = mall.login("nul-checker").await;
+        let cases = [
+            (
+                "POST",
+                "/auth/wx-login/",
+                None,
+                json!({"code": "a\u{0}b"}),
+                "code",
+            ),
+            (
+                "POST",
+                "/auth/token/",
+                None,
+                json!({"username": "ad\u{0}min", "password": "x"}),
+                "username",
+            ),
+            (
+                "PATCH",
+                "/users/me/",
+                Some(token.as_str()),
+                json!({"nickname": "tea\u{0}lover"}),
+                "nickname",
+            ),
+        ];
+        for (method, uri, auth, body, field) in cases {
+            let (status, answer) = mall
+                .call(
+                    method,
+                    uri,
+                    auth,
+                    Some("application/json"),
+                    body.to_string(),
+                )
+                .await;
+            assert_eq!(
+                (status.as_u16(), answer[field].clone()),
+                (400, json!(["Null characters are not allowed."])),
+                "{label} {method} {uri}: {answer}"
+            );
+        }
+        for uri in [
+            "/mall/goods/?name__icontains=a%00b",
+            "/mall/categories/?name=a%00b",
+        ] {
+            let (status, answer) = mall.get(uri, &token).await;
+            assert!(
+                status == 400 || status == 200,
+                "{label} {uri}: {status} {answer}"
+            );
+            if status == 400 {
+                assert!(answer.to_string().contains("Null characters"), "{answer}");
+            }
+        }
+        let (status, _) = mall.get("/mall/goods/?search=a%00b", &token).await;
+        assert_eq!(status, 200, "{label}: NUL in a search term is dropped");
+    }
+}
+
+#[tokio::test]
+async fn avatar_urls_must_be_web_addresses() {
+    let mall = start().await;
+    let token = mall.login("avatar-owner").await;
+    for bad in [
+        "javascript:alert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "ftp://example.com/a.png",
+        "//example.com/a.png",
+        "not a url",
+    ] {
+        let (status, body) = mall
+            .call(
+                "PATCH",
+                "/users/me/",
+                Some(&token),
+                Some("application/json"),
+                json!({"avatarUrl": bad}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            (status.as_u16(), body),
+            (400, json!({"avatar_url": ["Enter a valid URL."]})),
+            "{bad}"
+        );
+    }
+    for good in [
+        "https://thirdwx.qlogo.cn/mmopen/a/132",
+        "http://example.com/a.png",
+        "",
+    ] {
+        let (status, body) = mall
+            .call(
+                "PATCH",
+                "/users/me/",
+                Some(&token),
+                Some("application/json"),
+                json!({"avatar_url": good}).to_string(),
+            )
+            .await;
+        assert_eq!(status, 200, "{good}: {body}");
+    }
+}
+
+/// Adds a goods row straight to the database: `(id)`.
+async fn add_goods(mall: &Mall, name: &str, stock: i64, on_sale: bool) -> i64 {
+    let db = wxrest::db::Db::connect(&mall.target.url).await.unwrap();
+    let d = db.dialect();
+    let sql = format!(
+        "INSERT INTO goods (name, description, price, stock, on_sale, created_at, category) \
+         VALUES ({}, (SELECT MIN(id) FROM categories))",
+        d.placeholders(1, 6)
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .bind("")
+        .bind(100_i64)
+        .bind(stock)
+        .bind(on_sale)
+        .bind(0_i64)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let sql = format!("SELECT id FROM goods WHERE name = {}", d.placeholder(1));
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_one(db.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn cart_patch_checks_sale_and_stock_like_post() {
+    let mall = start().await;
+    let token = mall.login("cart-mover").await;
+    let plenty = add_goods(&mall, "plenty", 100, true).await;
+    let scarce = add_goods(&mall, "scarce", 2, true).await;
+    let withdrawn = add_goods(&mall, "withdrawn", 100, false).await;
+    let (status, item) = mall
+        .call(
+            "POST",
+            "/mall/cart/",
+            Some(&token),
+            Some("application/json"),
+            json!({"goods": plenty, "quantity": 5}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{item}");
+    let uri = format!("/mall/cart/{}/", item["id"]);
+    let patch = |body: Value| {
+        let uri = uri.clone();
+        let token = token.clone();
+        let mall = &mall;
+        async move {
+            mall.call(
+                "PATCH",
+                &uri,
+                Some(&token),
+                Some("application/json"),
+                body.to_string(),
+            )
+            .await
+        }
+    };
+    let (status, body) = patch(json!({"goods": withdrawn})).await;
+    assert_eq!(
+        (status.as_u16(), body),
+        (400, json!({"goods": ["These goods are not on sale."]}))
+    );
+    let (status, body) = patch(json!({"goods": scarce})).await;
+    assert_eq!(
+        (status.as_u16(), body),
+        (
+            400,
+            json!({"quantity": ["Ensure this value is less than or equal to 2."]})
+        )
+    );
+    let (status, body) = patch(json!({"goods": scarce, "quantity": 2})).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["goods"].clone(), body["quantity"].clone()),
+        (json!(scarce), json!(2))
+    );
 }
 
 // --- WeChat faults ---

@@ -99,7 +99,7 @@ async fn a_full_mall_flow_logs_no_secret() {
     fake.script_phone("mall-phone-code-3", "13800138000");
     let target = common::fresh_target("sqlite-file").await;
     let mut config = shop::Config::for_database(&target.url);
-    config.jwt_secret = JWT_SECRET.into();
+    config.jwt_secret = Some(JWT_SECRET.into());
     config.wx = Some(fake.config());
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.seed_demo = true;

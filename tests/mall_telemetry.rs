@@ -16,11 +16,44 @@ use tower::ServiceExt;
 /// The mall's router; the rest (its database file, its dev-mode fake WeChat) lives as long as
 /// the guard.
 async fn mall() -> (Router, (common::Target, Option<wxrest::wechat::FakeWeChat>)) {
+    mall_with(Some(METRICS_TOKEN)).await
+}
+
+const METRICS_TOKEN: &str = "scrape-token-0123456789";
+
+/// The mall with `/metrics` on its API port behind `metrics_token` (or not at all).
+async fn mall_with(
+    metrics_token: Option<&str>,
+) -> (Router, (common::Target, Option<wxrest::wechat::FakeWeChat>)) {
     let target = common::fresh_target("sqlite-file").await;
-    let shop = shop::build(&shop::Config::for_database(&target.url))
-        .await
-        .expect("build the mall");
+    let mut config = shop::Config::for_database(&target.url);
+    config.metrics_token = metrics_token.map(str::to_owned);
+    let shop = shop::build(&config).await.expect("build the mall");
     (shop.router, (target, shop.fake))
+}
+
+fn scrape(token: Option<&str>) -> Request<Body> {
+    let mut req = get("/metrics");
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    req.body(Body::empty()).unwrap()
+}
+
+#[tokio::test]
+async fn metrics_are_served_only_to_the_scrape_token() {
+    let (router, _target) = mall().await;
+    for token in [None, Some("wrong-token"), Some("")] {
+        let resp = send(&router, scrape(token)).await;
+        assert_eq!(resp.status(), 404, "{token:?}");
+    }
+    assert_eq!(
+        send(&router, scrape(Some(METRICS_TOKEN))).await.status(),
+        200
+    );
+    // Without a token configured, the API port has no /metrics at all.
+    let (router, _target) = mall_with(None).await;
+    assert_eq!(send(&router, scrape(None)).await.status(), 404);
 }
 
 async fn send(router: &Router, req: Request<Body>) -> Response<Body> {
@@ -107,7 +140,7 @@ async fn metrics_count_requests_latency_and_auth_failures() {
     .await;
     assert_eq!(refused.status(), 400);
 
-    let resp = send(&router, get("/metrics").body(Body::empty()).unwrap()).await;
+    let resp = send(&router, scrape(Some(METRICS_TOKEN))).await;
     assert_eq!(resp.status(), 200);
     assert!(
         resp.headers()["content-type"]

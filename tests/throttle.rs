@@ -12,9 +12,11 @@ use axum::{Router, routing};
 use http::Request;
 use http::request::Parts;
 use serde_json::{Value, json};
-use support::{redis_url, send, unique_prefix};
-use wxrest::auth::{AuthLayer, Identity, Scheme};
-use wxrest::throttle::{MemoryRateStore, Rate, RateStore, RedisRateStore, ThrottleLayer};
+use support::{MemoryUsers, jwt, post_json, redis_url, send, unique_prefix, user};
+use wxrest::auth::{AuthLayer, Identity, Scheme, TokenService, token_routes};
+use wxrest::throttle::{
+    MemoryRateStore, Rate, RateStore, RedisRateStore, ThrottleLayer, UsernameThrottle,
+};
 
 fn rate(text: &str) -> Rate {
     text.parse().unwrap()
@@ -153,27 +155,89 @@ async fn a_named_scope_is_stricter_than_the_default() {
     );
 }
 
-#[tokio::test]
-async fn forwarded_for_is_ignored_unless_a_proxy_is_trusted() {
-    let forwarded = |ip: &str| {
-        let mut req = request("GET", "/goods", "192.168.0.1", None);
-        req.headers_mut().insert(
-            "x-forwarded-for",
-            format!("{ip}, 192.168.0.1").parse().unwrap(),
-        );
-        req
+/// A request through our proxy at 192.168.0.1, which appended `client` to whatever
+/// `X-Forwarded-For` the client sent (`forged`), as nginx's `$proxy_add_x_forwarded_for` does.
+fn through_proxy(forged: Option<&str>, client: &str) -> Request<Body> {
+    let mut req = request("GET", "/goods", "192.168.0.1", None);
+    let header = match forged {
+        Some(forged) => format!("{forged}, {client}"),
+        None => client.to_owned(),
     };
-    let untrusted = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
-    assert_eq!(send(&untrusted, forwarded("1.1.1.1")).await.0, 200);
-    // A client cannot mint itself a fresh allowance with a forged header.
-    assert_eq!(send(&untrusted, forwarded("2.2.2.2")).await.0, 429);
+    req.headers_mut()
+        .insert("x-forwarded-for", header.parse().unwrap());
+    req
+}
 
+#[tokio::test]
+async fn forwarded_for_is_ignored_unless_proxies_are_configured() {
+    let untrusted = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
+    assert_eq!(
+        send(&untrusted, through_proxy(None, "1.1.1.1")).await.0,
+        200
+    );
+    // A client cannot mint itself a fresh allowance with a forged header.
+    assert_eq!(
+        send(&untrusted, through_proxy(None, "2.2.2.2")).await.0,
+        429
+    );
+}
+
+#[tokio::test]
+async fn with_one_proxy_the_rightmost_forwarded_address_is_the_client() {
     let trusted = app(ThrottleLayer::new(MemoryRateStore::new())
         .anon(rate("1/min"))
-        .trust_proxy(true));
-    assert_eq!(send(&trusted, forwarded("1.1.1.1")).await.0, 200);
-    assert_eq!(send(&trusted, forwarded("2.2.2.2")).await.0, 200);
-    assert_eq!(send(&trusted, forwarded("1.1.1.1")).await.0, 429);
+        .num_proxies(1));
+    assert_eq!(send(&trusted, through_proxy(None, "1.1.1.1")).await.0, 200);
+    assert_eq!(send(&trusted, through_proxy(None, "2.2.2.2")).await.0, 200);
+    assert_eq!(send(&trusted, through_proxy(None, "1.1.1.1")).await.0, 429);
+    // Addresses the client put in front of the proxy's own entry change nothing.
+    for forged in ["3.3.3.3", "4.4.4.4, 5.5.5.5", "not-an-ip"] {
+        assert_eq!(
+            send(&trusted, through_proxy(Some(forged), "1.1.1.1"))
+                .await
+                .0,
+            429,
+            "{forged}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_two_proxies_the_second_address_from_the_right_is_the_client() {
+    let trusted = app(ThrottleLayer::new(MemoryRateStore::new())
+        .anon(rate("1/min"))
+        .num_proxies(2));
+    // The edge proxy appended the client, the inner one appended the edge (10.0.0.9).
+    let hops =
+        |forged: &str, client: &str| through_proxy(Some(forged), &format!("{client}, 10.0.0.9"));
+    assert_eq!(send(&trusted, hops("7.7.7.7", "1.1.1.1")).await.0, 200);
+    assert_eq!(send(&trusted, hops("8.8.8.8", "1.1.1.1")).await.0, 429);
+    assert_eq!(send(&trusted, hops("7.7.7.7", "2.2.2.2")).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_client_scope_counts_per_address_whatever_token_is_attached() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new())
+        .user(rate("100/min"))
+        .client_scope("login", rate("2/min"), is_login));
+    // Five different users' tokens from one address share the address's two logins.
+    let mut seen = Vec::new();
+    for user in 1..=5 {
+        seen.push(
+            send(&app, request("POST", "/login", "10.0.0.1", Some(user)))
+                .await
+                .0
+                .as_u16(),
+        );
+    }
+    assert_eq!(seen, [200, 200, 429, 429, 429]);
+    // Another address has its own.
+    assert_eq!(
+        send(&app, request("POST", "/login", "10.0.0.2", Some(1)))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -222,4 +286,41 @@ async fn an_unreachable_redis_fails_open() {
     let app = app(ThrottleLayer::new(store).anon(rate("1/min")));
     let seen = statuses(&app, 3, || request("GET", "/goods", "10.0.0.1", None)).await;
     assert_eq!(seen, [200, 200, 200]);
+}
+
+#[tokio::test]
+async fn password_logins_are_limited_per_username_from_any_address() {
+    let users = MemoryUsers::with([(user(1, "alice"), "right-password"), (user(2, "bob"), "pw")]);
+    let tokens = TokenService::new(jwt())
+        .with_users(users)
+        .with_login_attempts(UsernameThrottle::new(MemoryRateStore::new(), rate("2/min")));
+    let app = Router::new().nest("/auth", token_routes(tokens));
+    let login = |name: &str, password: &str, ip: &str| {
+        let mut req = post_json(
+            "/auth/token/",
+            None,
+            json!({"username": name, "password": password}),
+        );
+        let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(addr));
+        req
+    };
+    assert_eq!(
+        send(&app, login("alice", "guess-1", "10.0.0.1")).await.0,
+        400
+    );
+    assert_eq!(
+        send(&app, login("alice", "guess-2", "10.0.0.2")).await.0,
+        400
+    );
+    // A third guess from yet another address, even the right password, waits.
+    let (status, headers, body) = send(&app, login("alice", "right-password", "10.0.0.3")).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["code"], "throttled");
+    assert!(headers.contains_key("retry-after"));
+    // Another username has its own allowance.
+    assert_eq!(send(&app, login("bob", "pw", "10.0.0.3")).await.0, 200);
+    // Huge usernames are counted like any other (by digest), not refused with a 500.
+    let long = "x".repeat(100_000);
+    assert_eq!(send(&app, login(&long, "p", "10.0.0.4")).await.0, 400);
 }

@@ -21,17 +21,27 @@ Configuration (environment):
   DATABASE_URL         sqlite://mall.db | postgres://... | mysql://...
   REDIS_URL            optional; shares revocations, the WeChat token and login codes between instances
   REDIS_PREFIX         prefix of every Redis key (wxrest:mall:)
-  JWT_SECRET           at least 32 bytes (a development default is used, with a warning, when unset)
-  WX_APPID, WX_SECRET  WeChat credentials; without WX_APPID the built-in fake WeChat runs (dev mode)
+  JWT_SECRET           at least 32 bytes; required unless WXREST_BIND is loopback or MALL_DEV=1
+                       (then a development secret is used); a blank value is always refused
+  WX_APPID, WX_SECRET  WeChat credentials; required unless WXREST_BIND is loopback or MALL_DEV=1
+                       (then the built-in fake WeChat runs: dev mode)
+  MALL_DEV=1           development defaults on a non-loopback address (never in production)
   WX_API_BASE          WeChat API base URL (https://api.weixin.qq.com)
   MALL_ADMIN_PASSWORD  creates or updates the staff user `admin` at start-up
   MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
   CORS_ORIGINS         comma-separated allowed origins for a web admin
   MALL_BODY_LIMIT      request body limit in bytes (1048576)
+  MALL_HEADER_TIMEOUT  seconds a client may take to send a request head, or stay idle (10)
+  MALL_MAX_CONNECTIONS open connections at most (4096)
   MALL_THROTTLE_ANON   anonymous requests per client IP (200/min; DRF notation N/second|minute|hour|day)
   MALL_THROTTLE_USER   requests per user (1200/min)
-  MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client (30/min)
-  MALL_TRUST_PROXY=1   take the client IP from the first X-Forwarded-For hop (only behind a proxy)
+  MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client address, and password logins
+                       per username (30/min)
+  MALL_TRUST_PROXY=N   N proxies append to X-Forwarded-For: the client is the Nth address from
+                       the right (DRF's NUM_PROXIES; only behind your own proxies)
+  MALL_METRICS_BIND    serve /metrics on this address only (e.g. 127.0.0.1:9100)
+  MALL_METRICS_TOKEN   serve /metrics on the API port to `Authorization: Bearer <token>` only
+                       (without either, /metrics is not served)
   LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
 
 /// The help of one command, for `mall COMMAND --help`.
@@ -158,9 +168,17 @@ async fn create_superuser(config: &shop::Config, args: &[String]) -> Result<(), 
 }
 
 async fn serve(config: shop::Config) -> Result<(), BoxError> {
-    if config.jwt_secret == shop::DEV_JWT_SECRET {
+    // Before migrating or binding: a production address never runs on development defaults.
+    config.check_production()?;
+    if config.jwt_secret.is_none() {
         tracing::warn!(
-            "JWT_SECRET is not set: using the development secret. Never do this in production."
+            "JWT_SECRET is not set: using the development secret (loopback or MALL_DEV=1 only)"
+        );
+    }
+    if config.dev_switch && !wxrest::dev::is_loopback(&config.bind) {
+        tracing::warn!(
+            bind = %config.bind,
+            "MALL_DEV=1: development defaults on a non-loopback address; never do this in production"
         );
     }
     let shop = shop::build(&config).await?;
@@ -171,12 +189,23 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
         );
     }
     let listener = tokio::net::TcpListener::bind(&config.bind).await?;
+    if let Some(bind) = &config.metrics_bind {
+        let metrics = tokio::net::TcpListener::bind(bind).await?;
+        tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
+        let server = wxrest::server::Server::new().max_connections(64);
+        tokio::spawn(async move {
+            let stop = std::future::pending::<()>();
+            if let Err(err) = server.serve(metrics, shop::metrics_router(), stop).await {
+                tracing::error!(error = %err, "metrics listener stopped");
+            }
+        });
+    }
     tracing::info!(addr = %listener.local_addr()?, database = shop.db.dialect().name(), "mall listening");
-    let app = shop
-        .router
-        .into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    wxrest::server::Server::new()
+        .header_read_timeout(config.header_read_timeout)
+        .max_connections(config.max_connections)
+        .development(config.dev_switch)
+        .serve(listener, shop.router, shutdown_signal())
         .await?;
     tracing::info!("mall stopped");
     Ok(())

@@ -94,3 +94,31 @@ impl<T: UserLookup + ?Sized> UserLookup for std::sync::Arc<T> {
         (**self).bump_token_version(id).await
     }
 }
+
+/// A check run before each password login is tried, e.g. a limit per username
+/// ([`UsernameThrottle`](crate::throttle::UsernameThrottle)): an `Err` answers the request
+/// instead, before any password is hashed.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use wxrest::ApiError;
+/// use wxrest::auth::LoginAttempts;
+///
+/// /// Refuses logins to the account `root` outright.
+/// struct NoRoot;
+///
+/// #[async_trait]
+/// impl LoginAttempts for NoRoot {
+///     async fn attempt(&self, username: &str) -> Result<(), ApiError> {
+///         if username == "root" {
+///             return Err(ApiError::bad_request("invalid", "Unable to log in with provided credentials."));
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait LoginAttempts: Send + Sync + 'static {
+    /// Called with the username of each password login before it is checked.
+    async fn attempt(&self, username: &str) -> Result<(), crate::error::ApiError>;
+}

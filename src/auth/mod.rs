@@ -19,7 +19,7 @@ pub mod revocation;
 pub mod tokens;
 pub mod views;
 
-pub use account::{AuthUser, UserLookup};
+pub use account::{AuthUser, LoginAttempts, UserLookup};
 pub use authenticator::{Authenticator, BasicAuthenticator, JwtAuthenticator, TokenSource};
 pub use error::AuthError;
 pub use identity::{AuthState, Identity, Scheme};

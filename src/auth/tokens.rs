@@ -23,7 +23,7 @@
 
 use std::sync::Arc;
 
-use super::account::{AuthUser, UserLookup};
+use super::account::{AuthUser, LoginAttempts, UserLookup};
 use super::error::AuthError;
 use super::identity::{Identity, Scheme};
 use super::jwt::{Claims, JwtConfig, TokenPair, TokenType, UserIdClaim, now};
@@ -43,6 +43,7 @@ struct Inner {
     jwt: JwtConfig,
     store: Arc<dyn RevocationStore>,
     users: Option<Arc<dyn UserLookup>>,
+    login_attempts: Option<Arc<dyn LoginAttempts>>,
     /// Access checks that passed, by token, stamped with the store's local epoch: while the
     /// epoch is unchanged (no revocation, no version change) the check need not run again.
     passed: moka::sync::Cache<Box<str>, (Identity, u64)>,
@@ -79,6 +80,7 @@ impl TokenService {
                 jwt,
                 store: Arc::new(MemoryRevocationStore::new()),
                 users: None,
+                login_attempts: None,
                 passed: passed_cache(),
             }),
         }
@@ -107,6 +109,19 @@ impl TokenService {
         inner.users = Some(Arc::new(users));
         inner.passed = passed_cache();
         self
+    }
+
+    /// Runs `check` before every password login (`POST /token/`), e.g. a
+    /// [`UsernameThrottle`](crate::throttle::UsernameThrottle).
+    #[must_use]
+    pub fn with_login_attempts(mut self, check: impl LoginAttempts) -> Self {
+        Arc::make_mut(&mut self.inner).login_attempts = Some(Arc::new(check));
+        self
+    }
+
+    /// The check run before password logins, if configured.
+    pub fn login_attempts(&self) -> Option<&Arc<dyn LoginAttempts>> {
+        self.inner.login_attempts.as_ref()
     }
 
     /// The JWT configuration.

@@ -65,6 +65,9 @@ async fn obtain(
     let users = tokens
         .users()
         .ok_or_else(|| ApiError::from(AuthError::CannotIssue))?;
+    if let Some(check) = tokens.login_attempts() {
+        check.attempt(&username).await?;
+    }
     let user = users
         .verify_password(&username, &password)
         .await

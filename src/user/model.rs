@@ -273,6 +273,14 @@ impl ProfileUpdate {
                 ));
             }
         }
+        if let Some(url) = &self.avatar_url
+            && !url.is_empty()
+            && !is_web_url(url)
+        {
+            // Only web addresses: a `javascript:` or `data:` avatar is a script waiting for
+            // a web admin page to render it.
+            errors.push(("avatar_url", "Enter a valid URL.".to_owned()));
+        }
         if let Some(gender) = self.gender
             && !(0..=2).contains(&gender)
         {
@@ -344,6 +352,17 @@ impl ProfileUpdate {
         .into_iter()
         .flatten()
         .collect()
+    }
+}
+
+/// An absolute `http` or `https` URL with a host (DRF's `URLField`, web schemes only).
+fn is_web_url(text: &str) -> bool {
+    match text.parse::<http::Uri>() {
+        Ok(uri) => {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.host().is_some_and(|h| !h.is_empty())
+        }
+        Err(_) => false,
     }
 }
 

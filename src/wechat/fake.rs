@@ -117,6 +117,8 @@ impl FakeWeChatBuilder {
             secret: self.secret,
             dev_mode: self.dev_mode,
             state: Mutex::new(FakeState::default()),
+            used_codes: bounded(Duration::from_secs(CODE_LIFETIME_SECS)),
+            session_keys: bounded(Duration::from_secs(24 * 3600)),
             code2session_calls: AtomicU64::new(0),
             stable_token_calls: AtomicU64::new(0),
             classic_token_calls: AtomicU64::new(0),
@@ -151,6 +153,7 @@ impl FakeWeChatBuilder {
             addr,
             shutdown: Some(tx),
             task: Some(task),
+            _registration: crate::dev::FakeRegistration::new("FakeWeChat"),
         }
     }
 }
@@ -161,6 +164,8 @@ pub struct FakeWeChat {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Keeps [`Server`](crate::server::Server) from serving a public address while it runs.
+    _registration: crate::dev::FakeRegistration,
 }
 
 impl fmt::Debug for FakeWeChat {
@@ -178,6 +183,11 @@ struct Shared {
     secret: String,
     dev_mode: bool,
     state: Mutex<FakeState>,
+    /// Codes already exchanged, kept as long as WeChat keeps a code (5 minutes) and bounded:
+    /// a long dev session must not grow the fake without limit.
+    used_codes: moka::sync::Cache<String, ()>,
+    /// The latest session_key per openid, bounded the same way.
+    session_keys: moka::sync::Cache<String, String>,
     code2session_calls: AtomicU64,
     stable_token_calls: AtomicU64,
     classic_token_calls: AtomicU64,
@@ -187,9 +197,7 @@ struct Shared {
 #[derive(Default)]
 struct FakeState {
     scripts: HashMap<String, Script>,
-    used_codes: HashSet<String>,
     fail_next: Vec<(u64, Script)>,
-    session_keys: HashMap<String, String>,
     current_token: String,
     valid_tokens: HashSet<String>,
     phones: HashMap<String, String>,
@@ -222,6 +230,20 @@ impl Shared {
             _ => None,
         }
     }
+}
+
+/// How long WeChat keeps a login code, and so how long the fake remembers a used one.
+const CODE_LIFETIME_SECS: u64 = 5 * 60;
+/// Entries in each of the fake's maps at most.
+const MAX_ENTRIES: u64 = 100_000;
+/// Classic access_tokens that stay valid at once (each call of the classic endpoint adds one).
+const MAX_VALID_TOKENS: usize = 64;
+
+fn bounded<V: Clone + Send + Sync + 'static>(ttl: Duration) -> moka::sync::Cache<String, V> {
+    moka::sync::Cache::builder()
+        .max_capacity(MAX_ENTRIES)
+        .time_to_live(ttl)
+        .build()
 }
 
 fn new_token() -> String {
@@ -302,15 +324,17 @@ async fn jscode2session(
         None => return error(40029, "invalid code"),
     };
     let session_key = new_session_key();
+    if !shared
+        .used_codes
+        .entry(code.clone())
+        .or_insert(())
+        .is_fresh()
     {
-        let mut state = shared.lock();
-        if !state.used_codes.insert(code.clone()) {
-            return error(40163, "code been used");
-        }
-        state
-            .session_keys
-            .insert(openid.clone(), session_key.clone());
+        return error(40163, "code been used");
     }
+    shared
+        .session_keys
+        .insert(openid.clone(), session_key.clone());
     let mut answer = json!({ "openid": openid, "session_key": session_key });
     if let Some(unionid) = unionid {
         answer["unionid"] = Value::String(unionid);
@@ -345,6 +369,9 @@ async fn classic_token(
     let mut state = shared.lock();
     let token = new_token();
     state.current_token = token.clone();
+    if state.valid_tokens.len() >= MAX_VALID_TOKENS {
+        state.valid_tokens.clear();
+    }
     state.valid_tokens.insert(token.clone());
     drop(state);
     token_answer(&token)
@@ -474,7 +501,7 @@ impl FakeWeChat {
 
     /// The latest session_key issued to `openid` (to build `encryptedData` in tests).
     pub fn session_key_of(&self, openid: &str) -> Option<String> {
-        self.shared.lock().session_keys.get(openid).cloned()
+        self.shared.session_keys.get(openid)
     }
 
     /// Makes `getuserphonenumber` answer `code` with this pure phone number (e.g. `13800138000`).
@@ -537,5 +564,36 @@ impl Drop for FakeWeChat {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn what_a_long_dev_session_leaves_behind_is_bounded() {
+        let fake = FakeWeChat::builder().dev_mode(true).start().await;
+        let shared = &fake.shared;
+        for cache in [shared.used_codes.policy(), shared.session_keys.policy()] {
+            assert_eq!(cache.max_capacity(), Some(MAX_ENTRIES));
+            assert!(cache.time_to_live().is_some());
+        }
+        assert_eq!(
+            shared.used_codes.policy().time_to_live(),
+            Some(Duration::from_secs(CODE_LIFETIME_SECS))
+        );
+        // Classic tokens: each call adds one, but only the newest few stay valid.
+        let http = reqwest::Client::new();
+        let url = format!(
+            "{}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
+            fake.base_url(),
+            shared.appid,
+            shared.secret
+        );
+        for _ in 0..(MAX_VALID_TOKENS * 2) {
+            http.get(&url).send().await.unwrap();
+        }
+        assert!(shared.lock().valid_tokens.len() <= MAX_VALID_TOKENS);
     }
 }

@@ -44,8 +44,11 @@ pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache) -> (Router, ApiDoc) {
         .on_create(add)
         .on_update(
             |ctx: WriteContext, item: CartItem, values: Validated| async move {
-                if let Some(quantity) = values.int("quantity") {
+                // Moving an item to other goods is checked like adding them: on sale, and
+                // the quantity within their stock.
+                if values.int("quantity").is_some() || values.int("goods").is_some() {
                     let goods = values.int("goods").unwrap_or(item.goods);
+                    let quantity = values.int("quantity").unwrap_or(item.quantity);
                     check_stock(&ctx.db, goods, quantity).await?;
                 }
                 ctx.update(item.id, &values).await

@@ -7,15 +7,18 @@ pub mod catalog;
 pub mod orders;
 pub mod telemetry;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use wxrest::ApiError;
 use wxrest::auth::{
@@ -24,7 +27,9 @@ use wxrest::auth::{
 };
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::{ApiDoc, docs_routes};
-use wxrest::throttle::{MemoryRateStore, Rate, RedisRateStore, ThrottleLayer};
+use wxrest::throttle::{
+    MemoryRateStore, Rate, RateStore, RedisRateStore, ThrottleLayer, UsernameThrottle,
+};
 use wxrest::user::{UserStore, profile_routes};
 use wxrest::viewset::ListCache;
 use wxrest::wechat::{FakeWeChat, RedisTokenStore, WxClient, WxConfig};
@@ -49,8 +54,21 @@ pub struct Config {
     /// Prefix of every Redis key (revocations, the WeChat access_token, login codes), so
     /// several deployments can share one Redis.
     pub redis_prefix: String,
-    pub jwt_secret: String,
+    /// `JWT_SECRET` as set (possibly blank, which `serve` refuses); `None` when unset.
+    pub jwt_secret: Option<String>,
     pub wx: Option<WxConfig>,
+    /// `MALL_DEV=1`: the explicit development switch (fakes and the development secret on a
+    /// non-loopback address).
+    pub dev_switch: bool,
+    /// Deadline for a request head and for an idle kept-alive connection
+    /// (`MALL_HEADER_TIMEOUT`, seconds).
+    pub header_read_timeout: Duration,
+    /// Open connections at most (`MALL_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// `/metrics` on the API port, behind `Authorization: Bearer <token>` (`MALL_METRICS_TOKEN`).
+    pub metrics_token: Option<String>,
+    /// `/metrics` on its own listen address (`MALL_METRICS_BIND`), e.g. `127.0.0.1:9100`.
+    pub metrics_bind: Option<String>,
     pub admin_password: Option<String>,
     pub seed_demo: bool,
     pub cors_origins: Vec<String>,
@@ -64,8 +82,9 @@ pub struct Config {
     pub throttle_user: Rate,
     /// Logins (`/auth/wx-login/`, `/auth/token/`) per client (`MALL_THROTTLE_LOGIN`).
     pub throttle_login: Rate,
-    /// Trust the first `X-Forwarded-For` hop as the client IP (`MALL_TRUST_PROXY=1`).
-    pub trust_proxy: bool,
+    /// Proxies in front of the mall that append to `X-Forwarded-For` (`MALL_TRUST_PROXY=N`):
+    /// the client is the `N`th address from the right.
+    pub num_proxies: usize,
 }
 
 /// Default rates: generous for a mini-program's bursts, strict on password guessing.
@@ -88,6 +107,21 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// A number from the environment: `default` when unset, a start-up error when malformed.
+fn number<T: std::str::FromStr>(var: &str, default: T) -> Result<T, String> {
+    match env(var) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| format!("{var}: expected a whole number, got {text:?}")),
+    }
+}
+
+fn flag(var: &str) -> bool {
+    env(var).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+}
+
 impl Config {
     /// Reads `WXREST_BIND`, `DATABASE_URL`, `REDIS_URL`, `REDIS_PREFIX`, `JWT_SECRET`,
     /// `WX_APPID`, `WX_SECRET`, `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`,
@@ -106,8 +140,19 @@ impl Config {
             database_url: env("DATABASE_URL").unwrap_or_else(|| "sqlite://mall.db".into()),
             redis_url: env("REDIS_URL"),
             redis_prefix: env("REDIS_PREFIX").unwrap_or_else(|| DEFAULT_REDIS_PREFIX.into()),
-            jwt_secret: env("JWT_SECRET").unwrap_or_else(|| DEV_JWT_SECRET.into()),
+            jwt_secret: std::env::var("JWT_SECRET").ok(),
             wx,
+            dev_switch: flag("MALL_DEV"),
+            header_read_timeout: Duration::from_secs(number(
+                "MALL_HEADER_TIMEOUT",
+                wxrest::server::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+            )?),
+            max_connections: number(
+                "MALL_MAX_CONNECTIONS",
+                wxrest::server::DEFAULT_MAX_CONNECTIONS,
+            )?,
+            metrics_token: env("MALL_METRICS_TOKEN"),
+            metrics_bind: env("MALL_METRICS_BIND"),
             admin_password: env("MALL_ADMIN_PASSWORD"),
             seed_demo: env("MALL_SEED_DEMO").is_some_and(|v| v == "1" || v == "true"),
             cors_origins: env("CORS_ORIGINS")
@@ -118,14 +163,15 @@ impl Config {
                         .collect()
                 })
                 .unwrap_or_default(),
-            body_limit: env("MALL_BODY_LIMIT")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(1024 * 1024),
+            body_limit: number("MALL_BODY_LIMIT", 1024 * 1024)?,
             bench_routes: env("MALL_BENCH_ROUTES").is_some_and(|v| v == "1"),
             throttle_anon: rate("MALL_THROTTLE_ANON", DEFAULT_THROTTLE_ANON)?,
             throttle_user: rate("MALL_THROTTLE_USER", DEFAULT_THROTTLE_USER)?,
             throttle_login: rate("MALL_THROTTLE_LOGIN", DEFAULT_THROTTLE_LOGIN)?,
-            trust_proxy: env("MALL_TRUST_PROXY").is_some_and(|v| v == "1" || v == "true"),
+            num_proxies: match env("MALL_TRUST_PROXY").as_deref() {
+                Some(v) if v.eq_ignore_ascii_case("true") => 1,
+                _ => number("MALL_TRUST_PROXY", 0)?,
+            },
         })
     }
 
@@ -137,8 +183,13 @@ impl Config {
             database_url: database_url.into(),
             redis_url: None,
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
-            jwt_secret: DEV_JWT_SECRET.into(),
+            jwt_secret: Some(DEV_JWT_SECRET.into()),
             wx: None,
+            dev_switch: false,
+            header_read_timeout: wxrest::server::DEFAULT_HEADER_READ_TIMEOUT,
+            max_connections: wxrest::server::DEFAULT_MAX_CONNECTIONS,
+            metrics_token: None,
+            metrics_bind: None,
             admin_password: None,
             seed_demo: false,
             cors_origins: Vec::new(),
@@ -147,8 +198,55 @@ impl Config {
             throttle_anon: default_rate(DEFAULT_THROTTLE_ANON),
             throttle_user: default_rate(DEFAULT_THROTTLE_USER),
             throttle_login: default_rate(DEFAULT_THROTTLE_LOGIN),
-            trust_proxy: false,
+            num_proxies: 0,
         }
+    }
+
+    /// Whether development conveniences may run: a loopback `WXREST_BIND`, or `MALL_DEV=1`.
+    pub fn development(&self) -> bool {
+        self.dev_switch || wxrest::dev::is_loopback(&self.bind)
+    }
+
+    /// The production rule `serve` applies before migrating or binding: a blank `JWT_SECRET`
+    /// is always refused; without `JWT_SECRET` or `WX_APPID`, the development secret and the
+    /// fake WeChat are allowed only when [`development`](Self::development) is.
+    pub fn check_production(&self) -> Result<(), String> {
+        if self
+            .jwt_secret
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(
+                "JWT_SECRET is set but blank: set it to a random secret of at least \
+                        32 bytes (e.g. `openssl rand -hex 32`)"
+                    .into(),
+            );
+        }
+        if self.development() {
+            return Ok(());
+        }
+        let rule = format!(
+            "WXREST_BIND={} is not a loopback address; development defaults are used only on \
+             127.0.0.1, ::1 or localhost, or with MALL_DEV=1",
+            self.bind
+        );
+        if self.jwt_secret.is_none() {
+            return Err(format!(
+                "JWT_SECRET is not set: set it to a random secret of at least 32 bytes ({rule})"
+            ));
+        }
+        if self.wx.is_none() {
+            return Err(format!(
+                "WX_APPID is not set: set WX_APPID and WX_SECRET to your mini-program's \
+                 credentials ({rule})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The signing secret: `JWT_SECRET`, or the development secret.
+    pub fn signing_secret(&self) -> &str {
+        self.jwt_secret.as_deref().unwrap_or(DEV_JWT_SECRET)
     }
 }
 
@@ -178,25 +276,29 @@ pub async fn build(config: &Config) -> Result<Shop, Box<dyn std::error::Error + 
 }
 
 /// Is this request a login (password or WeChat), which gets the stricter throttle scope?
-fn is_login(parts: &http::request::Parts) -> bool {
+pub fn is_login(parts: &http::request::Parts) -> bool {
     matches!(
         parts.uri.path().trim_end_matches('/'),
         "/auth/wx-login" | "/auth/token"
     )
 }
 
-fn throttle(config: &Config) -> Result<ThrottleLayer, wxrest::BackendError> {
-    let layer = match &config.redis_url {
-        Some(url) => ThrottleLayer::new(
-            RedisRateStore::open(url)?.prefix(format!("{}throttle:", config.redis_prefix)),
-        ),
-        None => ThrottleLayer::new(MemoryRateStore::new()),
-    };
-    Ok(layer
+/// Where rate counters live: Redis under `REDIS_PREFIX` when configured, else this process.
+fn rate_store(config: &Config) -> Result<Arc<dyn RateStore>, wxrest::BackendError> {
+    Ok(match &config.redis_url {
+        Some(url) => {
+            Arc::new(RedisRateStore::open(url)?.prefix(format!("{}throttle:", config.redis_prefix)))
+        }
+        None => Arc::new(MemoryRateStore::new()),
+    })
+}
+
+fn throttle(config: &Config, store: Arc<dyn RateStore>) -> ThrottleLayer {
+    ThrottleLayer::with_store(store)
         .anon(config.throttle_anon)
         .user(config.throttle_user)
-        .scope("login", config.throttle_login, is_login)
-        .trust_proxy(config.trust_proxy))
+        .client_scope("login", config.throttle_login, is_login)
+        .num_proxies(config.num_proxies)
 }
 
 /// [`build`], with `extra` routes served under the same stack (tests use it to reach the
@@ -207,9 +309,15 @@ pub async fn build_with(
 ) -> Result<Shop, Box<dyn std::error::Error + Send + Sync>> {
     let db = open_database(&config.database_url).await?;
     let users = UserStore::new(db.clone());
-    let jwt = JwtConfig::hs256(&config.jwt_secret)?;
+    let jwt = JwtConfig::hs256(config.signing_secret())?;
     jwt.check()?;
-    let mut tokens = TokenService::new(jwt).with_users(users.clone());
+    let rates = rate_store(config)?;
+    let mut tokens = TokenService::new(jwt)
+        .with_users(users.clone())
+        .with_login_attempts(UsernameThrottle::with_store(
+            rates.clone(),
+            config.throttle_login,
+        ));
     if let Some(url) = &config.redis_url {
         tokens =
             tokens.with_store(RedisRevocationStore::open(url)?.prefix(config.redis_prefix.clone()));
@@ -250,10 +358,6 @@ pub async fn build_with(
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready).with_state(db.clone()))
-        .route(
-            "/metrics",
-            get(telemetry::metrics_view).with_state(telemetry::prometheus()),
-        )
         .nest("/auth", token_routes(tokens.clone()).merge(login.router()))
         .nest("/users", profile_routes(users.clone(), tokens.clone()))
         .merge(catalog)
@@ -265,7 +369,9 @@ pub async fn build_with(
         .fallback(|| async { ApiError::not_found() })
         .layer(axum::middleware::from_fn(wxrest::error::drf_fallbacks))
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(throttle(config)?)
+        // A body that trickles in holds a connection: give it a deadline too.
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
+        .layer(throttle(config, rates))
         .layer(JwtAuthLayer::new(tokens.clone()))
         .layer(cors(&config.cors_origins))
         .layer(axum::middleware::from_fn(telemetry::track))
@@ -288,8 +394,48 @@ pub async fn build_with(
         // Outermost: every response, a panic's included, carries the request id.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::from_fn(telemetry::sanitize_request_id));
+        .layer(axum::middleware::from_fn(telemetry::sanitize_request_id))
+        // Outside the API's stack: the scraper's bearer token is not a JWT.
+        .merge(metrics_on_api_port(config));
     Ok(Shop { router, db, fake })
+}
+
+/// `/metrics` alone, for its own listen address (`MALL_METRICS_BIND`).
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/metrics",
+        get(telemetry::metrics_view).with_state(telemetry::prometheus()),
+    )
+}
+
+/// `/metrics` on the API port only with `MALL_METRICS_TOKEN`, and then only for
+/// `Authorization: Bearer <token>`: request counts and latencies are not for the public.
+fn metrics_on_api_port(config: &Config) -> Router {
+    let Some(token) = config.metrics_token.clone() else {
+        return Router::new();
+    };
+    let expected: Arc<[u8]> = Arc::from(format!("Bearer {token}").into_bytes());
+    metrics_router().route_layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let expected = expected.clone();
+            async move {
+                let given = req
+                    .headers()
+                    .get(http::header::AUTHORIZATION)
+                    .map_or(&[][..], |v| v.as_bytes());
+                if constant_time_eq(given, &expected) {
+                    next.run(req).await
+                } else {
+                    ApiError::not_found().into_response()
+                }
+            }
+        },
+    ))
+}
+
+/// Compares without an early exit on the first difference.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn bench_routes(enabled: bool) -> Router {
