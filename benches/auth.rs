@@ -33,6 +33,7 @@ fn drf_token(jwt: &JwtConfig) -> String {
             token_type: None,
             ver: None,
             fam: None,
+            generation: None,
             is_staff: false,
             is_superuser: false,
             iss: None,

@@ -323,6 +323,7 @@ fn claims(exp: i64) -> Claims {
         token_type: Some(TokenType::Access),
         ver: Some(0),
         fam: None,
+        generation: None,
         is_staff: false,
         is_superuser: false,
         iss: None,

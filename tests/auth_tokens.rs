@@ -289,6 +289,7 @@ fn legacy_claims(username: &str, exp: i64, orig_iat: Option<i64>) -> Claims {
         token_type: None,
         ver: None,
         fam: None,
+        generation: None,
         is_staff: false,
         is_superuser: false,
         iss: None,
@@ -536,7 +537,15 @@ async fn redis_revocations_are_shared_between_instances() {
     a.post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
         .await;
     assert_eq!(b.me(&token).await.1["code"], "token_revoked");
+    // The logout ended the whole session: its refresh token too, on either instance.
+    assert_eq!(
+        b.post("/auth/token/refresh/", None, json!({"refresh": refresh}))
+            .await
+            .0,
+        401
+    );
     // Rotation on A, reuse on B revokes the family everywhere.
+    let (_, refresh) = a.login("alice", "pw-alice").await;
     let (_, body) = a
         .post("/auth/token/refresh/", None, json!({"refresh": refresh}))
         .await;
@@ -565,24 +574,45 @@ async fn redis_revocations_are_shared_between_instances() {
     assert_eq!(a.me(&fresh).await.1["code"], "token_revoked");
 }
 
-#[tokio::test]
-async fn redis_refresh_consumption_is_atomic() {
-    let Some(url) = redis_url() else { return };
-    let store = RedisRevocationStore::open(&url)
-        .unwrap()
-        .prefix(unique_prefix("consume"));
+/// 50 concurrent presentations of one refresh token: exactly one rotates, the rest are reuses
+/// that end the session.
+async fn rotation_is_atomic(store: Arc<dyn RevocationStore>) {
     let exp = now() + 600;
+    store.start_family("one-session", exp).await.unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let store = store.clone();
-            tokio::spawn(async move { store.consume_refresh("same-jti", exp).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .rotate_family("one-session", 0, exp, exp)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
-    let mut winners = 0;
+    let mut outcomes = Vec::new();
     for t in tasks {
-        winners += usize::from(t.await.unwrap());
+        outcomes.push(t.await.unwrap());
     }
-    assert_eq!(winners, 1);
+    assert_eq!(
+        outcomes.iter().filter(|o| **o == Rotation::Rotated).count(),
+        1
+    );
+    assert!(store.access_state("one-session", 1).await.unwrap().revoked);
+}
+
+#[tokio::test]
+async fn memory_rotation_is_atomic() {
+    rotation_is_atomic(Arc::new(MemoryRevocationStore::new())).await;
+}
+
+#[tokio::test]
+async fn redis_rotation_is_atomic() {
+    let Some(url) = redis_url() else { return };
+    let store = RedisRevocationStore::open(&url)
+        .unwrap()
+        .prefix(unique_prefix("rotate"));
+    rotation_is_atomic(Arc::new(store)).await;
 }
 
 #[tokio::test]
@@ -593,9 +623,136 @@ async fn redis_down_fails_closed_with_503() {
         .with_users(users.clone())
         .with_store(store);
     let f = fixture_with(tokens.clone(), users);
-    let pair = tokens.issue(&user(1, "alice")).await.unwrap();
+    // Issued while Redis was up (by an instance sharing the secret).
+    let pair = TokenService::new(jwt())
+        .issue(&user(1, "alice"))
+        .await
+        .unwrap();
     let (status, body) = f.me(&pair.token).await;
     assert_eq!(status, 503);
     assert_eq!(body["code"], "service_unavailable");
     assert!(!body.to_string().contains("127.0.0.1"), "{body}");
+}
+
+// --- one session per login, whatever way its tokens were refreshed ---
+
+impl Fixture {
+    /// djangorestframework-jwt's refresh of an access token: the new token, or the status.
+    async fn legacy_refresh(&self, token: &str) -> Result<String, u16> {
+        let (status, body) = self
+            .post("/auth/token/refresh/", None, json!({"token": token}))
+            .await;
+        match status {
+            200 => Ok(body["token"].as_str().unwrap().to_owned()),
+            other => Err(other),
+        }
+    }
+
+    async fn rotate(&self, refresh: &str) -> Result<String, u16> {
+        let (status, body) = self
+            .post("/auth/token/refresh/", None, json!({"refresh": refresh}))
+            .await;
+        match status {
+            200 => Ok(body["refresh"].as_str().unwrap().to_owned()),
+            other => Err(other),
+        }
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_tokens_forked_by_legacy_refresh() {
+    let f = fixture();
+    let (token, refresh) = f.login("alice", "pw-alice").await;
+    let forked = f.legacy_refresh(&token).await.unwrap();
+    let forked_again = f.legacy_refresh(&forked).await.unwrap();
+    f.post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+        .await;
+    for t in [&token, &forked, &forked_again] {
+        assert_eq!(f.me(t).await.1["code"], "token_revoked");
+        assert!(
+            f.legacy_refresh(t).await.is_err(),
+            "a logged-out token refreshed"
+        );
+    }
+    assert_eq!(f.rotate(&refresh).await, Err(401));
+}
+
+#[tokio::test]
+async fn logging_out_with_a_forked_token_ends_the_original_too() {
+    let f = fixture();
+    let (token, _) = f.login("alice", "pw-alice").await;
+    let forked = f.legacy_refresh(&token).await.unwrap();
+    f.post("/auth/logout/", Some(&format!("JWT {forked}")), json!({}))
+        .await;
+    assert_eq!(f.me(&token).await.1["code"], "token_revoked");
+}
+
+#[tokio::test]
+async fn refresh_reuse_ends_the_attackers_legacy_refreshed_tokens() {
+    let f = fixture();
+    let (token, stolen_refresh) = f.login("alice", "pw-alice").await;
+    // The attacker holds the access token and the refresh token; forks an access token.
+    let attackers = f.legacy_refresh(&token).await.unwrap();
+    // The owner rotates; the attacker then replays the old refresh token: a reuse.
+    let owners_refresh = f.rotate(&stolen_refresh).await.unwrap();
+    assert_eq!(f.rotate(&stolen_refresh).await, Err(401));
+    // Everything of that login is over, the attacker's fork included.
+    assert_eq!(f.me(&attackers).await.1["code"], "token_revoked");
+    assert!(f.legacy_refresh(&attackers).await.is_err());
+    assert_eq!(f.rotate(&owners_refresh).await, Err(401));
+    // Another login of the same user is another session, untouched.
+    let (other, _) = f.login("alice", "pw-alice").await;
+    assert_eq!(f.me(&other).await.0, 200);
+}
+
+#[tokio::test]
+async fn rotations_keep_one_record_per_session() {
+    let store = MemoryRevocationStore::new();
+    let tokens = TokenService::new(jwt()).with_store(store.clone());
+    let mut refresh = Vec::new();
+    for id in 1..=8 {
+        refresh.push(tokens.issue(&user(id, "alice")).await.unwrap().refresh);
+    }
+    for _ in 0..200 {
+        for r in &mut refresh {
+            *r = tokens.refresh(r).await.unwrap().0.refresh;
+        }
+    }
+    assert_eq!(store.session_count(), (8, 0));
+}
+
+#[tokio::test]
+async fn a_session_the_store_no_longer_knows_cannot_refresh() {
+    // The store was restarted (or dropped the session for room): fail closed.
+    let (first, second) = (MemoryRevocationStore::new(), MemoryRevocationStore::new());
+    let pair = TokenService::new(jwt())
+        .with_store(first)
+        .issue(&user(1, "alice"))
+        .await
+        .unwrap();
+    let restarted = TokenService::new(jwt()).with_store(second);
+    assert!(matches!(
+        restarted.refresh(&pair.refresh).await,
+        Err(AuthError::TokenRevoked)
+    ));
+    // Its unexpired access token is still honoured: nothing says it was revoked.
+    assert!(restarted.authenticate(&pair.token).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_full_store_drops_sessions_rather_than_forgetting_reuse() {
+    let store = MemoryRevocationStore::with_limits(4, std::time::Duration::from_secs(30));
+    let tokens = TokenService::new(jwt()).with_store(store.clone());
+    let mut pairs = Vec::new();
+    for id in 1..=50 {
+        pairs.push(tokens.issue(&user(id, "u")).await.unwrap());
+    }
+    let (live, _) = store.session_count();
+    assert!(live <= 4, "{live} sessions kept");
+    // Whatever was dropped, no refresh token works twice.
+    for pair in &pairs {
+        if tokens.refresh(&pair.refresh).await.is_ok() {
+            assert!(tokens.refresh(&pair.refresh).await.is_err());
+        }
+    }
 }

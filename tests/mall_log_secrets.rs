@@ -119,27 +119,6 @@ async fn a_full_mall_flow_logs_no_secret() {
     let bearer = || Some(format!("JWT {token}"));
     let session_key = fake.session_key_of("openid-mall-1").unwrap();
 
-    let refreshed = call(
-        &app,
-        "POST",
-        "/auth/token/refresh/",
-        None,
-        Some(json!({"refresh": refresh})),
-    )
-    .await;
-    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
-    let new_token = refreshed.body["token"].as_str().unwrap().to_owned();
-    let new_refresh = refreshed.body["refresh"].as_str().unwrap().to_owned();
-    let reused = call(
-        &app,
-        "POST",
-        "/auth/token/refresh/",
-        None,
-        Some(json!({"refresh": refresh})),
-    )
-    .await;
-    assert_eq!(reused.status, 401, "{}", reused.text);
-
     let phone = call(
         &app,
         "POST",
@@ -161,6 +140,27 @@ async fn a_full_mall_flow_logs_no_secret() {
     )
     .await;
     assert_eq!(order.status, 201, "{}", order.text);
+    // Rotation, then a reuse (which ends the session: done last).
+    let refreshed = call(
+        &app,
+        "POST",
+        "/auth/token/refresh/",
+        None,
+        Some(json!({"refresh": refresh})),
+    )
+    .await;
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text);
+    let new_token = refreshed.body["token"].as_str().unwrap().to_owned();
+    let new_refresh = refreshed.body["refresh"].as_str().unwrap().to_owned();
+    let reused = call(
+        &app,
+        "POST",
+        "/auth/token/refresh/",
+        None,
+        Some(json!({"refresh": refresh})),
+    )
+    .await;
+    assert_eq!(reused.status, 401, "{}", reused.text);
 
     let bad_code = call(
         &app,

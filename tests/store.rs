@@ -654,3 +654,98 @@ async fn concurrent_migrations_on_one_fresh_database_both_succeed() {
         b.pool().close().await;
     }
 }
+
+mod deactivation {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::*;
+    use wxrest::auth::{
+        AuthUser, JwtConfig, MemoryRevocationStore, RedisRevocationStore, RevocationStore,
+        TokenService,
+    };
+
+    const SECRET: &str = "deactivation-secret-0123456789abcdef";
+
+    fn tokens(users: &UserStore, store: Arc<dyn RevocationStore>) -> TokenService {
+        TokenService::new(JwtConfig::hs256(SECRET).unwrap())
+            .with_shared_store(store)
+            .with_users(users.clone())
+    }
+
+    async fn login(tokens: &TokenService, users: &UserStore, name: &str) -> (i64, String) {
+        let user = users.create_user(NewUser::new(name)).await.unwrap();
+        let pair = tokens.issue(&AuthUser::from(user.clone())).await.unwrap();
+        // The first request caches the token version.
+        tokens.authenticate(&pair.token).await.unwrap();
+        (user.id, pair.token)
+    }
+
+    #[tokio::test]
+    async fn deactivation_through_the_store_ends_tokens_at_once() {
+        for t in each_backend().await {
+            let store: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::new());
+            let users = UserStore::new(t.db.clone()).with_revocations(store.clone());
+            let tokens = tokens(&users, store);
+            let (id, token) = login(&tokens, &users, "grace").await;
+            users.set_active(id, false).await.unwrap();
+            assert!(tokens.authenticate(&token).await.is_err(), "{}", t.label);
+            // Staff changes end tokens too (the claim changed).
+            let (id, token) = login(&tokens, &users, "heidi").await;
+            users.set_staff(id, true).await.unwrap();
+            assert!(tokens.authenticate(&token).await.is_err(), "{}", t.label);
+        }
+    }
+
+    #[tokio::test]
+    async fn with_redis_every_instance_sees_a_deactivation_at_once() {
+        let Some(url) = std::env::var("WXREST_TEST_REDIS").ok() else {
+            eprintln!("skipping: set WXREST_TEST_REDIS");
+            return;
+        };
+        let db = common::fresh_db("sqlite-file").await;
+        let prefix = format!("wxrest-test-deactivate-{}:", uuid::Uuid::new_v4().simple());
+        let redis = || -> Arc<dyn RevocationStore> {
+            Arc::new(
+                RedisRevocationStore::open(&url)
+                    .unwrap()
+                    .prefix(prefix.clone()),
+            )
+        };
+        let (a_store, b_store) = (redis(), redis());
+        let a_users = UserStore::new(db.db.clone()).with_revocations(a_store.clone());
+        let b_users = UserStore::new(db.db.clone()).with_revocations(b_store.clone());
+        let (a, b) = (tokens(&a_users, a_store), tokens(&b_users, b_store));
+        let (id, token) = login(&a, &a_users, "ivan").await;
+        b.authenticate(&token).await.unwrap();
+        a_users.set_active(id, false).await.unwrap();
+        assert!(b.authenticate(&token).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_change_made_in_the_database_directly_takes_effect_within_the_version_ttl() {
+        for t in each_backend().await {
+            let store: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::with_limits(
+                1_000,
+                Duration::from_secs(1),
+            ));
+            let users = UserStore::new(t.db.clone());
+            let tokens = tokens(&users, store).recheck_after(Duration::from_millis(200));
+            let (id, token) = login(&tokens, &users, "judy").await;
+            // A Django admin sharing the database deactivates the user.
+            let sql = format!(
+                "UPDATE users SET is_active = {} WHERE id = {}",
+                t.db.dialect().placeholder(1),
+                t.db.dialect().placeholder(2)
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(false)
+                .bind(id)
+                .execute(t.db.pool())
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            assert!(tokens.authenticate(&token).await.is_err(), "{}", t.label);
+        }
+    }
+}

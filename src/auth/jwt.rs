@@ -2,8 +2,9 @@
 //!
 //! [`JwtConfig`] pins one algorithm and its keys. Tokens carry djangorestframework-jwt's claims
 //! (`user_id`, `username`, `exp`, `email`, `orig_iat`), so tokens minted by a Django backend with
-//! the same secret keep working, plus ours: `jti` (revocation), `token_type` (`access` or
-//! `refresh`), `ver` (the user's token version) and `fam` (the refresh family).
+//! the same secret keep working, plus ours: `jti` (a unique id), `token_type` (`access` or
+//! `refresh`), `ver` (the user's token version), `fam` (the session) and `gen` (a refresh
+//! token's generation).
 //!
 //! ```
 //! use std::time::Duration;
@@ -103,9 +104,12 @@ pub struct Claims {
     /// The user's token version when the token was issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ver: Option<i64>,
-    /// The refresh family (one per login), on refresh tokens.
+    /// The session (one per login) every token of ours belongs to, however it was refreshed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fam: Option<String>,
+    /// The generation of a refresh token within its session (0, 1, 2, ...).
+    #[serde(rename = "gen", default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
     /// Django's `is_staff`, on our access tokens.
     #[serde(default, skip_serializing_if = "is_false")]
     pub is_staff: bool,
@@ -383,7 +387,7 @@ impl JwtConfig {
     /// let claims = Claims {
     ///     user_id: UserIdClaim::Int(1), username: "alice".into(), exp: 4_070_908_800,
     ///     email: String::new(), orig_iat: None, iat: None, jti: None, token_type: None,
-    ///     ver: None, fam: None, is_staff: false, is_superuser: false, iss: None, aud: None,
+    ///     ver: None, fam: None, generation: None, is_staff: false, is_superuser: false, iss: None, aud: None,
     /// };
     /// let token = jwt.encode(&claims).unwrap();
     /// assert_eq!(jwt.decode(&token).unwrap().username, "alice");
@@ -419,6 +423,11 @@ impl JwtConfig {
                 ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => AuthError::InvalidPayload,
                 _ => AuthError::DecodeError,
             })
+    }
+
+    /// The leeway accepted past `exp`, in seconds.
+    pub fn leeway_secs(&self) -> i64 {
+        self.inner.validation.leeway as i64
     }
 
     /// Whether `exp` is past, with the configured leeway (always false when expiration is not

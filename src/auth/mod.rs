@@ -29,6 +29,9 @@ pub use permission::{
     AllowAny, And, Denied, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Not,
     ObjectPermission, Or, Permission, PermissionExt, RequestContext, WithMessage,
 };
-pub use revocation::{AccessState, MemoryRevocationStore, RedisRevocationStore, RevocationStore};
-pub use tokens::{LegacyRefreshError, TokenService};
+pub use revocation::{
+    AccessState, DEFAULT_MAX_SESSIONS, DEFAULT_VERSION_TTL, MemoryRevocationStore,
+    RedisRevocationStore, RevocationStore, Rotation,
+};
+pub use tokens::{LegacyRefreshError, PASSED_TTL, TokenService};
 pub use views::{token_routes, token_routes_openapi};

@@ -1,20 +1,38 @@
-//! What ends tokens before their `exp`: revoked token ids (logout), consumed refresh tokens and
-//! revoked refresh families (rotation with reuse detection), and the per-user token version
-//! ("log out everywhere", deactivation).
+//! What ends tokens before their `exp`: sessions (one *family* per login, shared by every token
+//! of that login however it was refreshed), rotation with reuse detection, and the per-user
+//! token version ("log out everywhere", deactivation).
+//!
+//! A family is one small record per session: the generation of the one refresh token still
+//! valid. Rotating a refresh token of generation `g` moves the family to `g + 1`; presenting
+//! any other generation is a reuse and revokes the family, which ends every token of that
+//! login, access tokens included. So the store holds O(sessions), not O(rotations). A revoked
+//! family is remembered only as long as an access token of it can live (the access lifetime
+//! after the revocation): nothing of the session is valid after that.
 //!
 //! The database holds the truth about token versions ([`UserLookup`](super::UserLookup));
-//! a [`RevocationStore`] holds revocations and a cache of versions. [`MemoryRevocationStore`]
-//! serves one process; [`RedisRevocationStore`] lets every instance see a logout at once.
-//! Entries expire with the tokens they concern, so both stores prune themselves.
+//! a [`RevocationStore`] holds families and a short-lived cache of versions.
+//! [`MemoryRevocationStore`] serves one process; [`RedisRevocationStore`] lets every instance
+//! see a logout at once. Entries expire with the tokens they concern.
+//!
+//! **Failing safe.** A refresh token whose family the store does not know is refused: a store
+//! that forgot a session (an entry evicted under memory pressure, a restart of the memory
+//! store, a flushed Redis) ends it, and the client logs in again, instead of letting a used
+//! refresh token work. Access tokens are refused only when their family is known to be
+//! revoked, so a verify-only service (or a restarted one) keeps honouring unexpired access
+//! tokens it did not issue.
 //!
 //! ```
 //! # tokio_test_block_on(async {
-//! use wxrest::auth::{MemoryRevocationStore, RevocationStore};
+//! use wxrest::auth::{MemoryRevocationStore, RevocationStore, Rotation};
 //!
 //! let store = MemoryRevocationStore::new();
 //! let exp = 4_070_908_800;
-//! assert!(store.consume_refresh("jti-1", exp).await.unwrap());   // first use wins
-//! assert!(!store.consume_refresh("jti-1", exp).await.unwrap());  // a reuse
+//! store.start_family("fam-1", exp).await.unwrap();
+//! assert_eq!(store.rotate_family("fam-1", 0, exp, exp).await.unwrap(), Rotation::Rotated);
+//! // Generation 0 again: a stolen, already used refresh token. The session ends.
+//! assert_eq!(store.rotate_family("fam-1", 0, exp, exp).await.unwrap(), Rotation::Reused);
+//! assert_eq!(store.rotate_family("fam-1", 1, exp, exp).await.unwrap(), Rotation::Ended);
+//! assert!(store.access_state("fam-1", 7).await.unwrap().revoked);
 //! # });
 //! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
 //! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
@@ -22,50 +40,72 @@
 //! ```
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use moka::Expiry;
+use moka::ops::compute::Op;
 use redis::aio::ConnectionManager;
 
 use super::jwt::now;
 use crate::error::BackendError;
 
-/// How long a cached token version is trusted before the database is asked again.
-pub const VERSION_CACHE_TTL: Duration = Duration::from_secs(10 * 60);
+/// How long a cached token version is trusted by default before the database is asked again:
+/// the longest a change made outside the crate (a Django admin sharing the database, another
+/// instance without Redis) takes to end a user's tokens, plus
+/// [`TokenService`](super::TokenService)'s 10-second memo of passed checks.
+pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(30);
+
+/// How many sessions a [`MemoryRevocationStore`] keeps by default. Past it the least used are
+/// dropped, which ends them (see the module docs).
+pub const DEFAULT_MAX_SESSIONS: u64 = 1_000_000;
 
 /// The revocation facts one authenticated request needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AccessState {
-    /// The token id was revoked (logout).
+    /// The token's session was revoked.
     pub revoked: bool,
     /// The cached token version of the user; `None` when not cached.
     pub token_version: Option<i64>,
 }
 
-/// Storage for revocations and the token-version cache. Implement it for another backend; the
-/// crate ships memory and Redis.
+/// What presenting a refresh token did to its family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the current generation: the family moved to the next one.
+    Rotated,
+    /// It was an older generation (a reuse): the family is revoked now.
+    Reused,
+    /// The family was revoked before, or is unknown.
+    Ended,
+}
+
+/// Storage for sessions (refresh families) and the token-version cache. Implement it for
+/// another backend; the crate ships memory and Redis.
 #[async_trait]
 pub trait RevocationStore: Send + Sync + 'static {
-    /// Is `jti` revoked, and what is the cached token version of `user_id`? One round trip.
-    async fn access_state(
+    /// Is the session `family` revoked, and what is the cached token version of `user_id`?
+    /// One round trip.
+    async fn access_state(&self, family: &str, user_id: i64) -> Result<AccessState, BackendError>;
+
+    /// Records a new session at generation 0, kept until `expires_at` (unix seconds).
+    async fn start_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError>;
+
+    /// Presents the refresh token of `generation`: atomically, of concurrent callers with the
+    /// current generation exactly one gets [`Rotation::Rotated`] (and the family is then kept
+    /// until `expires_at`); any other generation revokes the family, remembered as revoked
+    /// until `revoked_until`.
+    async fn rotate_family(
         &self,
-        jti: Option<&str>,
-        user_id: i64,
-    ) -> Result<AccessState, BackendError>;
+        family: &str,
+        generation: u64,
+        expires_at: i64,
+        revoked_until: i64,
+    ) -> Result<Rotation, BackendError>;
 
-    /// Revokes `jti` until `expires_at` (unix seconds, the token's `exp`).
-    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), BackendError>;
-
-    /// Marks the refresh token `jti` consumed. Atomic: of concurrent callers exactly one gets
-    /// `true`; every later call gets `false` (a reuse).
-    async fn consume_refresh(&self, jti: &str, expires_at: i64) -> Result<bool, BackendError>;
-
-    /// Revokes every refresh token of `family` until `expires_at`.
-    async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError>;
-
-    /// Is `family` revoked?
-    async fn is_family_revoked(&self, family: &str) -> Result<bool, BackendError>;
+    /// Revokes the session `family` (logout), remembered as revoked until `revoked_until`.
+    async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError>;
 
     /// Caches `version` for `user_id` unless a value is cached already (fills a miss without
     /// overwriting a concurrent explicit [`set_token_version`](Self::set_token_version)).
@@ -86,22 +126,68 @@ pub trait RevocationStore: Send + Sync + 'static {
     }
 }
 
+/// A live session: the generation of its one valid refresh token, until when it is kept.
+#[derive(Clone, Copy, Debug)]
+struct Family {
+    generation: u64,
+    expires_at: i64,
+}
+
 struct UntilExpiry;
 
-impl<K> Expiry<K, i64> for UntilExpiry {
-    fn expire_after_create(&self, _key: &K, expires_at: &i64, _at: Instant) -> Option<Duration> {
-        Some(Duration::from_secs((*expires_at - now()).max(0) as u64))
+fn until(expires_at: i64) -> Option<Duration> {
+    Some(Duration::from_secs(
+        (expires_at - now()).max(0).unsigned_abs(),
+    ))
+}
+
+impl Expiry<String, Family> for UntilExpiry {
+    fn expire_after_create(&self, _: &String, family: &Family, _: Instant) -> Option<Duration> {
+        until(family.expires_at)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        family: &Family,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        until(family.expires_at)
+    }
+}
+
+impl Expiry<String, i64> for UntilExpiry {
+    fn expire_after_create(&self, _: &String, expires_at: &i64, _: Instant) -> Option<Duration> {
+        until(*expires_at)
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        expires_at: &i64,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        until(*expires_at)
     }
 }
 
 /// An in-process store: right for one instance; use [`RedisRevocationStore`] for several.
+///
+/// Bounded: at most [`DEFAULT_MAX_SESSIONS`] live sessions and as many revoked ones
+/// (configurable), each a few dozen bytes whatever the number of rotations. Past the bound the
+/// least used live sessions are dropped, which ends their refresh tokens (the client logs in
+/// again). A revoked session is kept for one access-token lifetime after its revocation; only
+/// more revocations than the bound within that time could drop one early, letting its
+/// unexpired access tokens work until they expire. It lives in the process: after a restart,
+/// refresh tokens issued before it are refused; use Redis to keep sessions across restarts.
 #[derive(Clone)]
 pub struct MemoryRevocationStore {
+    families: moka::sync::Cache<String, Family>,
     revoked: moka::sync::Cache<String, i64>,
-    consumed: moka::sync::Cache<String, i64>,
-    families: moka::sync::Cache<String, i64>,
     versions: moka::sync::Cache<i64, i64>,
-    epoch: Arc<std::sync::atomic::AtomicU64>,
+    epoch: Arc<AtomicU64>,
 }
 
 impl Default for MemoryRevocationStore {
@@ -110,68 +196,127 @@ impl Default for MemoryRevocationStore {
     }
 }
 
+impl std::fmt::Debug for MemoryRevocationStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryRevocationStore")
+            .field("sessions", &self.families.entry_count())
+            .field("revoked", &self.revoked.entry_count())
+            .finish_non_exhaustive()
+    }
+}
+
 impl MemoryRevocationStore {
-    /// An empty store.
+    /// An empty store with the default bounds.
     pub fn new() -> Self {
-        let expiring = || {
-            moka::sync::Cache::builder()
-                .expire_after(UntilExpiry)
-                .build()
-        };
+        Self::with_limits(DEFAULT_MAX_SESSIONS, DEFAULT_VERSION_TTL)
+    }
+
+    /// An empty store keeping at most `max_sessions` live (and as many revoked) sessions, and
+    /// trusting cached token versions for `version_ttl`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let store = wxrest::auth::MemoryRevocationStore::with_limits(10_000, Duration::from_secs(10));
+    /// # let _ = store;
+    /// ```
+    pub fn with_limits(max_sessions: u64, version_ttl: Duration) -> Self {
         Self {
-            revoked: expiring(),
-            consumed: expiring(),
-            families: expiring(),
-            versions: moka::sync::Cache::builder()
-                .max_capacity(1_000_000)
-                .time_to_live(VERSION_CACHE_TTL)
+            families: moka::sync::Cache::builder()
+                .max_capacity(max_sessions)
+                .expire_after(UntilExpiry)
                 .build(),
-            epoch: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+            revoked: moka::sync::Cache::builder()
+                .max_capacity(max_sessions)
+                .expire_after(UntilExpiry)
+                .build(),
+            versions: moka::sync::Cache::builder()
+                .max_capacity(max_sessions)
+                .time_to_live(version_ttl)
+                .build(),
+            epoch: Arc::new(AtomicU64::new(0)),
         }
     }
 
+    /// How many sessions are kept now: `(live, revoked)`, for monitoring.
+    ///
+    /// ```
+    /// assert_eq!(wxrest::auth::MemoryRevocationStore::new().session_count(), (0, 0));
+    /// ```
+    pub fn session_count(&self) -> (u64, u64) {
+        self.families.run_pending_tasks();
+        self.revoked.run_pending_tasks();
+        (self.families.entry_count(), self.revoked.entry_count())
+    }
+
     fn changed(&self) {
-        self.epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn mark_revoked(&self, family: &str, revoked_until: i64) {
+        self.families.invalidate(family);
+        self.revoked
+            .entry_by_ref(family)
+            .and_compute_with(|current| {
+                let kept = current.map_or(revoked_until, |e| e.into_value().max(revoked_until));
+                Op::Put(kept)
+            });
+        self.changed();
     }
 }
 
 #[async_trait]
 impl RevocationStore for MemoryRevocationStore {
-    async fn access_state(
-        &self,
-        jti: Option<&str>,
-        user_id: i64,
-    ) -> Result<AccessState, BackendError> {
+    async fn access_state(&self, family: &str, user_id: i64) -> Result<AccessState, BackendError> {
         Ok(AccessState {
-            revoked: jti.is_some_and(|j| self.revoked.contains_key(j)),
+            revoked: self.revoked.contains_key(family),
             token_version: self.versions.get(&user_id),
         })
     }
 
-    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), BackendError> {
-        if expires_at > now() {
-            self.revoked.insert(jti.to_owned(), expires_at);
-            self.changed();
-        }
+    async fn start_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError> {
+        self.families.insert(
+            family.to_owned(),
+            Family {
+                generation: 0,
+                expires_at,
+            },
+        );
         Ok(())
     }
 
-    async fn consume_refresh(&self, jti: &str, expires_at: i64) -> Result<bool, BackendError> {
-        let entry = self
-            .consumed
-            .entry(jti.to_owned())
-            .or_insert_with(|| expires_at.max(now() + 1));
-        Ok(entry.is_fresh())
-    }
-
-    async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError> {
+    async fn rotate_family(
+        &self,
+        family: &str,
+        generation: u64,
+        expires_at: i64,
+        revoked_until: i64,
+    ) -> Result<Rotation, BackendError> {
+        let mut outcome = Rotation::Ended;
         self.families
-            .insert(family.to_owned(), expires_at.max(now() + 1));
-        Ok(())
+            .entry_by_ref(family)
+            .and_compute_with(|current| match current.map(|e| e.into_value()) {
+                Some(f) if f.generation == generation => {
+                    outcome = Rotation::Rotated;
+                    Op::Put(Family {
+                        generation: generation + 1,
+                        expires_at: expires_at.max(f.expires_at),
+                    })
+                }
+                Some(_) => {
+                    outcome = Rotation::Reused;
+                    Op::Remove
+                }
+                None => Op::Nop,
+            });
+        if outcome == Rotation::Reused {
+            self.mark_revoked(family, revoked_until);
+        }
+        Ok(outcome)
     }
 
-    async fn is_family_revoked(&self, family: &str) -> Result<bool, BackendError> {
-        Ok(self.families.contains_key(family))
+    async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
+        self.mark_revoked(family, revoked_until);
+        Ok(())
     }
 
     async fn fill_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError> {
@@ -192,14 +337,46 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     fn local_epoch(&self) -> Option<u64> {
-        Some(self.epoch.load(std::sync::atomic::Ordering::SeqCst))
+        Some(self.epoch.load(Ordering::SeqCst))
     }
 }
 
+/// `KEYS[1]` the live family (its generation), `KEYS[2]` its revoked marker. Moves the family
+/// to the next generation if `ARGV[1]` is its current one (1); on any other generation
+/// revokes it for `ARGV[3]` seconds (2); 0 when it is revoked or unknown. One atomic round trip.
+const ROTATE_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+if v ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], 1, 'EX', ARGV[3])
+  return 2
+end
+local ttl = redis.call('TTL', KEYS[1])
+local wanted = tonumber(ARGV[2])
+if ttl > wanted then wanted = ttl end
+redis.call('SET', KEYS[1], tostring(tonumber(ARGV[1]) + 1), 'EX', wanted)
+return 1
+";
+
+/// Ends the live family `KEYS[1]` and marks it revoked (`KEYS[2]`) for at least `ARGV[1]`
+/// seconds, never shortening an earlier revocation.
+const REVOKE_SCRIPT: &str = r"
+redis.call('DEL', KEYS[1])
+local ttl = redis.call('TTL', KEYS[2])
+local wanted = tonumber(ARGV[1])
+if ttl > wanted then wanted = ttl end
+redis.call('SET', KEYS[2], 1, 'EX', wanted)
+return 1
+";
+
 /// A Redis store shared by every instance: a logout on one is honoured by all at once.
 ///
-/// Keys (under a configurable prefix, default `wxrest:`): `jti:{id}`, `rt:{id}`, `fam:{id}`
-/// expire with their tokens; `tv:{user}` expires after [`VERSION_CACHE_TTL`].
+/// Keys (under a configurable prefix, default `wxrest:`): `fam:{id}` (a live session's
+/// generation) expires with its refresh token; `famx:{id}` (a revoked session) one access-token
+/// lifetime after the revocation; `tv:{user}` after the version TTL ([`DEFAULT_VERSION_TTL`]
+/// unless set).
 ///
 /// When Redis is unreachable the store returns [`BackendError::Redis`] and authentication
 /// fails closed (503), so a logged-out token is never accepted by mistake.
@@ -207,6 +384,9 @@ impl RevocationStore for MemoryRevocationStore {
 pub struct RedisRevocationStore {
     conn: ConnectionManager,
     prefix: Arc<str>,
+    version_ttl: Duration,
+    rotate: Arc<redis::Script>,
+    revoke: Arc<redis::Script>,
 }
 
 impl RedisRevocationStore {
@@ -222,6 +402,9 @@ impl RedisRevocationStore {
         Self {
             conn,
             prefix: Arc::from("wxrest:"),
+            version_ttl: DEFAULT_VERSION_TTL,
+            rotate: Arc::new(redis::Script::new(ROTATE_SCRIPT)),
+            revoke: Arc::new(redis::Script::new(REVOKE_SCRIPT)),
         }
     }
 
@@ -232,102 +415,102 @@ impl RedisRevocationStore {
         self
     }
 
+    /// How long a cached token version is trusted (default [`DEFAULT_VERSION_TTL`]).
+    #[must_use]
+    pub fn version_ttl(mut self, ttl: Duration) -> Self {
+        self.version_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
     fn key(&self, kind: &str, id: impl std::fmt::Display) -> String {
         format!("{}{kind}:{id}", self.prefix)
     }
 
-    async fn set_until(
-        &self,
-        key: String,
-        expires_at: i64,
-        nx: bool,
-    ) -> Result<bool, BackendError> {
-        let ttl = (expires_at - now()).max(1);
+    async fn set_version(&self, user_id: i64, version: i64, nx: bool) -> Result<(), BackendError> {
         let mut cmd = redis::cmd("SET");
-        cmd.arg(key).arg(1).arg("EX").arg(ttl);
+        cmd.arg(self.key("tv", user_id))
+            .arg(version)
+            .arg("EX")
+            .arg(self.version_ttl.as_secs());
         if nx {
             cmd.arg("NX");
         }
-        let reply: Option<String> = cmd.query_async(&mut self.conn.clone()).await?;
-        Ok(reply.is_some())
+        let _: Option<String> = cmd.query_async(&mut self.conn.clone()).await?;
+        Ok(())
     }
+}
+
+fn seconds_until(expires_at: i64) -> i64 {
+    (expires_at - now()).max(1)
 }
 
 #[async_trait]
 impl RevocationStore for RedisRevocationStore {
-    async fn access_state(
-        &self,
-        jti: Option<&str>,
-        user_id: i64,
-    ) -> Result<AccessState, BackendError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("GET").arg(self.key("tv", user_id));
-        if let Some(jti) = jti {
-            pipe.cmd("EXISTS").arg(self.key("jti", jti));
-        }
-        let mut conn = self.conn.clone();
-        if jti.is_some() {
-            let (version, revoked): (Option<i64>, bool) = pipe.query_async(&mut conn).await?;
-            Ok(AccessState {
-                revoked,
-                token_version: version,
-            })
-        } else {
-            let (version,): (Option<i64>,) = pipe.query_async(&mut conn).await?;
-            Ok(AccessState {
-                revoked: false,
-                token_version: version,
-            })
-        }
+    async fn access_state(&self, family: &str, user_id: i64) -> Result<AccessState, BackendError> {
+        let (version, revoked): (Option<i64>, bool) = redis::pipe()
+            .cmd("GET")
+            .arg(self.key("tv", user_id))
+            .cmd("EXISTS")
+            .arg(self.key("famx", family))
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(AccessState {
+            revoked,
+            token_version: version,
+        })
     }
 
-    async fn revoke_jti(&self, jti: &str, expires_at: i64) -> Result<(), BackendError> {
-        if expires_at > now() {
-            self.set_until(self.key("jti", jti), expires_at, false)
-                .await?;
-        }
+    async fn start_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError> {
+        let _: Option<String> = redis::cmd("SET")
+            .arg(self.key("fam", family))
+            .arg(0)
+            .arg("EX")
+            .arg(seconds_until(expires_at))
+            .query_async(&mut self.conn.clone())
+            .await?;
         Ok(())
     }
 
-    async fn consume_refresh(&self, jti: &str, expires_at: i64) -> Result<bool, BackendError> {
-        self.set_until(self.key("rt", jti), expires_at, true).await
-    }
-
-    async fn revoke_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError> {
-        self.set_until(self.key("fam", family), expires_at, false)
-            .await
-            .map(|_| ())
-    }
-
-    async fn is_family_revoked(&self, family: &str) -> Result<bool, BackendError> {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(self.key("fam", family))
-            .query_async(&mut self.conn.clone())
+    async fn rotate_family(
+        &self,
+        family: &str,
+        generation: u64,
+        expires_at: i64,
+        revoked_until: i64,
+    ) -> Result<Rotation, BackendError> {
+        let outcome: i64 = self
+            .rotate
+            .key(self.key("fam", family))
+            .key(self.key("famx", family))
+            .arg(generation.to_string())
+            .arg(seconds_until(expires_at))
+            .arg(seconds_until(revoked_until))
+            .invoke_async(&mut self.conn.clone())
             .await?;
-        Ok(exists)
+        Ok(match outcome {
+            1 => Rotation::Rotated,
+            2 => Rotation::Reused,
+            _ => Rotation::Ended,
+        })
+    }
+
+    async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
+        let _: i64 = self
+            .revoke
+            .key(self.key("fam", family))
+            .key(self.key("famx", family))
+            .arg(seconds_until(revoked_until))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
     }
 
     async fn fill_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError> {
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.key("tv", user_id))
-            .arg(version)
-            .arg("EX")
-            .arg(VERSION_CACHE_TTL.as_secs())
-            .arg("NX")
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        self.set_version(user_id, version, true).await
     }
 
     async fn set_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError> {
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.key("tv", user_id))
-            .arg(version)
-            .arg("EX")
-            .arg(VERSION_CACHE_TTL.as_secs())
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        self.set_version(user_id, version, false).await
     }
 
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {

@@ -17,7 +17,9 @@
 //! // Rotation: the refresh token buys one new pair, once.
 //! let (next, _) = tokens.refresh(&pair.refresh).await.unwrap();
 //! assert!(tokens.refresh(&pair.refresh).await.is_err());
-//! assert!(tokens.refresh(&next.refresh).await.is_err()); // reuse revoked the family
+//! // The reuse ended the whole session: the newest tokens too.
+//! assert!(tokens.refresh(&next.refresh).await.is_err());
+//! assert!(tokens.authenticate(&next.token).await.is_err());
 //! # });
 //! ```
 
@@ -27,7 +29,7 @@ use super::account::{AuthUser, LoginAttempts, UserLookup};
 use super::error::AuthError;
 use super::identity::{Identity, Scheme};
 use super::jwt::{Claims, JwtConfig, TokenPair, TokenType, UserIdClaim, now};
-use super::revocation::{MemoryRevocationStore, RevocationStore};
+use super::revocation::{AccessState, MemoryRevocationStore, RevocationStore, Rotation};
 
 /// Issues and checks tokens against a [`JwtConfig`], a [`RevocationStore`] and (for
 /// djangorestframework-jwt tokens, refresh and token versions) a [`UserLookup`].
@@ -47,12 +49,17 @@ struct Inner {
     /// Access checks that passed, by token, stamped with the store's local epoch: while the
     /// epoch is unchanged (no revocation, no version change) the check need not run again.
     passed: moka::sync::Cache<Box<str>, (Identity, u64)>,
+    passed_ttl: std::time::Duration,
 }
 
-fn passed_cache() -> moka::sync::Cache<Box<str>, (Identity, u64)> {
+/// How long a passed access check is reused while nothing changed in this process: with the
+/// store's version TTL, the most a change made elsewhere takes to end a token.
+pub const PASSED_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn passed_cache(ttl: std::time::Duration) -> moka::sync::Cache<Box<str>, (Identity, u64)> {
     moka::sync::Cache::builder()
         .max_capacity(super::jwt::VERIFIED_CACHE_CAPACITY)
-        .time_to_live(std::time::Duration::from_secs(60))
+        .time_to_live(ttl)
         .build()
 }
 
@@ -81,7 +88,8 @@ impl TokenService {
                 store: Arc::new(MemoryRevocationStore::new()),
                 users: None,
                 login_attempts: None,
-                passed: passed_cache(),
+                passed: passed_cache(PASSED_TTL),
+                passed_ttl: PASSED_TTL,
             }),
         }
     }
@@ -97,7 +105,7 @@ impl TokenService {
     pub fn with_shared_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
         let inner = Arc::make_mut(&mut self.inner);
         inner.store = store;
-        inner.passed = passed_cache();
+        inner.passed = passed_cache(inner.passed_ttl);
         self
     }
 
@@ -107,7 +115,18 @@ impl TokenService {
     pub fn with_users(mut self, users: impl UserLookup) -> Self {
         let inner = Arc::make_mut(&mut self.inner);
         inner.users = Some(Arc::new(users));
-        inner.passed = passed_cache();
+        inner.passed = passed_cache(inner.passed_ttl);
+        self
+    }
+
+    /// How long an access check that passed is reused while nothing changed in this process
+    /// (default [`PASSED_TTL`]); with the store's version TTL, the longest a change made in
+    /// the database directly (or on another instance without Redis) takes to end a token.
+    #[must_use]
+    pub fn recheck_after(mut self, ttl: std::time::Duration) -> Self {
+        let inner = Arc::make_mut(&mut self.inner);
+        inner.passed_ttl = ttl;
+        inner.passed = passed_cache(ttl);
         self
     }
 
@@ -139,19 +158,38 @@ impl TokenService {
         &self.inner.store
     }
 
-    /// Issues an access/refresh pair for a new login (a new refresh family).
+    /// Issues an access/refresh pair for a new login (a new session).
     pub async fn issue(&self, user: &AuthUser) -> Result<TokenPair, AuthError> {
         if !user.is_active {
             return Err(AuthError::UserDisabled);
         }
         let family = uuid::Uuid::new_v4().simple().to_string();
-        self.issue_in_family(user, &family, now())
+        self.inner
+            .store
+            .start_family(&family, self.session_expiry())
+            .await?;
+        self.issue_in_family(user, &family, 0, now())
+    }
+
+    /// Until when a session must be remembered if its refresh token is issued now: the refresh
+    /// token's life, plus that of an access token refreshed at its last moment.
+    fn session_expiry(&self) -> i64 {
+        let jwt = &self.inner.jwt;
+        now() + (jwt.refresh_ttl() + jwt.access_ttl()).as_secs() as i64
+    }
+
+    /// Until when a session revoked now must be remembered: the last access token issued in it
+    /// expires by then (its lifetime plus the leeway).
+    fn revoked_until(&self) -> i64 {
+        let jwt = &self.inner.jwt;
+        now() + jwt.access_ttl().as_secs() as i64 + jwt.leeway_secs() + 1
     }
 
     fn issue_in_family(
         &self,
         user: &AuthUser,
         family: &str,
+        generation: u64,
         orig_iat: i64,
     ) -> Result<TokenPair, AuthError> {
         let jwt = &self.inner.jwt;
@@ -168,7 +206,8 @@ impl TokenService {
             jti: Some(new_jti()),
             token_type: Some(TokenType::Access),
             ver: Some(user.token_version),
-            fam: None,
+            fam: Some(family.to_owned()),
+            generation: None,
             is_staff: user.is_staff,
             is_superuser: user.is_superuser,
             iss: jwt.issuer_claim(),
@@ -178,7 +217,7 @@ impl TokenService {
             exp: refresh_exp,
             jti: Some(new_jti()),
             token_type: Some(TokenType::Refresh),
-            fam: Some(family.to_owned()),
+            generation: Some(generation),
             is_staff: false,
             is_superuser: false,
             ..base.clone()
@@ -224,8 +263,15 @@ impl TokenService {
             None => self.legacy_identity(claims).await,
             Some(TokenType::Access) => {
                 let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
-                let jti = claims.jti.as_deref();
-                let state = self.inner.store.access_state(jti, user_id).await?;
+                let state = match claims.fam.as_deref() {
+                    Some(family) => self.inner.store.access_state(family, user_id).await?,
+                    // Minted elsewhere with our key but outside any session of ours: only the
+                    // token version can end it.
+                    None => AccessState {
+                        revoked: false,
+                        token_version: None,
+                    },
+                };
                 if state.revoked {
                     return Err(AuthError::TokenRevoked);
                 }
@@ -300,16 +346,6 @@ impl TokenService {
         if !user.is_active {
             return Err(AuthError::UserDisabled);
         }
-        if let Some(jti) = claims.jti.as_deref()
-            && self
-                .inner
-                .store
-                .access_state(Some(jti), user.id)
-                .await?
-                .revoked
-        {
-            return Err(AuthError::TokenRevoked);
-        }
         if claims.ver.unwrap_or(0) < user.token_version {
             return Err(AuthError::TokenRevoked);
         }
@@ -318,29 +354,37 @@ impl TokenService {
         Ok(identity)
     }
 
-    /// Rotation: consumes `refresh` (exactly once, atomically) and issues a new pair in the
-    /// same family. A refresh token presented a second time revokes its whole family.
+    /// Rotation: presents `refresh` (exactly once, atomically) and issues a new pair in the
+    /// same session. A refresh token presented a second time revokes the whole session.
     pub async fn refresh(&self, refresh: &str) -> Result<(TokenPair, AuthUser), AuthError> {
         let claims = self.inner.jwt.decode(refresh)?;
         if claims.token_type != Some(TokenType::Refresh) {
             return Err(AuthError::WrongTokenType);
         }
-        let (Some(jti), Some(family), Some(user_id)) = (
-            claims.jti.as_deref(),
+        let (Some(family), Some(generation), Some(user_id)) = (
             claims.fam.as_deref(),
+            claims.generation,
             claims.user_id.as_i64(),
         ) else {
             return Err(AuthError::InvalidPayload);
         };
-        let store = &self.inner.store;
-        if store.is_family_revoked(family).await? {
-            return Err(AuthError::TokenRevoked);
-        }
-        if !store.consume_refresh(jti, claims.exp).await? {
-            let until = now() + self.inner.jwt.refresh_ttl().as_secs() as i64;
-            store.revoke_family(family, until).await?;
-            tracing::warn!(user_id, "refresh token reuse detected; family revoked");
-            return Err(AuthError::TokenRevoked);
+        match self
+            .inner
+            .store
+            .rotate_family(
+                family,
+                generation,
+                self.session_expiry(),
+                self.revoked_until(),
+            )
+            .await?
+        {
+            Rotation::Rotated => {}
+            Rotation::Reused => {
+                tracing::warn!(user_id, "refresh token reuse detected; session revoked");
+                return Err(AuthError::TokenRevoked);
+            }
+            Rotation::Ended => return Err(AuthError::TokenRevoked),
         }
         let user = match &self.inner.users {
             Some(users) => {
@@ -364,12 +408,13 @@ impl TokenService {
             },
         };
         let orig_iat = claims.orig_iat.unwrap_or_else(now);
-        let pair = self.issue_in_family(&user, family, orig_iat)?;
+        let pair = self.issue_in_family(&user, family, generation + 1, orig_iat)?;
         Ok((pair, user))
     }
 
     /// djangorestframework-jwt's refresh: a valid, unexpired token refreshed within
-    /// `orig_iat` + the refresh lifetime gets a new token with the same `orig_iat`.
+    /// `orig_iat` + the refresh lifetime gets a new token with the same `orig_iat` (and, for
+    /// tokens of ours, the same session: logout and reuse detection end it too).
     pub async fn refresh_legacy(&self, token: &str) -> Result<String, LegacyRefreshError> {
         let claims = self.inner.jwt.decode(token)?;
         if claims.token_type == Some(TokenType::Refresh) {
@@ -390,16 +435,16 @@ impl TokenService {
         Ok(self.inner.jwt.encode(&next)?)
     }
 
-    /// Logout: revokes the access token behind `identity` (and `refresh`'s family, if given).
+    /// Logout: ends the session behind `identity` (every token of that login), and the session
+    /// of `refresh` if it is another one of the same user.
     pub async fn revoke(
         &self,
         identity: &Identity,
         refresh: Option<&str>,
     ) -> Result<(), AuthError> {
-        if let Some(claims) = &identity.claims
-            && let Some(jti) = &claims.jti
-        {
-            self.inner.store.revoke_jti(jti, claims.exp).await?;
+        let until = self.revoked_until();
+        if let Some(family) = identity.claims.as_ref().and_then(|c| c.fam.as_deref()) {
+            self.inner.store.revoke_family(family, until).await?;
         }
         if let Some(refresh) = refresh {
             let claims = self.inner.jwt.decode(refresh)?;
@@ -409,7 +454,7 @@ impl TokenService {
                 return Err(AuthError::WrongTokenType);
             }
             if let Some(family) = &claims.fam {
-                self.inner.store.revoke_family(family, claims.exp).await?;
+                self.inner.store.revoke_family(family, until).await?;
             }
         }
         Ok(())

@@ -45,7 +45,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 
-use crate::auth::{AuthUser, UserLookup};
+use crate::auth::{AuthUser, RevocationStore, UserLookup};
 use crate::db::{Db, Dialect, decode_bool};
 use crate::error::{ApiError, BackendError};
 use model::Value;
@@ -84,10 +84,13 @@ pub struct UserStore {
     inner: Arc<Inner>,
 }
 
+#[derive(Clone)]
 struct Inner {
     db: Db,
     /// `SELECT <user columns> FROM users`
     select: String,
+    /// Told when a user's tokens end, so cached token versions do not outlive the change.
+    revocations: Option<Arc<dyn RevocationStore>>,
 }
 
 impl std::fmt::Debug for UserStore {
@@ -201,7 +204,47 @@ impl UserStore {
             .collect();
         let select = format!("SELECT {} FROM users", columns.join(", "));
         Self {
-            inner: Arc::new(Inner { db, select }),
+            inner: Arc::new(Inner {
+                db,
+                select,
+                revocations: None,
+            }),
+        }
+    }
+
+    /// Tells `store` (the one the [`TokenService`](crate::auth::TokenService) uses, see
+    /// [`TokenService::store`](crate::auth::TokenService::store)) whenever this store ends a
+    /// user's tokens ([`set_active`](Self::set_active), [`set_staff`](Self::set_staff),
+    /// [`bump_token_version`](Self::bump_token_version)): the change then takes effect at once
+    /// in this process, and with Redis on every instance. Without it, and for changes made in
+    /// the database directly, it takes effect when the cached version expires
+    /// ([`DEFAULT_VERSION_TTL`](crate::auth::DEFAULT_VERSION_TTL) plus
+    /// [`PASSED_TTL`](crate::auth::PASSED_TTL)).
+    ///
+    /// ```
+    /// # async fn run(db: wxrest::db::Db) -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::Arc;
+    /// use wxrest::auth::{JwtConfig, MemoryRevocationStore, RevocationStore, TokenService};
+    /// use wxrest::user::UserStore;
+    ///
+    /// let revocations: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::new());
+    /// let users = UserStore::new(db).with_revocations(revocations.clone());
+    /// let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
+    ///     .with_shared_store(revocations)
+    ///     .with_users(users.clone());
+    /// # let _ = tokens; Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_revocations(mut self, store: Arc<dyn RevocationStore>) -> Self {
+        Arc::make_mut(&mut self.inner).revocations = Some(store);
+        self
+    }
+
+    /// Drops the cached token version of `id` after a change ended their tokens.
+    async fn tokens_ended(&self, id: i64) -> Result<(), BackendError> {
+        match &self.inner.revocations {
+            Some(store) => store.forget_token_version(id).await,
+            None => Ok(()),
         }
     }
 
@@ -545,7 +588,11 @@ impl UserStore {
             .bind(id)
             .execute(self.inner.db.pool())
             .await?;
-        Ok(done.rows_affected() > 0)
+        let changed = done.rows_affected() > 0;
+        if changed {
+            self.tokens_ended(id).await?;
+        }
+        Ok(changed)
     }
 
     /// Activates or deactivates the user and, in the same statement, ends their tokens
@@ -563,6 +610,14 @@ impl UserStore {
     /// Increments the user's token version ("log out everywhere") and returns the new value,
     /// `None` when there is no such user.
     pub async fn bump_token_version(&self, id: i64) -> Result<Option<i64>, BackendError> {
+        let version = self.bump_version_in_db(id).await?;
+        if version.is_some() {
+            self.tokens_ended(id).await?;
+        }
+        Ok(version)
+    }
+
+    async fn bump_version_in_db(&self, id: i64) -> Result<Option<i64>, BackendError> {
         let d = self.dialect();
         match d {
             Dialect::Sqlite | Dialect::Postgres => {

@@ -22,8 +22,8 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use wxrest::ApiError;
 use wxrest::auth::{
-    AuthLayer, IsAuthenticated, JwtAuthLayer, JwtConfig, RedisRevocationStore, TokenService,
-    token_routes, token_routes_openapi,
+    AuthLayer, IsAuthenticated, JwtAuthLayer, JwtConfig, MemoryRevocationStore,
+    RedisRevocationStore, RevocationStore, TokenService, token_routes, token_routes_openapi,
 };
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::{ApiDoc, docs_routes};
@@ -308,20 +308,23 @@ pub async fn build_with(
     extra: Router,
 ) -> Result<Shop, Box<dyn std::error::Error + Send + Sync>> {
     let db = open_database(&config.database_url).await?;
-    let users = UserStore::new(db.clone());
+    // One revocation store for the tokens and the user store: deactivating a user ends their
+    // tokens at once (on every instance with Redis).
+    let revocations: Arc<dyn RevocationStore> = match &config.redis_url {
+        Some(url) => Arc::new(RedisRevocationStore::open(url)?.prefix(config.redis_prefix.clone())),
+        None => Arc::new(MemoryRevocationStore::new()),
+    };
+    let users = UserStore::new(db.clone()).with_revocations(revocations.clone());
     let jwt = JwtConfig::hs256(config.signing_secret())?;
     jwt.check()?;
     let rates = rate_store(config)?;
-    let mut tokens = TokenService::new(jwt)
+    let tokens = TokenService::new(jwt)
+        .with_shared_store(revocations)
         .with_users(users.clone())
         .with_login_attempts(UsernameThrottle::with_store(
             rates.clone(),
             config.throttle_login,
         ));
-    if let Some(url) = &config.redis_url {
-        tokens =
-            tokens.with_store(RedisRevocationStore::open(url)?.prefix(config.redis_prefix.clone()));
-    }
     let (client, fake) = match &config.wx {
         Some(wx) => (WxClient::new(wx.clone())?, None),
         None => {
