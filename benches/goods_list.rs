@@ -78,7 +78,7 @@ async fn setup() -> (Router, Router) {
         .routes_at("/goods");
     let cached = ModelViewSet::<Goods>::new(db)
         .pagination(PageNumber::size(10).max(100))
-        .cache(ListCache::memory(10_000))
+        .cache(ListCache::memory(64 << 20))
         .routes_at("/goods");
     (plain, cached)
 }

@@ -906,7 +906,7 @@ async fn injection_strings_in_every_parameter_leave_the_table_intact() {
 
 #[tokio::test]
 async fn cached_lists_follow_writes_through_the_viewset() {
-    let cache = ListCache::memory(1000);
+    let cache = ListCache::memory(16 << 20);
     for env in envs_with(|db| {
         viewset(db)
             .pagination(Pagination::None)
@@ -957,7 +957,7 @@ async fn cached_lists_are_kept_per_owner() {
             .permission(IsAuthenticated)
             .owner_field("owner_id")
             .pagination(Pagination::None)
-            .cache(ListCache::memory(100))
+            .cache(ListCache::memory(16 << 20))
     })
     .await
     {
@@ -984,7 +984,7 @@ async fn redis_table_versions_are_shared_between_instances() {
     seed(&db).await;
     let tokens = tokens();
     let instance = || {
-        let cache = ListCache::redis(&url, &prefix, 100).unwrap();
+        let cache = ListCache::redis(&url, &prefix, 16 << 20).unwrap();
         Router::new()
             .merge(
                 viewset(db.db.clone())
@@ -1018,4 +1018,49 @@ async fn redis_table_versions_are_shared_between_instances() {
     assert_eq!(send(&a, patch).await.0, 200);
     // B had the old page cached; A's write bumped the shared version.
     assert_eq!(get(b).await, "Jade Tea");
+}
+
+#[tokio::test]
+async fn junk_parameters_neither_fill_the_cache_nor_reach_page_links() {
+    let cache = ListCache::memory(16 << 20);
+    for env in envs_with(|db| viewset(db).cache(cache.clone())).await {
+        let (_, first) = env.get("/items/?search=tea").await;
+        let size = cache.weighted_size();
+        for n in 0..50 {
+            let (status, page) = env
+                .get(&format!("/items/?junk={n}&search=tea&utm_source=x{n}"))
+                .await;
+            assert_eq!(status, 200, "{}", env.label);
+            // The page another client caches never carries this client's junk.
+            assert_eq!(page, first, "{}", env.label);
+        }
+        assert_eq!(
+            cache.weighted_size(),
+            size,
+            "{}: junk made entries",
+            env.label
+        );
+        assert_eq!(first["next"], "http://shop.test/items/?search=tea&page=2");
+        // The junk-first request's own links are clean too, in canonical order.
+        let (_, page2) = env.get("/items/?zzz=1&page=2&search=tea&aaa=2").await;
+        assert_eq!(page2["previous"], "http://shop.test/items/?search=tea");
+        cache.touch("items").await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_list_cache_is_bounded_in_bytes() {
+    let budget = 8 * 1024;
+    let cache = ListCache::memory(budget);
+    for env in envs_with(|db| viewset(db).cache(cache.clone())).await {
+        // Many distinct recognised queries, each a cached page.
+        for n in 0..200 {
+            let (status, _) = env.get(&format!("/items/?price__gte={n}")).await;
+            assert_eq!(status, 200, "{}", env.label);
+        }
+        let used = cache.weighted_size();
+        assert!(used <= budget, "{}: {used} bytes cached", env.label);
+        assert!(used > 0, "{}: nothing cached", env.label);
+        cache.touch("items").await.unwrap();
+    }
 }

@@ -31,6 +31,7 @@ Configuration (environment):
   MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
   CORS_ORIGINS         comma-separated allowed origins for a web admin
   MALL_BODY_LIMIT      request body limit in bytes (1048576)
+  MALL_LIST_CACHE_BYTES  bytes of cached list pages at most (33554432)
   MALL_HEADER_TIMEOUT  seconds a client may take to send a request head, or stay idle (10)
   MALL_MAX_CONNECTIONS open connections at most (4096)
   MALL_THROTTLE_ANON   anonymous requests per client IP (200/min; DRF notation N/second|minute|hour|day)

@@ -17,7 +17,7 @@
 //! # use wxrest::viewset::{Field, Model, ModelViewSet, Schema};
 //! # #[derive(Serialize, Deserialize)] struct Goods { id: i64 }
 //! # impl Model for Goods { fn schema() -> Schema { Schema::new("goods").field(Field::id()) } }
-//! let cache = ListCache::memory(10_000);
+//! let cache = ListCache::memory(64 * 1024 * 1024); // 64 MiB of pages at most
 //! let goods = ModelViewSet::<Goods>::new(db).cache(cache.clone()).routes_at("/goods");
 //! // After changing goods with raw SQL elsewhere:
 //! cache.touch("goods").await.ok();
@@ -52,6 +52,9 @@ enum Versions {
     },
 }
 
+/// The bytes a cached page is counted as besides its key and body (the cache's own entry).
+const ENTRY_OVERHEAD: usize = 128;
+
 /// How long a page may be served at most, whatever the versions say (a backstop if a version
 /// bump was lost).
 pub const PAGE_TTL: Duration = Duration::from_secs(30);
@@ -60,35 +63,42 @@ impl std::fmt::Debug for ListCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ListCache")
             .field("pages", &self.inner.pages.entry_count())
+            .field("bytes", &self.inner.pages.weighted_size())
             .finish()
     }
 }
 
 impl ListCache {
-    /// Versions in this process: right for one instance.
-    pub fn memory(max_pages: u64) -> Self {
-        Self::with_versions(Versions::Memory(RwLock::new(HashMap::new())), max_pages)
+    /// Versions in this process: right for one instance. Pages are kept while their total
+    /// size (keys, bodies and a fixed overhead each) stays within `max_bytes`; past it the
+    /// least used are dropped.
+    pub fn memory(max_bytes: u64) -> Self {
+        Self::with_versions(Versions::Memory(RwLock::new(HashMap::new())), max_bytes)
     }
 
     /// Versions in Redis (`{prefix}tablever:{table}`), shared by every instance; connects
-    /// lazily. If Redis fails, lists bypass the cache (they read the database).
-    pub fn redis(url: &str, prefix: &str, max_pages: u64) -> Result<Self, BackendError> {
+    /// lazily. If Redis fails, lists bypass the cache (they read the database). Pages are kept
+    /// in this process within `max_bytes`, as with [`memory`](Self::memory).
+    pub fn redis(url: &str, prefix: &str, max_bytes: u64) -> Result<Self, BackendError> {
         let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
         Ok(Self::with_versions(
             Versions::Redis {
                 conn,
                 prefix: prefix.to_owned(),
             },
-            max_pages,
+            max_bytes,
         ))
     }
 
-    fn with_versions(versions: Versions, max_pages: u64) -> Self {
+    fn with_versions(versions: Versions, max_bytes: u64) -> Self {
         Self {
             inner: Arc::new(Inner {
                 versions,
                 pages: moka::sync::Cache::builder()
-                    .max_capacity(max_pages)
+                    .max_capacity(max_bytes)
+                    .weigher(|key: &String, page: &Bytes| {
+                        u32::try_from(key.len() + page.len() + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+                    })
                     .time_to_live(PAGE_TTL)
                     .build(),
             }),
@@ -129,6 +139,17 @@ impl ListCache {
                 Ok(())
             }
         }
+    }
+
+    /// The bytes the cached pages take now (keys, bodies and per-entry overhead), for
+    /// monitoring.
+    ///
+    /// ```
+    /// assert_eq!(wxrest::viewset::ListCache::memory(1 << 20).weighted_size(), 0);
+    /// ```
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.pages.run_pending_tasks();
+        self.inner.pages.weighted_size()
     }
 
     pub(crate) fn get(&self, key: &str) -> Option<Bytes> {

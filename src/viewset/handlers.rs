@@ -214,15 +214,26 @@ fn json_bytes(body: Bytes) -> Response {
 async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response, ApiError> {
     let identity = allow(cfg, parts, Action::List)?;
     let render = |value: &Value| Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+    // Only what the list reads: junk parameters neither make new cache entries nor travel in
+    // the page's links.
+    let params = query::recognised(
+        &cfg.table.schema,
+        cfg.pagination.parameters(),
+        query::params(parts.uri.query()),
+    );
     let Some(cache) = &cfg.cache else {
-        return Ok(json_bytes(render(&list_inner(cfg, parts, identity).await?)));
+        return Ok(json_bytes(render(
+            &list_inner(cfg, parts, &params, identity).await?,
+        )));
     };
     let table = cfg.table.schema.table;
     let version = match cache.version(table).await {
         Ok(v) => v,
         Err(e) => {
             tracing::warn!(error = %e, table, "list cache unavailable; reading the database");
-            return Ok(json_bytes(render(&list_inner(cfg, parts, identity).await?)));
+            return Ok(json_bytes(render(
+                &list_inner(cfg, parts, &params, identity).await?,
+            )));
         }
     };
     let header = |name: &str| {
@@ -232,18 +243,20 @@ async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Respons
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
     };
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&params)
+        .finish();
     let key = format!(
-        "{table}\u{1f}{version}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}?{}",
+        "{table}\u{1f}{version}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}?{query}",
         cfg.scope_owner(identity.as_ref()),
         header("host"),
         header("x-forwarded-proto"),
         parts.uri.path(),
-        parts.uri.query().unwrap_or("")
     );
     if let Some(page) = cache.get(&key) {
         return Ok(json_bytes(page));
     }
-    let page = render(&list_inner(cfg, parts, identity).await?);
+    let page = render(&list_inner(cfg, parts, &params, identity).await?);
     cache.put(key, page.clone());
     Ok(json_bytes(page))
 }
@@ -251,11 +264,11 @@ async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Respons
 async fn list_inner<T: Model>(
     cfg: &Config<T>,
     parts: &Parts,
+    params: &[(String, String)],
     identity: Option<Identity>,
 ) -> Result<Value, ApiError> {
     let schema = &cfg.table.schema;
     let d = cfg.table.dialect;
-    let params = query::params(parts.uri.query());
     let param = |name: &str| {
         params
             .iter()
@@ -265,7 +278,7 @@ async fn list_inner<T: Model>(
     let Some(mut clause) = cfg.scope_where(identity.as_ref()) else {
         return Ok(empty_list(&cfg.pagination));
     };
-    query::add_filters(schema, d, &params, &mut clause)?;
+    query::add_filters(schema, d, params, &mut clause)?;
     if let Some(search) = param("search") {
         query::add_search(schema, d, search, &mut clause)?;
     }
@@ -290,12 +303,16 @@ async fn list_inner<T: Model>(
             let limit = format!(" LIMIT {size} OFFSET {}", (page - 1) * size);
             let rows =
                 fetch_rows(cfg, &clause, &order_sql(d, &ordering, false), Some(&limit)).await?;
-            let next =
-                (page < pages).then(|| page_url(parts, &[("page", Some((page + 1).to_string()))]));
+            let next = (page < pages)
+                .then(|| page_url(parts, params, &[("page", Some((page + 1).to_string()))]));
             let previous = match page {
                 1 => None,
-                2 => Some(page_url(parts, &[("page", None)])),
-                _ => Some(page_url(parts, &[("page", Some((page - 1).to_string()))])),
+                2 => Some(page_url(parts, params, &[("page", None)])),
+                _ => Some(page_url(
+                    parts,
+                    params,
+                    &[("page", Some((page - 1).to_string()))],
+                )),
             };
             Ok(page_json(
                 Some(count),
@@ -322,6 +339,7 @@ async fn list_inner<T: Model>(
             let next = (offset + limit < count).then(|| {
                 page_url(
                     parts,
+                    params,
                     &[
                         ("limit", limit_s.clone()),
                         ("offset", Some((offset + limit).to_string())),
@@ -332,10 +350,12 @@ async fn list_inner<T: Model>(
                 0 => None,
                 o if o <= limit => Some(page_url(
                     parts,
+                    params,
                     &[("limit", limit_s.clone()), ("offset", None)],
                 )),
                 o => Some(page_url(
                     parts,
+                    params,
                     &[
                         ("limit", limit_s.clone()),
                         ("offset", Some((o - limit).to_string())),
@@ -405,11 +425,11 @@ async fn list_inner<T: Model>(
             let next = maps
                 .last()
                 .filter(|_| has_next)
-                .map(|m| page_url(parts, &[("cursor", Some(boundary(m, false)))]));
+                .map(|m| page_url(parts, params, &[("cursor", Some(boundary(m, false)))]));
             let previous = maps
                 .first()
                 .filter(|_| has_previous)
-                .map(|m| page_url(parts, &[("cursor", Some(boundary(m, true)))]));
+                .map(|m| page_url(parts, params, &[("cursor", Some(boundary(m, true)))]));
             let objects = maps
                 .into_iter()
                 .map(to_model::<T>)

@@ -23,6 +23,18 @@ pub enum Pagination {
     None,
 }
 
+impl Pagination {
+    /// The query parameters this style reads, besides filters.
+    pub(crate) fn parameters(&self) -> &'static [&'static str] {
+        match self {
+            Pagination::PageNumber(_) => &["search", "ordering", "page", "page_size"],
+            Pagination::LimitOffset(_) => &["search", "ordering", "limit", "offset"],
+            Pagination::Cursor(_) => &["search", "ordering", "cursor"],
+            Pagination::None => &["search", "ordering"],
+        }
+    }
+}
+
 impl From<PageNumber> for Pagination {
     fn from(p: PageNumber) -> Self {
         Pagination::PageNumber(p)
@@ -152,8 +164,13 @@ pub(crate) fn positive(param: Option<&str>) -> Option<u64> {
         .filter(|n| *n > 0)
 }
 
-/// The request's absolute URL with `changes` applied to its query (`None` removes a key).
-pub(crate) fn page_url(parts: &Parts, changes: &[(&str, Option<String>)]) -> String {
+/// The request's absolute URL with its recognised `params` and `changes` applied (`None`
+/// removes a key): a page never hands out parameters the list ignored.
+pub(crate) fn page_url(
+    parts: &Parts,
+    params: &[(String, String)],
+    changes: &[(&str, Option<String>)],
+) -> String {
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -168,10 +185,7 @@ pub(crate) fn page_url(parts: &Parts, changes: &[(&str, Option<String>)]) -> Str
         .filter(|p| *p == "https" || *p == "http")
         .or_else(|| parts.uri.scheme_str())
         .unwrap_or("http");
-    let mut pairs: Vec<(String, String)> =
-        form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
+    let mut pairs: Vec<(String, String)> = params.to_vec();
     for (key, value) in changes {
         pairs.retain(|(k, _)| k != key);
         if let Some(v) = value {

@@ -162,14 +162,7 @@ pub fn add_filters(
         if RESERVED.contains(&key.as_str()) || raw.trim().is_empty() {
             continue;
         }
-        let (name, lookup) = match key.rsplit_once("__") {
-            Some((name, suffix)) => match Lookup::from_suffix(suffix) {
-                Some(lookup) => (name, lookup),
-                None => continue,
-            },
-            None => (key.as_str(), Lookup::Exact),
-        };
-        let Some(field) = schema.get(name).filter(|f| f.lookups.contains(&lookup)) else {
+        let Some((field, lookup)) = filter_target(schema, key) else {
             continue;
         };
         let column = dialect.quote_ident(field.name);
@@ -379,6 +372,40 @@ pub fn row_to_json(schema: &Schema, row: &AnyRow) -> Result<Map<String, Value>, 
         map.insert(f.name.to_owned(), value);
     }
     Ok(map)
+}
+
+/// The field and lookup a filter parameter names (`price__gte` -> price, Gte), if the schema
+/// allows it.
+fn filter_target<'s>(schema: &'s Schema, key: &str) -> Option<(&'s Field, Lookup)> {
+    let (name, lookup) = match key.rsplit_once("__") {
+        Some((name, suffix)) => (name, Lookup::from_suffix(suffix)?),
+        None => (key, Lookup::Exact),
+    };
+    schema
+        .get(name)
+        .filter(|f| f.lookups.contains(&lookup))
+        .map(|f| (f, lookup))
+}
+
+/// The parameters a list recognises (`reserved` ones of its pagination, `search`, `ordering`,
+/// and the schema's filters with a value), sorted by name: what a cached page is keyed on and
+/// what `next`/`previous` links carry. Anything else a client sends changes nothing.
+pub(crate) fn recognised(
+    schema: &Schema,
+    reserved: &[&str],
+    params: Vec<(String, String)>,
+) -> Vec<(String, String)> {
+    let mut kept: Vec<(String, String)> = params
+        .into_iter()
+        .filter(|(key, value)| {
+            reserved.contains(&key.as_str())
+                || (!RESERVED.contains(&key.as_str())
+                    && !value.trim().is_empty()
+                    && filter_target(schema, key).is_some())
+        })
+        .collect();
+    kept.sort();
+    kept
 }
 
 /// Query parameters as pairs, later duplicates winning for single-valued lookups.

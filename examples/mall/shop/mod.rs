@@ -73,6 +73,8 @@ pub struct Config {
     pub seed_demo: bool,
     pub cors_origins: Vec<String>,
     pub body_limit: usize,
+    /// Bytes of cached list pages at most (`MALL_LIST_CACHE_BYTES`).
+    pub list_cache_bytes: u64,
     /// `MALL_BENCH_ROUTES=1`: `/bench/open` and `/bench/protected` serve the same static JSON,
     /// without and with authentication (for the load script).
     pub bench_routes: bool,
@@ -86,6 +88,9 @@ pub struct Config {
     /// the client is the `N`th address from the right.
     pub num_proxies: usize,
 }
+
+/// Cached list pages take at most this many bytes unless `MALL_LIST_CACHE_BYTES` says.
+pub const DEFAULT_LIST_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Default rates: generous for a mini-program's bursts, strict on password guessing.
 pub const DEFAULT_THROTTLE_ANON: &str = "200/min";
@@ -164,6 +169,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             body_limit: number("MALL_BODY_LIMIT", 1024 * 1024)?,
+            list_cache_bytes: number("MALL_LIST_CACHE_BYTES", DEFAULT_LIST_CACHE_BYTES)?,
             bench_routes: env("MALL_BENCH_ROUTES").is_some_and(|v| v == "1"),
             throttle_anon: rate("MALL_THROTTLE_ANON", DEFAULT_THROTTLE_ANON)?,
             throttle_user: rate("MALL_THROTTLE_USER", DEFAULT_THROTTLE_USER)?,
@@ -194,6 +200,7 @@ impl Config {
             seed_demo: false,
             cors_origins: Vec::new(),
             body_limit: 1024 * 1024,
+            list_cache_bytes: DEFAULT_LIST_CACHE_BYTES,
             bench_routes: false,
             throttle_anon: default_rate(DEFAULT_THROTTLE_ANON),
             throttle_user: default_rate(DEFAULT_THROTTLE_USER),
@@ -352,8 +359,8 @@ pub async fn build_with(
         .description("The example mall: WeChat login, catalogue, cart and orders.")
         .merge(token_routes_openapi("/auth"));
     let lists = match &config.redis_url {
-        Some(url) => ListCache::redis(url, &config.redis_prefix, 50_000)?,
-        None => ListCache::memory(50_000),
+        Some(url) => ListCache::redis(url, &config.redis_prefix, config.list_cache_bytes)?,
+        None => ListCache::memory(config.list_cache_bytes),
     };
     let (catalog, doc) = catalog::routes(&db, doc, &lists);
     let (cart, doc) = cart::routes(&db, doc, &lists);
