@@ -1,5 +1,6 @@
-//! Errors as HTTP responses: the one place where every typed error of the crate becomes a
-//! DRF-shaped JSON body.
+//! The shared error response, [`ApiError`]: a DRF-shaped JSON body with a stable `code`, which
+//! every part's own error type converts into beside its definition (`auth::AuthError`,
+//! `wechat::WxError`, ...). This module depends on no part of the crate.
 //!
 //! Every response body carries DRF's `detail` (or DRF's field map for validation errors) and a
 //! stable machine-readable `code` a client can act on:
@@ -24,11 +25,14 @@ use serde_json::{Map, Value, json};
 /// Its `Display` never includes connection strings or secrets; the source error is kept for
 /// logs and is never put in a response body.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackendError {
     /// The SQL database failed.
+    #[cfg(feature = "db")]
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// Redis failed.
+    #[cfg(feature = "redis")]
     #[error("redis error: {0}")]
     Redis(#[from] redis::RedisError),
     /// Another backend failed.
@@ -199,168 +203,16 @@ impl From<BackendError> for ApiError {
     fn from(err: BackendError) -> Self {
         // PostgreSQL refuses NUL in text (SQLSTATE 22021): the client's input, not an outage.
         // Parsers reject it with the field named first; this covers any path they miss.
+        #[cfg(feature = "db")]
         if let BackendError::Database(sqlx::Error::Database(db)) = &err
             && db.code().as_deref() == Some("22021")
         {
-            return ApiError::bad_request("invalid", crate::parsers::NULL_CHARACTERS);
+            return ApiError::bad_request("invalid", NULL_CHARACTERS);
         }
         tracing::error!(error = %err, "backend failure");
         ApiError::unavailable()
     }
 }
 
-impl From<crate::auth::AuthError> for ApiError {
-    fn from(err: crate::auth::AuthError) -> Self {
-        use crate::auth::AuthError;
-        match &err {
-            AuthError::Unavailable(source) => {
-                tracing::error!(error = %source, "authentication backend failure");
-            }
-            AuthError::CannotIssue => tracing::error!("token issue failed"),
-            _ => {}
-        }
-        ApiError::new(err.status(), err.code(), err.to_string())
-    }
-}
-
-impl IntoResponse for crate::auth::AuthError {
-    fn into_response(self) -> Response {
-        ApiError::from(self).into_response()
-    }
-}
-
-impl From<crate::wechat::WxError> for ApiError {
-    fn from(err: crate::wechat::WxError) -> Self {
-        use crate::wechat::WxError as E;
-        const UNAVAILABLE: &str = "WeChat is temporarily unavailable, try again later.";
-        const INVALID_DATA: &str = "The encrypted data from WeChat is invalid.";
-        match err {
-            E::InvalidCode => {
-                Self::bad_request("wechat_code_invalid", "Invalid WeChat login code.")
-            }
-            E::CodeUsed => Self::bad_request(
-                "wechat_code_used",
-                "This WeChat login code has already been used.",
-            ),
-            E::RateLimited => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "wechat_rate_limited",
-                "Too many WeChat login attempts, try again later.",
-            ),
-            E::HighRisk => Self::new(
-                StatusCode::FORBIDDEN,
-                "wechat_high_risk",
-                "WeChat blocked this account for risk control.",
-            ),
-            E::Busy | E::Timeout => {
-                tracing::warn!(error = %err, "WeChat unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "wechat_unavailable",
-                    UNAVAILABLE,
-                )
-            }
-            E::Decrypt => Self::bad_request(
-                "session_key_stale",
-                "The WeChat session has expired; call wx.login() again.",
-            ),
-            E::WatermarkMismatch | E::SignatureMismatch | E::InvalidInput(_) => {
-                Self::bad_request("invalid_encrypted_data", INVALID_DATA)
-            }
-            // Transport, Malformed, Api, InvalidCredential, Config: our side or WeChat's is
-            // broken; the detail (never holding secrets) goes to the log, not the client.
-            other => {
-                tracing::warn!(error = %other, "WeChat call failed");
-                Self::new(StatusCode::BAD_GATEWAY, "wechat_unavailable", UNAVAILABLE)
-            }
-        }
-    }
-}
-
-/// Middleware giving the framework's own bodiless failures DRF's JSON: 405
-/// `{"detail": "Method \"PUT\" not allowed."}` (keeping `Allow`), and a JSON body on any other
-/// empty 4xx/5xx (404 from routing, 413 from a body limit, 408 from a timeout, ...).
-///
-/// ```
-/// use axum::{middleware, routing::get, Router};
-///
-/// let app: Router = Router::new()
-///     .route("/goods", get(|| async { "goods" }))
-///     .layer(middleware::from_fn(wxrest::error::drf_fallbacks));
-/// ```
-pub async fn drf_fallbacks(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let method = req.method().clone();
-    let response = next.run(req).await;
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return response;
-    }
-    let empty = http_body::Body::size_hint(response.body()).exact() == Some(0);
-    if !empty {
-        return response;
-    }
-    let (mut parts, _) = response.into_parts();
-    let error = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
-            status,
-            "method_not_allowed",
-            format!("Method \"{method}\" not allowed."),
-        ),
-        StatusCode::NOT_FOUND => ApiError::not_found(),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(status, "payload_too_large", "Request body is too large.")
-        }
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            status,
-            "unsupported_media_type",
-            "Unsupported media type in request.",
-        ),
-        StatusCode::REQUEST_TIMEOUT => {
-            ApiError::new(status, "request_timeout", "The request took too long.")
-        }
-        s if s.is_server_error() => ApiError::new(s, "server_error", "A server error occurred."),
-        s => ApiError::new(
-            s,
-            "error",
-            s.canonical_reason().unwrap_or("Request failed.").to_owned() + ".",
-        ),
-    };
-    let rendered = error.into_response();
-    parts.headers.remove(http::header::CONTENT_LENGTH);
-    parts.headers.insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(parts, rendered.into_body())
-}
-
-/// The response [`catch_panic`] gives a panicking handler.
-pub type PanicResponse = fn(Box<dyn std::any::Any + Send + 'static>) -> Response;
-
-/// A `CatchPanicLayer` answering a panic with DRF's 500
-/// `{"detail": "A server error occurred.", "code": "server_error"}`: never the panic message,
-/// which may hold internals (it is not logged either, for the same reason).
-///
-/// Put it outermost and [`drf_fallbacks`] innermost, so every failure of the stack is JSON:
-///
-/// ```
-/// use axum::{middleware, routing::get, Router};
-///
-/// let app: Router = Router::new()
-///     .route("/goods", get(|| async { "goods" }))
-///     .layer(middleware::from_fn(wxrest::error::drf_fallbacks))
-///     // ... body limit, auth, throttle, CORS, tracing ...
-///     .layer(wxrest::error::catch_panic());
-/// ```
-pub fn catch_panic() -> tower_http::catch_panic::CatchPanicLayer<PanicResponse> {
-    fn respond(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-        tracing::error!("a request handler panicked");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "A server error occurred.",
-        )
-        .into_response()
-    }
-    tower_http::catch_panic::CatchPanicLayer::custom(respond as PanicResponse)
-}
+/// DRF's message for a text value containing a NUL character.
+pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";

@@ -26,19 +26,36 @@
 //! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod auth;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod db;
 pub mod dev;
 pub mod error;
+pub mod fallbacks;
 mod gate;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 pub mod parsers;
+#[cfg(feature = "redis")]
 mod redis_conn;
+#[cfg(feature = "server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
+#[cfg(feature = "throttle")]
+#[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
 pub mod throttle;
+#[cfg(feature = "db")]
+#[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod user;
+#[cfg(feature = "viewset")]
+#[cfg_attr(docsrs, doc(cfg(feature = "viewset")))]
 pub mod viewset;
+#[cfg(feature = "wechat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "wechat")))]
 pub mod wechat;
 
 pub use error::{ApiError, BackendError};

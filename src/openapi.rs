@@ -239,6 +239,7 @@ pub(crate) fn string() -> ObjectBuilder {
 }
 
 /// An `integer` (int64) schema.
+#[cfg_attr(not(feature = "viewset"), allow(dead_code))]
 pub(crate) fn integer() -> ObjectBuilder {
     ObjectBuilder::new()
         .schema_type(Type::Integer)
@@ -246,6 +247,7 @@ pub(crate) fn integer() -> ObjectBuilder {
 }
 
 /// A schema accepting any JSON value.
+#[cfg_attr(not(feature = "viewset"), allow(dead_code))]
 pub(crate) fn any_value() -> ObjectBuilder {
     ObjectBuilder::new().schema_type(SchemaType::AnyValue)
 }
@@ -305,6 +307,7 @@ pub(crate) fn error_response(status: u16) -> (String, utoipa::openapi::Response)
 }
 
 /// A query parameter, optional.
+#[cfg_attr(not(feature = "viewset"), allow(dead_code))]
 pub(crate) fn query_param(
     name: impl Into<String>,
     description: impl Into<String>,

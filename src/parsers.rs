@@ -26,8 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ApiError;
 
-/// DRF's message for a text value containing a NUL character.
-pub const NULL_CHARACTERS: &str = "Null characters are not allowed.";
+use crate::error::NULL_CHARACTERS;
 
 /// A request body as a JSON object (`application/json`, `application/x-www-form-urlencoded`,
 /// or an empty body as `{}`).

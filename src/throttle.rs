@@ -62,7 +62,6 @@ use axum::response::Response;
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
-use redis::aio::ConnectionManager;
 use tower::{Layer, Service};
 
 use crate::auth::Identity;
@@ -263,74 +262,83 @@ impl RateStore for MemoryRateStore {
     }
 }
 
-/// INCR, open the window on the first hit, and read its remaining time: one atomic round trip.
-const HIT_SCRIPT: &str = r"
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if count == 1 or ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl}
-";
+#[cfg(feature = "redis")]
+mod redis_store {
+    use super::*;
+    use redis::aio::ConnectionManager;
 
-/// Counters in Redis, shared by every instance: one Lua script per hit (`INCR` + `PEXPIRE` +
-/// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`).
-///
-/// ```no_run
-/// use wxrest::throttle::{RedisRateStore, ThrottleLayer};
-/// let store = RedisRateStore::open("redis://127.0.0.1:6379").unwrap().prefix("shop:throttle:");
-/// let layer = ThrottleLayer::new(store).anon("100/min".parse().unwrap());
-/// # let _ = layer;
-/// ```
-#[derive(Clone)]
-pub struct RedisRateStore {
-    conn: ConnectionManager,
-    prefix: Arc<str>,
-    script: Arc<redis::Script>,
-}
+    /// INCR, open the window on the first hit, and read its remaining time: one atomic round trip.
+    const HIT_SCRIPT: &str = r"
+    local count = redis.call('INCR', KEYS[1])
+    local ttl = redis.call('PTTL', KEYS[1])
+    if count == 1 or ttl < 0 then
+      redis.call('PEXPIRE', KEYS[1], ARGV[1])
+      ttl = tonumber(ARGV[1])
+    end
+    return {count, ttl}
+    ";
 
-impl RedisRateStore {
-    /// Connects lazily to `url`: start-up does not fail while Redis is down; hits fail (and
-    /// the throttle layer lets requests through) until it is back.
-    pub fn open(url: &str) -> Result<Self, BackendError> {
-        let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
-        Ok(Self::new(conn))
+    /// Counters in Redis, shared by every instance: one Lua script per hit (`INCR` + `PEXPIRE` +
+    /// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`).
+    ///
+    /// ```no_run
+    /// use wxrest::throttle::{RedisRateStore, ThrottleLayer};
+    /// let store = RedisRateStore::open("redis://127.0.0.1:6379").unwrap().prefix("shop:throttle:");
+    /// let layer = ThrottleLayer::new(store).anon("100/min".parse().unwrap());
+    /// # let _ = layer;
+    /// ```
+    #[derive(Clone)]
+    pub struct RedisRateStore {
+        conn: ConnectionManager,
+        prefix: Arc<str>,
+        script: Arc<redis::Script>,
     }
 
-    /// A store on an existing connection manager.
-    pub fn new(conn: ConnectionManager) -> Self {
-        Self {
-            conn,
-            prefix: Arc::from("wxrest:throttle:"),
-            script: Arc::new(redis::Script::new(HIT_SCRIPT)),
+    impl RedisRateStore {
+        /// Connects lazily to `url`: start-up does not fail while Redis is down; hits fail (and
+        /// the throttle layer lets requests through) until it is back.
+        pub fn open(url: &str) -> Result<Self, BackendError> {
+            let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
+            Ok(Self::new(conn))
+        }
+
+        /// A store on an existing connection manager.
+        pub fn new(conn: ConnectionManager) -> Self {
+            Self {
+                conn,
+                prefix: Arc::from("wxrest:throttle:"),
+                script: Arc::new(redis::Script::new(HIT_SCRIPT)),
+            }
+        }
+
+        /// Uses `prefix` for every key.
+        #[must_use]
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.prefix = Arc::from(prefix.into());
+            self
         }
     }
 
-    /// Uses `prefix` for every key.
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Arc::from(prefix.into());
-        self
+    #[async_trait]
+    impl RateStore for RedisRateStore {
+        async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+            let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
+            let (count, ttl): (u64, i64) = self
+                .script
+                .key(format!("{}{key}", self.prefix))
+                .arg(period_ms)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(Hit {
+                count,
+                resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
+            })
+        }
     }
 }
-
-#[async_trait]
-impl RateStore for RedisRateStore {
-    async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
-        let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
-        let (count, ttl): (u64, i64) = self
-            .script
-            .key(format!("{}{key}", self.prefix))
-            .arg(period_ms)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(Hit {
-            count,
-            resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
-        })
-    }
-}
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisRateStore;
 
 /// A limit on password logins per username, whatever address they come from: the second half
 /// of a login throttle (the first is a [`client_scope`](ThrottleLayer::client_scope) per

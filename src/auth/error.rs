@@ -1,13 +1,14 @@
 //! Authentication and permission failures, with djangorestframework(-jwt)'s messages.
 //!
 //! Each variant's `Display` is the exact `detail` DRF sends; [`AuthError::code`] is the stable
-//! code a client acts on. They become responses in [`crate::error`], the one place for that.
+//! code a client acts on. It renders itself (`IntoResponse`) as DRF's `{"detail", "code"}`.
 
 use std::borrow::Cow;
 
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
-use crate::error::BackendError;
+use crate::error::{ApiError, BackendError};
 
 /// Why a request could not be authenticated or was not permitted.
 #[derive(Debug, thiserror::Error)]
@@ -121,5 +122,24 @@ impl AuthError {
 impl From<BackendError> for AuthError {
     fn from(err: BackendError) -> Self {
         AuthError::Unavailable(err)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        match &err {
+            AuthError::Unavailable(source) => {
+                tracing::error!(error = %source, "authentication backend failure");
+            }
+            AuthError::CannotIssue => tracing::error!("token issue failed"),
+            _ => {}
+        }
+        ApiError::new(err.status(), err.code(), err.to_string())
+    }
+}
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
     }
 }

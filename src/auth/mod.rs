@@ -29,9 +29,15 @@ pub use permission::{
     AllowAny, And, Denied, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Not,
     ObjectPermission, Or, Permission, PermissionExt, RequestContext, WithMessage,
 };
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use revocation::RedisRevocationStore;
 pub use revocation::{
-    AccessState, DEFAULT_MAX_SESSIONS, DEFAULT_VERSION_TTL, MemoryRevocationStore,
-    RedisRevocationStore, RevocationStore, Rotation,
+    AccessState, DEFAULT_MAX_SESSIONS, DEFAULT_VERSION_TTL, MemoryRevocationStore, RevocationStore,
+    Rotation,
 };
 pub use tokens::{LegacyRefreshError, PASSED_TTL, TokenService};
-pub use views::{token_routes, token_routes_openapi};
+pub use views::token_routes;
+#[cfg(feature = "openapi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
+pub use views::token_routes_openapi;

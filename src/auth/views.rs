@@ -154,6 +154,9 @@ async fn logout_all(
 /// let doc = ApiDoc::new("Mall API", "1.0.0").merge(token_routes_openapi("/auth")).build();
 /// assert!(doc.paths.paths.contains_key("/auth/token/refresh/"));
 /// ```
+///
+/// Needs feature `openapi`.
+#[cfg(feature = "openapi")]
 pub fn token_routes_openapi(prefix: &str) -> utoipa::openapi::OpenApi {
     use crate::openapi::{
         components, error_response, json_body, json_response, jwt_requirement, schema_ref, string,

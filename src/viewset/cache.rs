@@ -29,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+#[cfg(feature = "redis")]
 use redis::aio::ConnectionManager;
 
 use crate::error::BackendError;
@@ -46,6 +47,7 @@ struct Inner {
 
 enum Versions {
     Memory(RwLock<HashMap<String, u64>>),
+    #[cfg(feature = "redis")]
     Redis {
         conn: ConnectionManager,
         prefix: String,
@@ -79,6 +81,10 @@ impl ListCache {
     /// Versions in Redis (`{prefix}tablever:{table}`), shared by every instance; connects
     /// lazily. If Redis fails, lists bypass the cache (they read the database). Pages are kept
     /// in this process within `max_bytes`, as with [`memory`](Self::memory).
+    ///
+    /// Needs feature `redis`.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
     pub fn redis(url: &str, prefix: &str, max_bytes: u64) -> Result<Self, BackendError> {
         let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
         Ok(Self::with_versions(
@@ -112,6 +118,7 @@ impl ListCache {
                 .read()
                 .map(|m| m.get(table).copied().unwrap_or(0))
                 .unwrap_or(0)),
+            #[cfg(feature = "redis")]
             Versions::Redis { conn, prefix } => {
                 let v: Option<u64> = redis::cmd("GET")
                     .arg(format!("{prefix}tablever:{table}"))
@@ -131,6 +138,7 @@ impl ListCache {
                 }
                 Ok(())
             }
+            #[cfg(feature = "redis")]
             Versions::Redis { conn, prefix } => {
                 let _: u64 = redis::cmd("INCR")
                     .arg(format!("{prefix}tablever:{table}"))

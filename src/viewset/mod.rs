@@ -36,6 +36,7 @@
 
 pub mod cache;
 mod handlers;
+#[cfg(feature = "openapi")]
 mod openapi;
 pub mod pagination;
 pub mod query;
@@ -438,6 +439,10 @@ impl<T: Model> ModelViewSet<T> {
     /// # let _ = app;
     /// # }
     /// ```
+    ///
+    /// Needs feature `openapi`.
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
     pub fn openapi(&self, prefix: &str) -> utoipa::openapi::OpenApi {
         openapi::document(&self.config, prefix, self.config.table.schema.table)
     }
@@ -446,6 +451,10 @@ impl<T: Model> ModelViewSet<T> {
     /// instead of the table's name: for a second viewset over the same model (operationIds
     /// must be unique in a document). Its component schemas keep the table's names, so the
     /// first fragment merged defines them.
+    ///
+    /// Needs feature `openapi`.
+    #[cfg(feature = "openapi")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
     pub fn openapi_as(&self, prefix: &str, name: &str) -> utoipa::openapi::OpenApi {
         openapi::document(&self.config, prefix, name)
     }

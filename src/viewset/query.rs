@@ -107,7 +107,7 @@ pub fn parse_param(field: &Field, raw: &str) -> Result<SqlValue, &'static str> {
             .parse()
             .map(SqlValue::Int)
             .map_err(|_| "Enter a number."),
-        Kind::Text if raw.contains('\0') => Err(crate::parsers::NULL_CHARACTERS),
+        Kind::Text if raw.contains('\0') => Err(crate::error::NULL_CHARACTERS),
         Kind::Text => Ok(SqlValue::Text(raw.to_owned())),
         Kind::Bool => parse_bool_text(raw)
             .map(SqlValue::Bool)
@@ -176,7 +176,7 @@ pub fn add_filters(
                 }
             },
             Lookup::IContains if raw.contains('\0') => {
-                errors.push((key.clone(), crate::parsers::NULL_CHARACTERS.into()));
+                errors.push((key.clone(), crate::error::NULL_CHARACTERS.into()));
                 continue;
             }
             Lookup::IContains => {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use moka::Expiry;
-use redis::aio::ConnectionManager;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -201,142 +201,156 @@ impl CodeCache for MemoryCodeCache {
     }
 }
 
-/// Compare-and-delete: releases a claim only when it is still the caller's.
-const RELEASE_SCRIPT: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-end
-return 0
-";
+#[cfg(feature = "redis")]
+mod redis_store {
+    use super::*;
+    use redis::aio::ConnectionManager;
 
-/// A [`CodeCache`] in Redis, shared by every instance.
-///
-/// Keys (under a configurable prefix, default `wxrest:`): `wx:code:{appid}:{sha256 hex}` holds
-/// the JSON entry, `wx:code-lock:{appid}:{sha256 hex}` the claim; both expire by themselves.
-///
-/// ```no_run
-/// use wxrest::wechat::RedisCodeCache;
-/// let cache = RedisCodeCache::open("redis://127.0.0.1:6379")?.prefix("shop:");
-/// # Ok::<(), wxrest::BackendError>(())
-/// ```
-#[derive(Clone)]
-pub struct RedisCodeCache {
-    conn: ConnectionManager,
-    prefix: Arc<str>,
-    release: Arc<redis::Script>,
-}
+    /// Compare-and-delete: releases a claim only when it is still the caller's.
+    const RELEASE_SCRIPT: &str = r"
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+        return redis.call('DEL', KEYS[1])
+    end
+    return 0
+    ";
 
-impl std::fmt::Debug for RedisCodeCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RedisCodeCache")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
-    }
-}
-
-impl RedisCodeCache {
-    /// Connects lazily to `url` (`redis://host:port/db`): start-up does not fail while Redis
-    /// is down, and while it is, logins fall back to asking WeChat directly. Timeouts are
-    /// short (1 s) because a login waits on them.
+    /// A [`CodeCache`] in Redis, shared by every instance.
     ///
-    /// # Errors
-    /// [`BackendError::Redis`] when the URL is invalid.
-    pub fn open(url: &str) -> Result<Self, BackendError> {
-        let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
-        Ok(Self::new(conn))
+    /// Keys (under a configurable prefix, default `wxrest:`): `wx:code:{appid}:{sha256 hex}` holds
+    /// the JSON entry, `wx:code-lock:{appid}:{sha256 hex}` the claim; both expire by themselves.
+    ///
+    /// ```no_run
+    /// use wxrest::wechat::RedisCodeCache;
+    /// let cache = RedisCodeCache::open("redis://127.0.0.1:6379")?.prefix("shop:");
+    /// # Ok::<(), wxrest::BackendError>(())
+    /// ```
+    #[derive(Clone)]
+    pub struct RedisCodeCache {
+        conn: ConnectionManager,
+        prefix: Arc<str>,
+        release: Arc<redis::Script>,
     }
 
-    /// A cache on an existing connection manager.
-    pub fn new(conn: ConnectionManager) -> Self {
-        Self {
-            conn,
-            prefix: Arc::from("wxrest:"),
-            release: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
+    impl std::fmt::Debug for RedisCodeCache {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RedisCodeCache")
+                .field("prefix", &self.prefix)
+                .finish_non_exhaustive()
         }
     }
 
-    /// Uses `prefix` for every key (to share one Redis database between applications).
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Arc::from(prefix.into());
-        self
+    impl RedisCodeCache {
+        /// Connects lazily to `url` (`redis://host:port/db`): start-up does not fail while Redis
+        /// is down, and while it is, logins fall back to asking WeChat directly. Timeouts are
+        /// short (1 s) because a login waits on them.
+        ///
+        /// # Errors
+        /// [`BackendError::Redis`] when the URL is invalid.
+        pub fn open(url: &str) -> Result<Self, BackendError> {
+            let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
+            Ok(Self::new(conn))
+        }
+
+        /// A cache on an existing connection manager.
+        pub fn new(conn: ConnectionManager) -> Self {
+            Self {
+                conn,
+                prefix: Arc::from("wxrest:"),
+                release: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
+            }
+        }
+
+        /// Uses `prefix` for every key (to share one Redis database between applications).
+        #[must_use]
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.prefix = Arc::from(prefix.into());
+            self
+        }
+
+        fn key(&self, kind: &str, appid: &str, digest: &str) -> String {
+            format!("{}wx:{kind}:{appid}:{digest}", self.prefix)
+        }
     }
 
-    fn key(&self, kind: &str, appid: &str, digest: &str) -> String {
-        format!("{}wx:{kind}:{appid}:{digest}", self.prefix)
+    fn millis(ttl: Duration) -> u64 {
+        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    #[async_trait]
+    impl CodeCache for RedisCodeCache {
+        async fn get(&self, appid: &str, digest: &str) -> Result<Option<CodeEntry>, BackendError> {
+            let raw: Option<String> = redis::cmd("GET")
+                .arg(self.key("code", appid, digest))
+                .query_async(&mut self.conn.clone())
+                .await?;
+            raw.map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|e| BackendError::Other(format!("unreadable login code entry: {e}")))
+            })
+            .transpose()
+        }
+
+        async fn put(
+            &self,
+            appid: &str,
+            digest: &str,
+            entry: &CodeEntry,
+            ttl: Duration,
+        ) -> Result<(), BackendError> {
+            let text = serde_json::to_string(entry)
+                .map_err(|e| BackendError::Other(format!("cannot encode login code entry: {e}")))?;
+            let _: Option<String> = redis::cmd("SET")
+                .arg(self.key("code", appid, digest))
+                .arg(text)
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut self.conn.clone())
+                .await?;
+            Ok(())
+        }
+
+        async fn claim(
+            &self,
+            appid: &str,
+            digest: &str,
+            owner: &str,
+            ttl: Duration,
+        ) -> Result<bool, BackendError> {
+            let reply: Option<String> = redis::cmd("SET")
+                .arg(self.key("code-lock", appid, digest))
+                .arg(owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut self.conn.clone())
+                .await?;
+            Ok(reply.is_some())
+        }
+
+        async fn is_claimed(&self, appid: &str, digest: &str) -> Result<bool, BackendError> {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(self.key("code-lock", appid, digest))
+                .query_async(&mut self.conn.clone())
+                .await?;
+            Ok(exists)
+        }
+
+        async fn release(
+            &self,
+            appid: &str,
+            digest: &str,
+            owner: &str,
+        ) -> Result<(), BackendError> {
+            let _: i64 = self
+                .release
+                .key(self.key("code-lock", appid, digest))
+                .arg(owner)
+                .invoke_async(&mut self.conn.clone())
+                .await?;
+            Ok(())
+        }
     }
 }
-
-fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
-}
-
-#[async_trait]
-impl CodeCache for RedisCodeCache {
-    async fn get(&self, appid: &str, digest: &str) -> Result<Option<CodeEntry>, BackendError> {
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(self.key("code", appid, digest))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        raw.map(|text| {
-            serde_json::from_str(&text)
-                .map_err(|e| BackendError::Other(format!("unreadable login code entry: {e}")))
-        })
-        .transpose()
-    }
-
-    async fn put(
-        &self,
-        appid: &str,
-        digest: &str,
-        entry: &CodeEntry,
-        ttl: Duration,
-    ) -> Result<(), BackendError> {
-        let text = serde_json::to_string(entry)
-            .map_err(|e| BackendError::Other(format!("cannot encode login code entry: {e}")))?;
-        let _: Option<String> = redis::cmd("SET")
-            .arg(self.key("code", appid, digest))
-            .arg(text)
-            .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
-    }
-
-    async fn claim(
-        &self,
-        appid: &str,
-        digest: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<bool, BackendError> {
-        let reply: Option<String> = redis::cmd("SET")
-            .arg(self.key("code-lock", appid, digest))
-            .arg(owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(millis(ttl))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(reply.is_some())
-    }
-
-    async fn is_claimed(&self, appid: &str, digest: &str) -> Result<bool, BackendError> {
-        let exists: bool = redis::cmd("EXISTS")
-            .arg(self.key("code-lock", appid, digest))
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(exists)
-    }
-
-    async fn release(&self, appid: &str, digest: &str, owner: &str) -> Result<(), BackendError> {
-        let _: i64 = self
-            .release
-            .key(self.key("code-lock", appid, digest))
-            .arg(owner)
-            .invoke_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
-    }
-}
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisCodeCache;

@@ -2,7 +2,12 @@
 //!
 //! No variant ever carries the appsecret, a `session_key`, an access token or a URL holding
 //! one: transport errors are stored with their URL stripped and any occurrence of the secret
-//! redacted. The HTTP mapping lives in [`crate::error`] (`impl From<WxError> for ApiError`).
+//! redacted. It renders itself: `impl From<WxError> for ApiError` below is the HTTP mapping.
+
+use axum::response::{IntoResponse, Response};
+use http::StatusCode;
+
+use crate::error::ApiError;
 
 /// An error from the WeChat client, the access-token cache or the `encryptedData` crypto.
 ///
@@ -154,4 +159,58 @@ pub(crate) fn redact(text: &str, secrets: &[&str]) -> String {
         out = out.replace(secret, "[redacted]");
     }
     out
+}
+
+impl From<WxError> for ApiError {
+    fn from(err: WxError) -> Self {
+        use WxError as E;
+        const UNAVAILABLE: &str = "WeChat is temporarily unavailable, try again later.";
+        const INVALID_DATA: &str = "The encrypted data from WeChat is invalid.";
+        match err {
+            E::InvalidCode => {
+                Self::bad_request("wechat_code_invalid", "Invalid WeChat login code.")
+            }
+            E::CodeUsed => Self::bad_request(
+                "wechat_code_used",
+                "This WeChat login code has already been used.",
+            ),
+            E::RateLimited => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "wechat_rate_limited",
+                "Too many WeChat login attempts, try again later.",
+            ),
+            E::HighRisk => Self::new(
+                StatusCode::FORBIDDEN,
+                "wechat_high_risk",
+                "WeChat blocked this account for risk control.",
+            ),
+            E::Busy | E::Timeout => {
+                tracing::warn!(error = %err, "WeChat unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "wechat_unavailable",
+                    UNAVAILABLE,
+                )
+            }
+            E::Decrypt => Self::bad_request(
+                "session_key_stale",
+                "The WeChat session has expired; call wx.login() again.",
+            ),
+            E::WatermarkMismatch | E::SignatureMismatch | E::InvalidInput(_) => {
+                Self::bad_request("invalid_encrypted_data", INVALID_DATA)
+            }
+            // Transport, Malformed, Api, InvalidCredential, Config: our side or WeChat's is
+            // broken; the detail (never holding secrets) goes to the log, not the client.
+            other => {
+                tracing::warn!(error = %other, "WeChat call failed");
+                Self::new(StatusCode::BAD_GATEWAY, "wechat_unavailable", UNAVAILABLE)
+            }
+        }
+    }
+}
+
+impl IntoResponse for WxError {
+    fn into_response(self) -> Response {
+        ApiError::from(self).into_response()
+    }
 }

@@ -72,7 +72,9 @@ use crate::error::ApiError;
 use crate::parsers::{Fields, JsonBody};
 use crate::user::{self, ProfileUpdate, User, UserStore};
 
-/// How long a finished in-process exchange is shared before the [`CodeCache`] answers alone.
+/// The longest an exchange stays in the in-process map: a backstop only. A flight is removed
+/// as soon as it finishes (its leader answered; retries of the code then read the
+/// [`CodeCache`]), so this bounds only exchanges whose leader never came back.
 const FLIGHT_TTL: Duration = Duration::from_secs(10);
 
 /// Login codes are 32 characters; anything much longer is not one.

@@ -21,11 +21,15 @@ pub mod login;
 pub mod token;
 
 pub use client::{WECHAT_ERRORS_METRIC, WxClient, WxSession};
-pub use code_cache::{CodeCache, CodeEntry, MemoryCodeCache, RedisCodeCache, code_digest};
+#[cfg(feature = "redis")]
+pub use code_cache::RedisCodeCache;
+pub use code_cache::{CodeCache, CodeEntry, MemoryCodeCache, code_digest};
 pub use config::{AccessTokenMode, WxConfig};
 pub use crypto::{PhoneInfo, Watermark};
 pub use error::WxError;
 #[cfg(feature = "fake-wechat")]
 pub use fake::{FakeWeChat, FakeWeChatBuilder, Script};
 pub use login::{LoginOutcome, PhoneSource, WxLoginService};
-pub use token::{AccessTokenStore, CachedToken, MemoryTokenStore, RedisTokenStore};
+#[cfg(feature = "redis")]
+pub use token::RedisTokenStore;
+pub use token::{AccessTokenStore, CachedToken, MemoryTokenStore};

@@ -24,7 +24,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+#[cfg(feature = "redis")]
+use redis::aio::ConnectionManagerConfig;
 use serde::{Deserialize, Serialize};
 
 use super::WxError;
@@ -192,183 +193,193 @@ impl AccessTokenStore for MemoryTokenStore {
     }
 }
 
-const COMPARE_AND_DELETE_TOKEN: &str = r"
-local v = redis.call('GET', KEYS[1])
-if v then
-  local ok, t = pcall(cjson.decode, v)
-  if ok and t['token'] == ARGV[1] then
-    return redis.call('DEL', KEYS[1])
-  end
-end
-return 0
-";
+#[cfg(feature = "redis")]
+mod redis_store {
+    use super::*;
+    use redis::aio::ConnectionManager;
 
-const COMPARE_AND_DELETE_LOCK: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-";
+    const COMPARE_AND_DELETE_TOKEN: &str = r"
+    local v = redis.call('GET', KEYS[1])
+    if v then
+      local ok, t = pcall(cjson.decode, v)
+      if ok and t['token'] == ARGV[1] then
+        return redis.call('DEL', KEYS[1])
+      end
+    end
+    return 0
+    ";
 
-/// A Redis [`AccessTokenStore`] shared by every instance of the app.
-///
-/// Keys (under a configurable prefix, default `wxrest:`): `wx:token:{appid}` (JSON
-/// `{"token","expires_at"}`, expiring with the token) and `wx:token-lock:{appid}`
-/// (`SET NX PX`, released only by its owner).
-///
-/// ```no_run
-/// use wxrest::wechat::RedisTokenStore;
-/// let store = RedisTokenStore::open_lazy("redis://127.0.0.1:6379")?.prefix("shop:");
-/// # Ok::<(), wxrest::BackendError>(())
-/// ```
-#[derive(Clone)]
-pub struct RedisTokenStore {
-    conn: ConnectionManager,
-    prefix: Arc<str>,
-    owner: String,
-    invalidate_script: Arc<redis::Script>,
-    unlock_script: Arc<redis::Script>,
-}
+    const COMPARE_AND_DELETE_LOCK: &str = r"
+    if redis.call('GET', KEYS[1]) == ARGV[1] then
+      return redis.call('DEL', KEYS[1])
+    end
+    return 0
+    ";
 
-impl fmt::Debug for RedisTokenStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisTokenStore")
-            .field("prefix", &self.prefix)
-            .finish_non_exhaustive()
+    /// A Redis [`AccessTokenStore`] shared by every instance of the app.
+    ///
+    /// Keys (under a configurable prefix, default `wxrest:`): `wx:token:{appid}` (JSON
+    /// `{"token","expires_at"}`, expiring with the token) and `wx:token-lock:{appid}`
+    /// (`SET NX PX`, released only by its owner).
+    ///
+    /// ```no_run
+    /// use wxrest::wechat::RedisTokenStore;
+    /// let store = RedisTokenStore::open_lazy("redis://127.0.0.1:6379")?.prefix("shop:");
+    /// # Ok::<(), wxrest::BackendError>(())
+    /// ```
+    #[derive(Clone)]
+    pub struct RedisTokenStore {
+        conn: ConnectionManager,
+        prefix: Arc<str>,
+        owner: String,
+        invalidate_script: Arc<redis::Script>,
+        unlock_script: Arc<redis::Script>,
     }
-}
 
-impl RedisTokenStore {
-    /// A store over an existing connection manager.
-    pub fn new(conn: ConnectionManager) -> Self {
-        Self {
-            conn,
-            prefix: Arc::from("wxrest:"),
-            owner: uuid::Uuid::new_v4().to_string(),
-            invalidate_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_TOKEN)),
-            unlock_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_LOCK)),
+    impl fmt::Debug for RedisTokenStore {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RedisTokenStore")
+                .field("prefix", &self.prefix)
+                .finish_non_exhaustive()
         }
     }
 
-    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) now.
-    ///
-    /// # Errors
-    /// [`BackendError::Redis`] when the URL is invalid or the server cannot be reached.
-    pub async fn connect(url: &str) -> Result<Self, BackendError> {
-        let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new_with_config(client, Self::manager_config()).await?;
-        Ok(Self::new(conn))
-    }
-
-    /// A store for `url` that connects on first use (and reconnects after failures), so an
-    /// app can start while Redis is down.
-    ///
-    /// # Errors
-    /// [`BackendError::Redis`] when the URL is invalid.
-    pub fn open_lazy(url: &str) -> Result<Self, BackendError> {
-        let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
-        Ok(Self::new(conn))
-    }
-
-    fn manager_config() -> ConnectionManagerConfig {
-        ConnectionManagerConfig::new()
-            .set_number_of_retries(1)
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-    }
-
-    /// Uses `prefix` for every key (to share one Redis database between applications, or
-    /// between deployments of one).
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Arc::from(prefix.into());
-        self
-    }
-
-    fn token_key(&self, appid: &str) -> String {
-        format!("{}wx:token:{appid}", self.prefix)
-    }
-
-    fn lock_key(&self, appid: &str) -> String {
-        format!("{}wx:token-lock:{appid}", self.prefix)
-    }
-}
-
-#[async_trait]
-impl AccessTokenStore for RedisTokenStore {
-    async fn get(&self, appid: &str) -> Result<Option<CachedToken>, BackendError> {
-        let mut conn = self.conn.clone();
-        let raw: Option<String> = redis::cmd("GET")
-            .arg(self.token_key(appid))
-            .query_async(&mut conn)
-            .await?;
-        Ok(
-            raw.and_then(|raw| match serde_json::from_str::<CachedToken>(&raw) {
-                Ok(token) => Some(token),
-                Err(_) => {
-                    tracing::warn!(appid, "ignoring unreadable access_token entry in Redis");
-                    None
-                }
-            }),
-        )
-    }
-
-    async fn set(&self, appid: &str, token: &CachedToken) -> Result<(), BackendError> {
-        let ttl_ms = token
-            .expires_at
-            .saturating_sub(unix_now())
-            .saturating_mul(1000);
-        if ttl_ms <= 0 {
-            return Ok(());
+    impl RedisTokenStore {
+        /// A store over an existing connection manager.
+        pub fn new(conn: ConnectionManager) -> Self {
+            Self {
+                conn,
+                prefix: Arc::from("wxrest:"),
+                owner: uuid::Uuid::new_v4().to_string(),
+                invalidate_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_TOKEN)),
+                unlock_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_LOCK)),
+            }
         }
-        let value = serde_json::to_string(token).map_err(|e| BackendError::Other(e.to_string()))?;
-        let mut conn = self.conn.clone();
-        let _: () = redis::cmd("SET")
-            .arg(self.token_key(appid))
-            .arg(value)
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut conn)
-            .await?;
-        Ok(())
+
+        /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) now.
+        ///
+        /// # Errors
+        /// [`BackendError::Redis`] when the URL is invalid or the server cannot be reached.
+        pub async fn connect(url: &str) -> Result<Self, BackendError> {
+            let client = redis::Client::open(url)?;
+            let conn = ConnectionManager::new_with_config(client, Self::manager_config()).await?;
+            Ok(Self::new(conn))
+        }
+
+        /// A store for `url` that connects on first use (and reconnects after failures), so an
+        /// app can start while Redis is down.
+        ///
+        /// # Errors
+        /// [`BackendError::Redis`] when the URL is invalid.
+        pub fn open_lazy(url: &str) -> Result<Self, BackendError> {
+            let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
+            Ok(Self::new(conn))
+        }
+
+        fn manager_config() -> ConnectionManagerConfig {
+            ConnectionManagerConfig::new()
+                .set_number_of_retries(1)
+                .set_connection_timeout(Some(Duration::from_secs(1)))
+                .set_response_timeout(Some(Duration::from_secs(1)))
+        }
+
+        /// Uses `prefix` for every key (to share one Redis database between applications, or
+        /// between deployments of one).
+        #[must_use]
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.prefix = Arc::from(prefix.into());
+            self
+        }
+
+        fn token_key(&self, appid: &str) -> String {
+            format!("{}wx:token:{appid}", self.prefix)
+        }
+
+        fn lock_key(&self, appid: &str) -> String {
+            format!("{}wx:token-lock:{appid}", self.prefix)
+        }
     }
 
-    async fn invalidate(&self, appid: &str, token: &str) -> Result<(), BackendError> {
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .invalidate_script
-            .key(self.token_key(appid))
-            .arg(token)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
-    }
+    #[async_trait]
+    impl AccessTokenStore for RedisTokenStore {
+        async fn get(&self, appid: &str) -> Result<Option<CachedToken>, BackendError> {
+            let mut conn = self.conn.clone();
+            let raw: Option<String> = redis::cmd("GET")
+                .arg(self.token_key(appid))
+                .query_async(&mut conn)
+                .await?;
+            Ok(
+                raw.and_then(|raw| match serde_json::from_str::<CachedToken>(&raw) {
+                    Ok(token) => Some(token),
+                    Err(_) => {
+                        tracing::warn!(appid, "ignoring unreadable access_token entry in Redis");
+                        None
+                    }
+                }),
+            )
+        }
 
-    async fn try_lock(&self, appid: &str, ttl: Duration) -> Result<bool, BackendError> {
-        let mut conn = self.conn.clone();
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-        let set: Option<String> = redis::cmd("SET")
-            .arg(self.lock_key(appid))
-            .arg(&self.owner)
-            .arg("NX")
-            .arg("PX")
-            .arg(ttl_ms)
-            .query_async(&mut conn)
-            .await?;
-        Ok(set.is_some())
-    }
+        async fn set(&self, appid: &str, token: &CachedToken) -> Result<(), BackendError> {
+            let ttl_ms = token
+                .expires_at
+                .saturating_sub(unix_now())
+                .saturating_mul(1000);
+            if ttl_ms <= 0 {
+                return Ok(());
+            }
+            let value =
+                serde_json::to_string(token).map_err(|e| BackendError::Other(e.to_string()))?;
+            let mut conn = self.conn.clone();
+            let _: () = redis::cmd("SET")
+                .arg(self.token_key(appid))
+                .arg(value)
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await?;
+            Ok(())
+        }
 
-    async fn unlock(&self, appid: &str) -> Result<(), BackendError> {
-        let mut conn = self.conn.clone();
-        let _: i64 = self
-            .unlock_script
-            .key(self.lock_key(appid))
-            .arg(&self.owner)
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(())
+        async fn invalidate(&self, appid: &str, token: &str) -> Result<(), BackendError> {
+            let mut conn = self.conn.clone();
+            let _: i64 = self
+                .invalidate_script
+                .key(self.token_key(appid))
+                .arg(token)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(())
+        }
+
+        async fn try_lock(&self, appid: &str, ttl: Duration) -> Result<bool, BackendError> {
+            let mut conn = self.conn.clone();
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let set: Option<String> = redis::cmd("SET")
+                .arg(self.lock_key(appid))
+                .arg(&self.owner)
+                .arg("NX")
+                .arg("PX")
+                .arg(ttl_ms)
+                .query_async(&mut conn)
+                .await?;
+            Ok(set.is_some())
+        }
+
+        async fn unlock(&self, appid: &str) -> Result<(), BackendError> {
+            let mut conn = self.conn.clone();
+            let _: i64 = self
+                .unlock_script
+                .key(self.lock_key(appid))
+                .arg(&self.owner)
+                .invoke_async(&mut conn)
+                .await?;
+            Ok(())
+        }
     }
 }
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisTokenStore;
 
 /// A boxed future yielding a token, as returned by fetchers and providers.
 pub(crate) type TokenFuture = Pin<Box<dyn Future<Output = Result<CachedToken, WxError>> + Send>>;

@@ -377,7 +377,7 @@ pub async fn build_with(
         .merge(bench_routes(config.bench_routes))
         .merge(extra)
         .fallback(|| async { ApiError::not_found() })
-        .layer(axum::middleware::from_fn(wxrest::error::drf_fallbacks))
+        .layer(axum::middleware::from_fn(wxrest::fallbacks::drf_fallbacks))
         .layer(DefaultBodyLimit::max(config.body_limit))
         // A body that trickles in holds a connection: give it a deadline too.
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
@@ -400,7 +400,7 @@ pub async fn build_with(
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(wxrest::error::catch_panic())
+        .layer(wxrest::fallbacks::catch_panic())
         // Outermost: every response, a panic's included, carries the request id.
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
