@@ -9,6 +9,9 @@
 //!   and `encryptedData` decryption.
 //! * [`db`] and [`user`]: one pool type over SQLite, PostgreSQL and MySQL, and the user store.
 //! * [`throttle`]: DRF's anonymous, per-user and scoped rate limits, in memory or Redis.
+//! * `pay` (feature `pay`): WeChat Pay API v3 for mini-programs: signed JSAPI prepay, the
+//!   `wx.requestPayment` parameters, query/close/refund with verified answers, and verified,
+//!   decrypted payment notifications as an axum extractor (plus a fake, feature `fake-pay`).
 //! * [`openapi`]: an OpenAPI 3.1 document of the viewsets and token endpoints, and a docs page.
 //!
 //! ```
@@ -33,6 +36,8 @@ pub mod error;
 mod gate;
 pub mod openapi;
 pub mod parsers;
+#[cfg(feature = "pay")]
+pub mod pay;
 mod redis_conn;
 pub mod throttle;
 pub mod user;
