@@ -1,5 +1,6 @@
 //! The fake's HTTP side: request signature checks, the five API v3 endpoints, signed answers.
 
+use super::notifier::beijing_now;
 use super::*;
 use crate::pay::refund::RefundAmount;
 use crate::pay::transaction::is_valid_out_trade_no;
