@@ -653,6 +653,23 @@ async fn notification_is_sent_again_until_acknowledged() {
 }
 
 #[tokio::test]
+async fn notification_to_an_unreachable_merchant_is_given_up_after_its_attempts() {
+    let h =
+        Harness::with(FakeWeChatPay::builder().notify_retries(3, Duration::from_millis(10))).await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = format!("http://{}/pay/wechat/notify/", closed.local_addr().unwrap());
+    drop(closed);
+    let pay = WxPayClient::new(h.pay.config().clone().notify_url(dead)).unwrap();
+    pay.prepay_jsapi(&JsapiOrder::new("mall-000039", "Green tea", 100, BUYER))
+        .await
+        .unwrap();
+    h.fake.pay("mall-000039").unwrap();
+    h.fake.flush_notifications().await;
+    assert_eq!(h.fake.notifications_sent(), 3);
+    assert_eq!(h.fake.notifications_delivered(), 0);
+}
+
+#[tokio::test]
 async fn redelivered_notification_carries_the_same_id() {
     let h = Harness::start().await;
     h.paid("mall-000042", 100).await;

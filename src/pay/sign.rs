@@ -260,6 +260,37 @@ mod tests {
         assert_eq!(bad, NotifyError::BadSignature);
     }
 
+    #[test]
+    fn authorization_header_has_the_documented_shape_and_verifies() {
+        let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
+        let public = key.to_public_key();
+        let signing = SigningKey::<Sha256>::new(key);
+        let body = br#"{"mchid":"1900000109"}"#;
+        let path = "/v3/pay/transactions/out-trade-no/mall-1/close";
+        let header = authorization("1900000109", "SERIAL01", &signing, "POST", path, body).unwrap();
+        let params = header.strip_prefix("WECHATPAY2-SHA256-RSA2048 ").unwrap();
+        let fields: Vec<(&str, &str)> = params
+            .split(',')
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap();
+                (k, v.strip_prefix('"').unwrap().strip_suffix('"').unwrap())
+            })
+            .collect();
+        let names: Vec<&str> = fields.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            names,
+            ["mchid", "nonce_str", "timestamp", "serial_no", "signature"]
+        );
+        assert_eq!(fields[0].1, "1900000109");
+        assert_eq!(fields[3].1, "SERIAL01");
+        let timestamp: i64 = fields[2].1.parse().unwrap();
+        assert!((unix_now() - timestamp).abs() < 5);
+        let message = request_message("POST", path, timestamp, fields[1].1, body);
+        assert!(verify(&public, &message, fields[4].1));
+        let other = request_message("POST", path, timestamp, fields[1].1, b"{}");
+        assert!(!verify(&public, &other, fields[4].1));
+    }
+
     /// A small key is enough for checks that fail before or at the RSA step.
     fn test_key() -> RsaPublicKey {
         use rsa::BigUint;
