@@ -1,9 +1,21 @@
 //! The fake's HTTP side: request signature checks, the five API v3 endpoints, signed answers.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+
 use super::notifier::beijing_now;
-use super::*;
-use crate::pay::refund::RefundAmount;
-use crate::pay::transaction::is_valid_out_trade_no;
+use super::{Counters, FakePayError, MAX_REQUEST_BYTES, Order, PayScript, Shared};
+use crate::pay::refund::{Refund, RefundAmount, RefundNotice, RefundStatus};
+use crate::pay::sign::{self, AUTH_SCHEME, MAX_CLOCK_SKEW_SECS, PROBE_PREFIX};
+use crate::pay::transaction::{TradeState, is_valid_out_trade_no};
 
 /// The API endpoints the fake serves.
 enum Endpoint<'a> {

@@ -1,6 +1,18 @@
 //! Configuring and starting a [`FakeWeChatPay`], and the keys it signs and verifies with.
 
-use super::*;
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::rand_core::OsRng;
+use tokio::sync::oneshot;
+
+use super::{Counters, FakeState, FakeWeChatPay, Shared, api};
 
 /// Configures a [`FakeWeChatPay`] before starting it.
 #[derive(Clone)]

@@ -27,22 +27,13 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::rand_core::OsRng;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{RsaPrivateKey, RsaPublicKey};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -55,12 +46,8 @@ pub use builder::FakeWeChatPayBuilder;
 pub use notifier::SignedNotification;
 
 use super::config::WxPayConfig;
-use super::notify::encrypt_resource;
-use super::refund::{Refund, RefundNotice, RefundStatus};
-use super::sign::{
-    self, AUTH_SCHEME, H_NONCE, H_SERIAL, H_SIGNATURE, H_TIMESTAMP, MAX_CLOCK_SKEW_SECS,
-    PROBE_PREFIX, RequestPayment,
-};
+use super::refund::Refund;
+use super::sign::{self, RequestPayment};
 use super::transaction::{Payer, TradeState, Transaction, TransactionAmount};
 
 /// The largest request body the fake reads.

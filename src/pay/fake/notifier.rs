@@ -1,7 +1,17 @@
 //! What the fake sends: signed, encrypted notifications, delivered again until acknowledged,
 //! and the buyer's payment that triggers them.
 
-use super::*;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use http::{HeaderMap, HeaderValue, Method, header};
+use serde_json::{Value, json};
+
+use super::{FakePayError, Shared};
+use crate::pay::notify::encrypt_resource;
+use crate::pay::sign::{self, AUTH_SCHEME, H_NONCE, H_SERIAL, H_SIGNATURE, H_TIMESTAMP};
+use crate::pay::transaction::{TradeState, Transaction};
 
 /// A notification as the fake would send it, for posting by hand (and tampering with).
 #[derive(Debug, Clone, PartialEq, Eq)]
