@@ -144,7 +144,7 @@ impl WxPayConfig {
         self
     }
 
-    /// Sets the API base URL (e.g. a [`FakeWeChatPay`](super::FakeWeChatPay)'s or a proxy's).
+    /// Sets the API base URL (e.g. a `FakeWeChatPay`'s or a proxy's).
     #[must_use]
     pub fn api_base(mut self, base: impl Into<String>) -> Self {
         self.api_base = base.into().trim_end_matches('/').to_owned();

@@ -6,8 +6,17 @@
 //!   prepay, the [`RequestPayment`] parameters of `wx.requestPayment`, query, close, refund.
 //! - [`PayNotification`]: an axum extractor that verifies and decrypts WeChat Pay's
 //!   notifications into a typed [`Transaction`] or [`RefundNotice`].
-//! - [`FakeWeChatPay`] (feature `fake-pay`): an in-process WeChat Pay that signs, verifies and
+//! - `FakeWeChatPay` (feature `fake-pay`): an in-process WeChat Pay that signs, verifies and
 //!   encrypts as the real one, for tests and local development.
+//!
+//! Every signature is RSA PKCS#1 v1.5 with SHA-256, base64-encoded, over newline-terminated
+//! lines:
+//!
+//! | what | signed with | message |
+//! |---|---|---|
+//! | request `Authorization` | merchant private key | `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n` |
+//! | answer / notification (`Wechatpay-Signature`) | WeChat Pay private key | `TIMESTAMP\nNONCE\nBODY\n` |
+//! | `paySign` of `wx.requestPayment` | merchant private key | `appId\ntimeStamp\nnonceStr\npackage\n` |
 //!
 //! The payment flow:
 //!

@@ -1,38 +1,4 @@
 //! Payment and refund notifications: verified, decrypted and typed, as an axum extractor.
-//!
-//! WeChat Pay POSTs a JSON envelope whose `resource` is encrypted with AEAD_AES_256_GCM under
-//! the APIv3 key. [`PayNotification`] is an extractor: the handler runs only for a
-//! notification whose signature verifies with WeChat Pay's public key (`Wechatpay-Serial` =
-//! the configured public key id), whose `Wechatpay-Timestamp` is within 5 minutes, which is
-//! not a `WECHATPAY/SIGNTEST/` probe, whose `resource` decrypts, and which is for the
-//! configured merchant and appid. Anything else is answered by [`NotifyError`]:
-//! `{"code": "FAIL", "message": ...}` with a 4xx status, so WeChat Pay delivers it again.
-//!
-//! WeChat Pay delivers a notification until it is acknowledged (and an attacker may replay a
-//! captured one within the 5 minutes): apply it idempotently, e.g. with a conditional update
-//! keyed by `out_trade_no`. Answer 204 (or 200) once it is applied.
-//!
-//! ```
-//! use axum::{Router, extract::FromRef, http::StatusCode, routing::post};
-//! use wxrest::pay::{PayNotification, WxPayClient};
-//!
-//! #[derive(Clone, FromRef)]
-//! struct AppState {
-//!     pay: WxPayClient,
-//! }
-//!
-//! async fn notify(notification: PayNotification) -> StatusCode {
-//!     if let Some(tx) = notification.transaction() {
-//!         // mark the order `tx.out_trade_no` paid if `tx.is_paid_for(total, openid)`
-//!         let _ = tx;
-//!     }
-//!     StatusCode::NO_CONTENT
-//! }
-//!
-//! fn routes(state: AppState) -> Router {
-//!     Router::new().route("/pay/wechat/notify/", post(notify)).with_state(state)
-//! }
-//! ```
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
@@ -57,6 +23,40 @@ pub const MAX_NOTIFICATION_BYTES: usize = 64 * 1024;
 const AEAD_AES_256_GCM: &str = "AEAD_AES_256_GCM";
 
 /// A verified, decrypted notification from WeChat Pay.
+///
+/// WeChat Pay POSTs a JSON envelope whose `resource` is encrypted with AEAD_AES_256_GCM under
+/// the APIv3 key. [`PayNotification`] is an extractor: the handler runs only for a
+/// notification whose signature verifies with WeChat Pay's public key (`Wechatpay-Serial` =
+/// the configured public key id), whose `Wechatpay-Timestamp` is within 5 minutes, which is
+/// not a `WECHATPAY/SIGNTEST/` probe, whose `resource` decrypts, and which is for the
+/// configured merchant and appid. Anything else is answered by [`NotifyError`]:
+/// `{"code": "FAIL", "message": ...}` with a 4xx status, so WeChat Pay delivers it again.
+///
+/// WeChat Pay delivers a notification until it is acknowledged (and an attacker may replay a
+/// captured one within the 5 minutes): apply it idempotently, e.g. with a conditional update
+/// keyed by `out_trade_no`. Answer 204 (or 200) once it is applied.
+///
+/// ```
+/// use axum::{Router, extract::FromRef, http::StatusCode, routing::post};
+/// use wxrest::pay::{PayNotification, WxPayClient};
+///
+/// #[derive(Clone, FromRef)]
+/// struct AppState {
+///     pay: WxPayClient,
+/// }
+///
+/// async fn notify(notification: PayNotification) -> StatusCode {
+///     if let Some(tx) = notification.transaction() {
+///         // mark the order `tx.out_trade_no` paid if `tx.is_paid_for(total, openid)`
+///         let _ = tx;
+///     }
+///     StatusCode::NO_CONTENT
+/// }
+///
+/// fn routes(state: AppState) -> Router {
+///     Router::new().route("/pay/wechat/notify/", post(notify)).with_state(state)
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PayNotification {

@@ -1,27 +1,4 @@
-//! [`FakeWeChatPay`]: an in-process HTTP server speaking WeChat Pay API v3 (JSAPI prepay,
-//! query, close, refund) as the real one does, for tests and local development. Needs feature
-//! `fake-pay`.
-//!
-//! It verifies the merchant's request signatures (a bad one gets 401 `SIGN_ERROR`), keeps
-//! orders and refunds in memory (bounded), signs every answer with its own platform key,
-//! and sends payment and refund notifications, signed and AES-256-GCM encrypted, to the
-//! order's notify_url, again while the answer is not 2xx. [`FakeWeChatPay::config`] hands out
-//! the matching [`WxPayConfig`].
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wxrest::pay::PayError> {
-//! use wxrest::pay::{FakeWeChatPay, JsapiOrder, PayError, PayScript, WxPayClient};
-//!
-//! let fake = FakeWeChatPay::start().await;
-//! let pay = WxPayClient::new(fake.config())?;
-//! pay.prepay_jsapi(&JsapiOrder::new("mall-000001", "Tea", 100, "o-buyer")).await?;
-//! fake.pay("mall-000001").expect("an unpaid order");
-//! assert!(pay.query_order("mall-000001").await?.is_paid());
-//!
-//! fake.fail_next(1, PayScript::TamperSignature);
-//! assert!(matches!(pay.query_order("mall-000001").await, Err(PayError::Signature(_))));
-//! # Ok(()) }
-//! ```
+//! [`FakeWeChatPay`]: an in-process WeChat Pay API v3 for tests and local development.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -107,7 +84,30 @@ pub enum FakePayError {
     BadParams(&'static str),
 }
 
-/// An in-process fake of WeChat Pay API v3. Stops when dropped.
+/// An in-process HTTP server speaking WeChat Pay API v3 (JSAPI prepay, query, close, refund)
+/// as the real one does, for tests and local development. Stops when dropped. Needs feature
+/// `fake-pay`.
+///
+/// It verifies the merchant's request signatures (a bad one gets 401 `SIGN_ERROR`), keeps
+/// orders and refunds in memory (bounded), signs every answer with its own platform key,
+/// and sends payment and refund notifications, signed and AES-256-GCM encrypted, to the
+/// order's notify_url, again while the answer is not 2xx. [`FakeWeChatPay::config`] hands out
+/// the matching [`WxPayConfig`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wxrest::pay::PayError> {
+/// use wxrest::pay::{FakeWeChatPay, JsapiOrder, PayError, PayScript, WxPayClient};
+///
+/// let fake = FakeWeChatPay::start().await;
+/// let pay = WxPayClient::new(fake.config())?;
+/// pay.prepay_jsapi(&JsapiOrder::new("mall-000001", "Tea", 100, "o-buyer")).await?;
+/// fake.pay("mall-000001").expect("an unpaid order");
+/// assert!(pay.query_order("mall-000001").await?.is_paid());
+///
+/// fake.fail_next(1, PayScript::TamperSignature);
+/// assert!(matches!(pay.query_order("mall-000001").await, Err(PayError::Signature(_))));
+/// # Ok(()) }
+/// ```
 pub struct FakeWeChatPay {
     shared: Arc<Shared>,
     addr: SocketAddr,
