@@ -439,6 +439,48 @@ mod tests {
     }
 
     #[test]
+    fn from_env_reads_the_key_files_and_falls_back_to_wx_appid() {
+        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let dir = std::env::temp_dir().join(format!("wxrest-pay-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key_file = dir.join("apiclient_key.pem");
+        let pub_file = dir.join("pub_key.pem");
+        std::fs::write(
+            &key_file,
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let public = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        std::fs::write(&pub_file, public).unwrap();
+        let vars = |name: &str| -> Option<String> {
+            let value = match name {
+                "WXPAY_MCHID" => "1900000109",
+                "WXPAY_MCH_SERIAL" => "SERIAL01",
+                "WXPAY_MCH_KEY_FILE" => key_file.to_str()?,
+                "WXPAY_APIV3_KEY" => "0123456789abcdef0123456789abcdef",
+                "WXPAY_PUBLIC_KEY_FILE" => pub_file.to_str()?,
+                "WXPAY_PUBLIC_KEY_ID" => "PUB_KEY_ID_01",
+                "WXPAY_NOTIFY_URL" => "http://127.0.0.1:8000/pay/wechat/notify/",
+                "WX_APPID" => "wx-from-login",
+                "WXPAY_API_BASE" => "http://127.0.0.1:9/",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        };
+        let config = WxPayConfig::from_vars(vars).unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(config.mchid, "1900000109");
+        assert_eq!(config.appid, "wx-from-login");
+        assert_eq!(config.public_key_id, "PUB_KEY_ID_01");
+        assert_eq!(config.api_base, "http://127.0.0.1:9");
+        assert_eq!(config.apiv3_key(), b"0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
     fn notify_url_with_query_is_refused() {
         assert!(check_notify_url("https://a.example/notify?x=1").is_err());
         assert!(check_notify_url("ftp://a.example/notify").is_err());
