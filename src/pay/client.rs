@@ -138,8 +138,8 @@ impl WxPayClient {
         struct Answer {
             prepay_id: String,
         }
-        // A lost answer is recovered by placing the order again (same prepay_id), but only
-        // connect errors are retried here: a 5xx may have placed it with other values.
+        // Only connect errors are retried here: whether to place the order again after a 5xx
+        // is the caller's call (the same values answer the same prepay_id).
         let answer: Answer = self
             .call_json(Call {
                 method: Method::POST,
@@ -156,7 +156,8 @@ impl WxPayClient {
     }
 
     /// The parameters `wx.requestPayment` takes for `prepay_id`, signed now with the merchant
-    /// key. Cheap (no call); sign again whenever the mini-program asks.
+    /// key. No call to WeChat Pay (one RSA signature): sign again whenever the mini-program
+    /// asks, with the stored `prepay_id`.
     ///
     /// # Errors
     /// [`PayError::InvalidRequest`] for an empty `prepay_id`; [`PayError::Sign`].

@@ -56,7 +56,8 @@ impl JsapiOrder {
         self
     }
 
-    /// Sets when WeChat Pay stops accepting payment.
+    /// Sets when WeChat Pay stops accepting payment. Derive it from the order (e.g. its
+    /// creation time plus the unpaid timeout), so placing the order again sends the same value.
     #[must_use]
     pub fn time_expire(mut self, at: chrono::DateTime<chrono::Utc>) -> Self {
         self.time_expire = Some(at.to_rfc3339_opts(chrono::SecondsFormat::Secs, false));
