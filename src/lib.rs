@@ -9,6 +9,9 @@
 //!   and `encryptedData` decryption.
 //! * [`db`] and [`user`]: one pool type over SQLite, PostgreSQL and MySQL, and the user store.
 //! * [`throttle`]: DRF's anonymous, per-user and scoped rate limits, in memory or Redis.
+//! * `pay` (feature `pay`): WeChat Pay API v3 for mini-programs: signed JSAPI prepay, the
+//!   `wx.requestPayment` parameters, query/close/refund with verified answers, and verified,
+//!   decrypted payment notifications as an axum extractor (plus a fake, feature `fake-pay`).
 //! * [`openapi`]: an OpenAPI 3.1 document of the viewsets and token endpoints, and a docs page.
 //!
 //! ```
@@ -40,6 +43,9 @@ mod gate;
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;
 pub mod parsers;
+#[cfg(feature = "pay")]
+#[cfg_attr(docsrs, doc(cfg(feature = "pay")))]
+pub mod pay;
 #[cfg(feature = "redis")]
 mod redis_conn;
 #[cfg(feature = "server")]

@@ -1,0 +1,499 @@
+//! [`WxPayConfig`]: which merchant, with which keys, paying for which mini-program, and where
+//! WeChat Pay lives.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use sha2::Sha256;
+
+use super::PayError;
+
+/// The default WeChat Pay API base URL.
+pub const DEFAULT_PAY_API_BASE: &str = "https://api.mch.weixin.qq.com";
+
+/// The smallest RSA key accepted (WeChat Pay issues 2048-bit keys).
+const MIN_RSA_BITS: usize = 2048;
+
+/// Configuration of a [`WxPayClient`](super::WxPayClient): one merchant (mchid) taking
+/// payments for one mini-program (appid), in public-key mode (answers and notifications are
+/// verified with the WeChat Pay public key whose id is `PUB_KEY_ID_...`).
+///
+/// Built with [`WxPayConfig::builder`] (which parses and checks the keys) or
+/// [`WxPayConfig::from_env`]. `Debug` never shows the merchant private key or the APIv3 key.
+///
+/// ```no_run
+/// use wxrest::pay::WxPayConfig;
+///
+/// let config = WxPayConfig::builder()
+///     .mchid("1900000109")
+///     .merchant_serial("5157F09EFDC096DE15EBE81A47057A7232F1B8E1")
+///     .merchant_key_pem(std::fs::read_to_string("apiclient_key.pem")?)
+///     .apiv3_key(std::env::var("WXPAY_APIV3_KEY")?)
+///     .wechatpay_public_key_pem(std::fs::read_to_string("pub_key.pem")?)
+///     .public_key_id("PUB_KEY_ID_0114232134912410000000000000")
+///     .appid("wx1234567890abcdef")
+///     .notify_url("https://shop.example.com/pay/wechat/notify/")
+///     .build()?;
+/// assert!(!format!("{config:?}").contains("PRIVATE KEY"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct WxPayConfig {
+    /// The merchant id (`mchid`).
+    pub mchid: String,
+    /// The serial number of the merchant API certificate (`serial_no` in `Authorization`).
+    pub merchant_serial: String,
+    /// The id of WeChat Pay's public key (`PUB_KEY_ID_...`): answers and notifications must
+    /// carry it as `Wechatpay-Serial`.
+    pub public_key_id: String,
+    /// The mini-program's appid the payments are for.
+    pub appid: String,
+    /// Where WeChat Pay sends payment notifications (an absolute http(s) URL without query).
+    pub notify_url: String,
+    /// Base URL of the WeChat Pay API, without a trailing slash (default
+    /// [`DEFAULT_PAY_API_BASE`]).
+    pub api_base: String,
+    /// TCP/TLS connect timeout (default 3 s).
+    pub connect_timeout: Duration,
+    /// Overall deadline of one API call, retries included (default 10 s).
+    pub timeout: Duration,
+    /// How many times a call is retried after a connect error, or (for idempotent calls) a
+    /// 5xx or `FREQUENCY_LIMITED` answer (default 2).
+    pub max_retries: u32,
+    pub(super) keys: Arc<Keys>,
+}
+
+/// The key material: never printed.
+pub(super) struct Keys {
+    pub(super) signing: SigningKey<Sha256>,
+    pub(super) apiv3_key: [u8; 32],
+    pub(super) wechatpay_public: RsaPublicKey,
+}
+
+impl WxPayConfig {
+    /// Starts a configuration; [`WxPayConfigBuilder::build`] checks it.
+    pub fn builder() -> WxPayConfigBuilder {
+        WxPayConfigBuilder::default()
+    }
+
+    /// Reads the merchant configuration from the environment: `WXPAY_MCHID`,
+    /// `WXPAY_MCH_SERIAL`, `WXPAY_MCH_KEY_FILE` (PEM file), `WXPAY_APIV3_KEY`,
+    /// `WXPAY_PUBLIC_KEY_FILE` (PEM file), `WXPAY_PUBLIC_KEY_ID`, `WXPAY_NOTIFY_URL`, the appid
+    /// from `WXPAY_APPID` or else `WX_APPID`, and optionally `WXPAY_API_BASE`.
+    ///
+    /// `Ok(None)` when `WXPAY_MCHID` is not set: payment is not configured.
+    ///
+    /// # Errors
+    /// [`PayError::Config`] naming the variable (or file) that is missing or invalid; never
+    /// its content.
+    pub fn from_env() -> Result<Option<Self>, PayError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    pub(super) fn from_vars(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Self>, PayError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let Some(mchid) = get("WXPAY_MCHID") else {
+            return Ok(None);
+        };
+        let need = |name: &str| {
+            get(name)
+                .ok_or_else(|| PayError::Config(format!("environment variable {name} is not set")))
+        };
+        let file = |name: &str| {
+            let path = need(name)?;
+            std::fs::read_to_string(path.trim()).map_err(|e| {
+                PayError::Config(format!(
+                    "cannot read the file named by {name}: {}",
+                    e.kind()
+                ))
+            })
+        };
+        let mut builder = Self::builder()
+            .mchid(mchid.trim())
+            .merchant_serial(need("WXPAY_MCH_SERIAL")?.trim())
+            .merchant_key_pem(file("WXPAY_MCH_KEY_FILE")?)
+            .apiv3_key(need("WXPAY_APIV3_KEY")?.trim())
+            .wechatpay_public_key_pem(file("WXPAY_PUBLIC_KEY_FILE")?)
+            .public_key_id(need("WXPAY_PUBLIC_KEY_ID")?.trim())
+            .notify_url(need("WXPAY_NOTIFY_URL")?.trim());
+        let appid = get("WXPAY_APPID")
+            .or_else(|| get("WX_APPID"))
+            .ok_or_else(|| {
+                PayError::Config("environment variable WXPAY_APPID (or WX_APPID) is not set".into())
+            })?;
+        builder = builder.appid(appid.trim());
+        if let Some(base) = get("WXPAY_API_BASE") {
+            builder = builder.api_base(base.trim());
+        }
+        builder.build().map(Some)
+    }
+
+    /// Sets the notification URL (checked by [`WxPayClient::new`](super::WxPayClient::new)).
+    #[must_use]
+    pub fn notify_url(mut self, url: impl Into<String>) -> Self {
+        self.notify_url = url.into();
+        self
+    }
+
+    /// Sets the API base URL (e.g. a `FakeWeChatPay`'s or a proxy's).
+    #[must_use]
+    pub fn api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_base = base.into().trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// Sets the connect timeout.
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the overall deadline of one API call, retries included.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets how many times a call may be retried where that is safe.
+    #[must_use]
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// The APIv3 key (for decrypting notifications).
+    pub(super) fn apiv3_key(&self) -> &[u8; 32] {
+        &self.keys.apiv3_key
+    }
+}
+
+impl fmt::Debug for WxPayConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WxPayConfig")
+            .field("mchid", &self.mchid)
+            .field("merchant_serial", &self.merchant_serial)
+            .field("merchant_private_key", &"[redacted]")
+            .field("apiv3_key", &"[redacted]")
+            .field("public_key_id", &self.public_key_id)
+            .field("appid", &self.appid)
+            .field("notify_url", &self.notify_url)
+            .field("api_base", &self.api_base)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .finish()
+    }
+}
+
+/// Collects a [`WxPayConfig`]; [`build`](WxPayConfigBuilder::build) parses the keys and checks
+/// every value. `Debug` redacts the private key and the APIv3 key.
+#[derive(Clone, Default)]
+#[must_use]
+pub struct WxPayConfigBuilder {
+    mchid: String,
+    merchant_serial: String,
+    merchant_key_pem: String,
+    apiv3_key: String,
+    public_key_pem: String,
+    public_key_id: String,
+    appid: String,
+    notify_url: String,
+    api_base: Option<String>,
+}
+
+impl fmt::Debug for WxPayConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WxPayConfigBuilder")
+            .field("mchid", &self.mchid)
+            .field("merchant_serial", &self.merchant_serial)
+            .field("merchant_key_pem", &"[redacted]")
+            .field("apiv3_key", &"[redacted]")
+            .field("public_key_id", &self.public_key_id)
+            .field("appid", &self.appid)
+            .field("notify_url", &self.notify_url)
+            .field("api_base", &self.api_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WxPayConfigBuilder {
+    /// The merchant id.
+    pub fn mchid(mut self, mchid: impl Into<String>) -> Self {
+        self.mchid = mchid.into();
+        self
+    }
+
+    /// The serial number of the merchant API certificate.
+    pub fn merchant_serial(mut self, serial: impl Into<String>) -> Self {
+        self.merchant_serial = serial.into();
+        self
+    }
+
+    /// The merchant API private key, PEM (`apiclient_key.pem`: PKCS#8, or PKCS#1).
+    pub fn merchant_key_pem(mut self, pem: impl Into<String>) -> Self {
+        self.merchant_key_pem = pem.into();
+        self
+    }
+
+    /// The APIv3 key: exactly 32 bytes.
+    pub fn apiv3_key(mut self, key: impl Into<String>) -> Self {
+        self.apiv3_key = key.into();
+        self
+    }
+
+    /// WeChat Pay's public key, PEM (`pub_key.pem`: SPKI, or PKCS#1).
+    pub fn wechatpay_public_key_pem(mut self, pem: impl Into<String>) -> Self {
+        self.public_key_pem = pem.into();
+        self
+    }
+
+    /// The id of WeChat Pay's public key (`PUB_KEY_ID_...`).
+    pub fn public_key_id(mut self, id: impl Into<String>) -> Self {
+        self.public_key_id = id.into();
+        self
+    }
+
+    /// The mini-program's appid.
+    pub fn appid(mut self, appid: impl Into<String>) -> Self {
+        self.appid = appid.into();
+        self
+    }
+
+    /// Where WeChat Pay sends payment notifications.
+    pub fn notify_url(mut self, url: impl Into<String>) -> Self {
+        self.notify_url = url.into();
+        self
+    }
+
+    /// The API base URL (default [`DEFAULT_PAY_API_BASE`]).
+    pub fn api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_base = Some(base.into());
+        self
+    }
+
+    /// Parses the keys and checks every value.
+    ///
+    /// # Errors
+    /// [`PayError::Config`] saying which value is missing or invalid: an empty id, a key that
+    /// is not a PEM RSA key of at least 2048 bits, an APIv3 key that is not exactly 32 bytes, a
+    /// notify URL or API base that is not an absolute http(s) URL. Key material is never
+    /// included.
+    pub fn build(self) -> Result<WxPayConfig, PayError> {
+        let required = |name: &str, value: &str| {
+            if value.trim().is_empty() {
+                Err(PayError::Config(format!("{name} is required")))
+            } else if value.len() > 64 || value.chars().any(char::is_whitespace) {
+                Err(PayError::Config(format!(
+                    "{name} must be at most 64 characters without spaces"
+                )))
+            } else {
+                Ok(())
+            }
+        };
+        required("mchid", &self.mchid)?;
+        required("merchant_serial", &self.merchant_serial)?;
+        required("public_key_id", &self.public_key_id)?;
+        required("appid", &self.appid)?;
+        let private = parse_private_key(&self.merchant_key_pem)?;
+        let public = parse_public_key(&self.public_key_pem)?;
+        let apiv3_key: [u8; 32] = self.apiv3_key.as_bytes().try_into().map_err(|_| {
+            PayError::Config(format!(
+                "the APIv3 key must be exactly 32 bytes (got {})",
+                self.apiv3_key.len()
+            ))
+        })?;
+        check_notify_url(&self.notify_url)?;
+        let api_base = self
+            .api_base
+            .unwrap_or_else(|| DEFAULT_PAY_API_BASE.to_owned())
+            .trim_end_matches('/')
+            .to_owned();
+        check_http_url("api_base", &api_base)?;
+        Ok(WxPayConfig {
+            mchid: self.mchid,
+            merchant_serial: self.merchant_serial,
+            public_key_id: self.public_key_id,
+            appid: self.appid,
+            notify_url: self.notify_url,
+            api_base,
+            connect_timeout: Duration::from_secs(3),
+            timeout: Duration::from_secs(10),
+            max_retries: 2,
+            keys: Arc::new(Keys {
+                signing: SigningKey::<Sha256>::new(private),
+                apiv3_key,
+                wechatpay_public: public,
+            }),
+        })
+    }
+}
+
+fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, PayError> {
+    let pem = pem.trim();
+    if pem.is_empty() {
+        return Err(PayError::Config(
+            "the merchant private key is required".into(),
+        ));
+    }
+    let key = RsaPrivateKey::from_pkcs8_pem(pem)
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+        .map_err(|_| {
+            PayError::Config(
+                "the merchant private key is not a PEM RSA private key (PKCS#8 or PKCS#1)".into(),
+            )
+        })?;
+    if key.size() * 8 < MIN_RSA_BITS {
+        return Err(PayError::Config(format!(
+            "the merchant private key must have at least {MIN_RSA_BITS} bits"
+        )));
+    }
+    Ok(key)
+}
+
+fn parse_public_key(pem: &str) -> Result<RsaPublicKey, PayError> {
+    let pem = pem.trim();
+    if pem.is_empty() {
+        return Err(PayError::Config(
+            "the WeChat Pay public key is required".into(),
+        ));
+    }
+    let key = RsaPublicKey::from_public_key_pem(pem)
+        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
+        .map_err(|_| {
+            PayError::Config(
+                "the WeChat Pay public key is not a PEM RSA public key (SPKI or PKCS#1)".into(),
+            )
+        })?;
+    if key.size() * 8 < MIN_RSA_BITS {
+        return Err(PayError::Config(format!(
+            "the WeChat Pay public key must have at least {MIN_RSA_BITS} bits"
+        )));
+    }
+    Ok(key)
+}
+
+fn check_http_url(name: &str, value: &str) -> Result<reqwest::Url, PayError> {
+    let url = reqwest::Url::parse(value)
+        .map_err(|e| PayError::Config(format!("{name} is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(PayError::Config(format!(
+            "{name} must be an absolute http(s) URL"
+        )));
+    }
+    Ok(url)
+}
+
+/// WeChat Pay requires an absolute URL without query parameters.
+pub(super) fn check_notify_url(value: &str) -> Result<(), PayError> {
+    let url = check_http_url("notify_url", value)?;
+    if url.query().is_some() {
+        return Err(PayError::Config(
+            "notify_url must not carry query parameters (WeChat Pay refuses them)".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_mchid_means_payment_is_not_configured() {
+        assert!(matches!(WxPayConfig::from_vars(|_| None), Ok(None)));
+    }
+
+    #[test]
+    fn missing_variable_is_named_in_the_error() {
+        let err = WxPayConfig::from_vars(|name| (name == "WXPAY_MCHID").then(|| "190".to_owned()))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            PayError::Config("environment variable WXPAY_MCH_SERIAL is not set".into())
+        );
+    }
+
+    #[test]
+    fn unreadable_key_file_names_the_variable_not_the_path_content() {
+        let err = WxPayConfig::from_vars(|name| match name {
+            "WXPAY_MCHID" | "WXPAY_MCH_SERIAL" => Some("x".to_owned()),
+            "WXPAY_MCH_KEY_FILE" => Some("/nonexistent/wxrest/key.pem".to_owned()),
+            _ => None,
+        })
+        .unwrap_err();
+        let PayError::Config(message) = err else {
+            panic!("expected a config error");
+        };
+        assert!(message.contains("WXPAY_MCH_KEY_FILE"), "{message}");
+    }
+
+    #[test]
+    fn from_env_reads_the_key_files_and_falls_back_to_wx_appid() {
+        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
+        let dir = std::env::temp_dir().join(format!("wxrest-pay-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key_file = dir.join("apiclient_key.pem");
+        let pub_file = dir.join("pub_key.pem");
+        std::fs::write(
+            &key_file,
+            key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        let public = key
+            .to_public_key()
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap();
+        std::fs::write(&pub_file, public).unwrap();
+        let vars = |name: &str| -> Option<String> {
+            let value = match name {
+                "WXPAY_MCHID" => "1900000109",
+                "WXPAY_MCH_SERIAL" => "SERIAL01",
+                "WXPAY_MCH_KEY_FILE" => key_file.to_str()?,
+                "WXPAY_APIV3_KEY" => "0123456789abcdef0123456789abcdef",
+                "WXPAY_PUBLIC_KEY_FILE" => pub_file.to_str()?,
+                "WXPAY_PUBLIC_KEY_ID" => "PUB_KEY_ID_01",
+                "WXPAY_NOTIFY_URL" => "http://127.0.0.1:8000/pay/wechat/notify/",
+                "WX_APPID" => "wx-from-login",
+                "WXPAY_API_BASE" => "http://127.0.0.1:9/",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        };
+        let config = WxPayConfig::from_vars(vars).unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(config.mchid, "1900000109");
+        assert_eq!(config.appid, "wx-from-login");
+        assert_eq!(config.public_key_id, "PUB_KEY_ID_01");
+        assert_eq!(config.api_base, "http://127.0.0.1:9");
+        assert_eq!(config.apiv3_key(), b"0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn notify_url_with_query_is_refused() {
+        assert!(check_notify_url("https://a.example/notify?x=1").is_err());
+        assert!(check_notify_url("ftp://a.example/notify").is_err());
+        assert!(check_notify_url("http://127.0.0.1:8000/pay/wechat/notify/").is_ok());
+    }
+
+    #[test]
+    fn garbage_keys_are_refused_without_echoing_them() {
+        let err =
+            parse_private_key("-----BEGIN PRIVATE KEY-----\nc2VjcmV0\n-----END PRIVATE KEY-----")
+                .unwrap_err();
+        assert!(!err.to_string().contains("c2VjcmV0"));
+        assert!(parse_public_key("not a key").is_err());
+        assert!(parse_public_key("").is_err());
+    }
+}

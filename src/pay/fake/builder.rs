@@ -1,0 +1,228 @@
+//! Configuring and starting a [`FakeWeChatPay`], and the keys it signs and verifies with.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::rand_core::OsRng;
+use tokio::sync::oneshot;
+
+use super::{Counters, FakeState, FakeWeChatPay, Shared, api};
+
+/// Configures a [`FakeWeChatPay`] before starting it.
+#[derive(Clone)]
+#[must_use]
+pub struct FakeWeChatPayBuilder {
+    mchid: String,
+    appid: String,
+    apiv3_key: String,
+    merchant_serial: String,
+    public_key_id: String,
+    merchant_key_pem: Option<String>,
+    platform_key_pem: Option<String>,
+    dev_mode: bool,
+    max_orders: usize,
+    notify_attempts: u32,
+    notify_retry_delay: Duration,
+    refund_delay: Duration,
+}
+
+impl fmt::Debug for FakeWeChatPayBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeWeChatPayBuilder")
+            .field("mchid", &self.mchid)
+            .field("appid", &self.appid)
+            .field("dev_mode", &self.dev_mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for FakeWeChatPayBuilder {
+    fn default() -> Self {
+        Self {
+            mchid: "1900000109".to_owned(),
+            appid: "wxfake00000000000".to_owned(),
+            apiv3_key: uuid::Uuid::new_v4().simple().to_string(),
+            merchant_serial: "FAKE0000000000000000000000000000000MCH01".to_owned(),
+            public_key_id: "PUB_KEY_ID_0000000000000000000000000000FAKE".to_owned(),
+            merchant_key_pem: None,
+            platform_key_pem: None,
+            dev_mode: false,
+            max_orders: 10_000,
+            notify_attempts: 5,
+            notify_retry_delay: Duration::from_millis(100),
+            refund_delay: Duration::from_millis(50),
+        }
+    }
+}
+
+impl FakeWeChatPayBuilder {
+    /// The merchant id the fake serves.
+    pub fn mchid(mut self, mchid: impl Into<String>) -> Self {
+        self.mchid = mchid.into();
+        self
+    }
+
+    /// The appid orders must be for.
+    pub fn appid(mut self, appid: impl Into<String>) -> Self {
+        self.appid = appid.into();
+        self
+    }
+
+    /// The APIv3 key notifications are encrypted with (32 bytes; random by default).
+    pub fn apiv3_key(mut self, key: impl Into<String>) -> Self {
+        self.apiv3_key = key.into();
+        self
+    }
+
+    /// The merchant key (PEM) the fake expects requests to be signed with. By default a
+    /// 2048-bit key generated once per process.
+    pub fn merchant_key_pem(mut self, pem: impl Into<String>) -> Self {
+        self.merchant_key_pem = Some(pem.into());
+        self
+    }
+
+    /// The platform key (PEM) the fake signs answers and notifications with. By default a
+    /// 2048-bit key generated once per process.
+    pub fn platform_key_pem(mut self, pem: impl Into<String>) -> Self {
+        self.platform_key_pem = Some(pem.into());
+        self
+    }
+
+    /// Dev mode: `POST {base_url}/fake/pay/{out_trade_no}` pays an order, as a buyer would,
+    /// so a developer can finish a payment with `curl`.
+    pub fn dev_mode(mut self, on: bool) -> Self {
+        self.dev_mode = on;
+        self
+    }
+
+    /// How many orders (and, separately, refunds) the fake keeps; beyond, new ones are
+    /// answered 429 `FREQUENCY_LIMITED` (default 10 000).
+    pub fn max_orders(mut self, max: usize) -> Self {
+        self.max_orders = max;
+        self
+    }
+
+    /// How many times a notification is sent while the answer is not 2xx, and the pause
+    /// between attempts (default 5 attempts, 100 ms apart).
+    pub fn notify_retries(mut self, attempts: u32, delay: Duration) -> Self {
+        self.notify_attempts = attempts.max(1);
+        self.notify_retry_delay = delay;
+        self
+    }
+
+    /// How long a refund stays `PROCESSING` before it succeeds (default 50 ms).
+    pub fn refund_delay(mut self, delay: Duration) -> Self {
+        self.refund_delay = delay;
+        self
+    }
+
+    /// Binds `127.0.0.1:0` and serves until the fake is dropped or shut down.
+    ///
+    /// # Panics
+    /// If a given key PEM is not an RSA private key, the APIv3 key is not 32 bytes, or no
+    /// local port can be bound (a broken test set-up).
+    pub async fn start(self) -> FakeWeChatPay {
+        let (default_merchant, default_platform) = default_keys().await;
+        let merchant = self
+            .merchant_key_pem
+            .as_deref()
+            .map_or(default_merchant, parse_key);
+        let platform = self
+            .platform_key_pem
+            .as_deref()
+            .map_or(default_platform, parse_key);
+        assert_eq!(
+            self.apiv3_key.len(),
+            32,
+            "FakeWeChatPay: the APIv3 key must be 32 bytes"
+        );
+        let mut apiv3_key = [0u8; 32];
+        apiv3_key.copy_from_slice(self.apiv3_key.as_bytes());
+        #[allow(clippy::expect_used)]
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("FakeWeChatPay: cannot bind 127.0.0.1:0");
+        #[allow(clippy::expect_used)]
+        let addr = listener
+            .local_addr()
+            .expect("FakeWeChatPay: bound socket has no address");
+        let shared = Arc::new(Shared {
+            mchid: self.mchid,
+            appid: self.appid,
+            apiv3_key,
+            merchant_serial: self.merchant_serial,
+            public_key_id: self.public_key_id,
+            merchant_public: merchant.to_public_key(),
+            merchant_private: merchant,
+            platform_public: platform.to_public_key(),
+            platform_signing: SigningKey::new(platform),
+            base_url: format!("http://{addr}"),
+            dev_mode: self.dev_mode,
+            max_orders: self.max_orders,
+            notify_attempts: self.notify_attempts,
+            notify_retry_delay: self.notify_retry_delay,
+            refund_delay: self.refund_delay,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .unwrap_or_default(),
+            state: Mutex::new(FakeState::default()),
+            tasks: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        });
+        let router = Router::new()
+            .fallback(api::dispatch)
+            .with_state(shared.clone());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = rx.await;
+            });
+            if let Err(err) = server.await {
+                tracing::warn!(error = %err, "FakeWeChatPay server stopped");
+            }
+        });
+        FakeWeChatPay {
+            shared,
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+}
+
+/// Keys generated once per process: 2048-bit generation takes a while.
+static DEFAULT_KEYS: OnceLock<(RsaPrivateKey, RsaPrivateKey)> = OnceLock::new();
+
+async fn default_keys() -> (RsaPrivateKey, RsaPrivateKey) {
+    if let Some(keys) = DEFAULT_KEYS.get() {
+        return keys.clone();
+    }
+    let generate = || {
+        DEFAULT_KEYS
+            .get_or_init(|| (generate_key(), generate_key()))
+            .clone()
+    };
+    match tokio::task::spawn_blocking(generate).await {
+        Ok(keys) => keys,
+        Err(_) => generate(),
+    }
+}
+
+fn generate_key() -> RsaPrivateKey {
+    #[allow(clippy::expect_used)]
+    RsaPrivateKey::new(&mut OsRng, 2048).expect("FakeWeChatPay: RSA key generation failed")
+}
+
+fn parse_key(pem: &str) -> RsaPrivateKey {
+    #[allow(clippy::expect_used)]
+    RsaPrivateKey::from_pkcs8_pem(pem.trim())
+        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
+        .expect("FakeWeChatPay: the key is not a PEM RSA private key")
+}
