@@ -1,17 +1,27 @@
-//! The smallest protected API: `cargo run --example hello_auth`, then
+//! The quick start: JWT auth on an axum app, with the auth core alone
+//! (`wxrest = { version = "0.1", default-features = false }`).
+//!
+//! `cargo run --example quickstart`, then
 //!
 //! ```text
 //! curl -s -X POST localhost:8000/auth/token/ -H 'content-type: application/json' \
 //!      -d '{"username":"demo","password":"demo-password"}'
 //! curl -s localhost:8000/me -H "Authorization: JWT <token>"
 //! ```
+//!
+//! `cargo run --example quickstart -- --self-test` does the same in process and exits 0 when
+//! the protected route answered 200 (CI runs it).
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use axum::body::Body;
 use axum::routing::get;
 use axum::{Json, Router};
+use http::Request;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use tower::ServiceExt;
 use wxrest::BackendError;
 use wxrest::auth::{AuthUser, TokenService, UserLookup, token_routes};
 use wxrest::prelude::*;
@@ -51,10 +61,8 @@ async fn me(user: Identity) -> Json<Value> {
     Json(json!({ "id": user.user_id, "username": user.username }))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let secret = std::env::var("JWT_SECRET")
-        .unwrap_or_else(|_| "dev-only-secret-change-me-0123456789abcdef".into());
+/// The app: `/auth/token/` (and the other token routes) and a protected `/me`.
+fn app(secret: &str) -> Result<Router, Box<dyn std::error::Error>> {
     let demo = AuthUser {
         id: 1,
         username: "demo".into(),
@@ -69,10 +77,48 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         (demo, "demo-password".into()),
     )]));
     let tokens = TokenService::new(JwtConfig::hs256(secret)?).with_users(users);
-    let app = Router::new()
+    Ok(Router::new()
         .route("/me", get(me))
         .layer(JwtAuthLayer::new(tokens.clone()).permission(IsAuthenticated))
-        .nest("/auth", token_routes(tokens));
+        .nest("/auth", token_routes(tokens)))
+}
+
+/// Logs in and calls `/me` without a socket; the status and body of `/me`.
+async fn self_test(app: Router) -> Result<(u16, Value), Box<dyn std::error::Error>> {
+    let login = Request::post("/auth/token/")
+        .header("content-type", "application/json")
+        .body(Body::from(
+            json!({"username": "demo", "password": "demo-password"}).to_string(),
+        ))?;
+    let answer = app.clone().oneshot(login).await?;
+    let body: Value = serde_json::from_slice(&answer.into_body().collect().await?.to_bytes())?;
+    let token = body["token"]
+        .as_str()
+        .ok_or("no token in the login answer")?;
+    let me = Request::get("/me")
+        .header("authorization", format!("JWT {token}"))
+        .body(Body::empty())?;
+    let answer = app.oneshot(me).await?;
+    let status = answer.status().as_u16();
+    let body = serde_json::from_slice(&answer.into_body().collect().await?.to_bytes())?;
+    Ok((status, body))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Set JWT_SECRET (32 bytes or more) in earnest; this one is for trying it on loopback.
+    let secret = std::env::var("JWT_SECRET")
+        .unwrap_or_else(|_| "dev-only-secret-change-me-0123456789abcdef".into());
+    let app = app(&secret)?;
+    if std::env::args().any(|a| a == "--self-test") {
+        let (status, body) = self_test(app).await?;
+        println!("GET /me -> {status} {body}");
+        return if status == 200 {
+            Ok(())
+        } else {
+            Err("the protected route did not answer 200".into())
+        };
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
     println!("listening on http://127.0.0.1:8000");
     axum::serve(listener, app).await?;
