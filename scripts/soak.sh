@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A bounded soak of the example mall (not run by CI): builds it in release, serves it on a fresh
 # SQLite file with the demo catalogue, drives 60 s of mixed traffic (login, browse, cart, order)
-# over 32 loopback connections with examples/soak.rs, then reconciles orders against stock.
+# over 32 loopback connections with tools/soak, then reconciles orders against stock.
 #
 #   scripts/soak.sh [SECONDS] [CONNECTIONS]
 #
@@ -16,7 +16,8 @@ WORK="$(mktemp -d)"
 DB="$WORK/soak.db"
 trap 'kill "$MALL_PID" 2>/dev/null || true; wait "$MALL_PID" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
-cargo build --release --example mall --example soak
+cargo build --release --example mall
+cargo build --release -p wxrest-soak
 
 # The soak sends thousands of requests per minute from one IP and 32 users: lift the throttles
 # (their behaviour is covered by tests/throttle.rs) so the run measures the mall, not the limits.
@@ -34,7 +35,7 @@ for _ in $(seq 1 100); do
 done
 curl -fsS "http://127.0.0.1:$PORT/readyz" >/dev/null
 
-"${CARGO_TARGET_DIR:-target}/release/examples/soak" \
+"${CARGO_TARGET_DIR:-target}/release/wxrest-soak" \
   --base "http://127.0.0.1:$PORT" \
   --database "sqlite://$DB" \
   --seconds "$SECONDS_TO_RUN" \

@@ -4,15 +4,19 @@
 //! tower/axum middleware for WeChat mini-program backends.
 //!
 //! * [`auth`]: the [`AuthLayer`](auth::AuthLayer) with ordered authenticators (JWT, Basic, your
-//!   own), composable permissions, DRF's 401/403 semantics and token endpoints.
-//! * [`wechat`]: `code -> openid` login against WeChat (or the bundled fake), the access_token,
-//!   and `encryptedData` decryption.
-//! * [`db`] and [`user`]: one pool type over SQLite, PostgreSQL and MySQL, and the user store.
-//! * [`throttle`]: DRF's anonymous, per-user and scoped rate limits, in memory or Redis.
-//! * `pay` (feature `pay`): WeChat Pay API v3 for mini-programs: signed JSAPI prepay, the
-//!   `wx.requestPayment` parameters, query/close/refund with verified answers, and verified,
-//!   decrypted payment notifications as an axum extractor (plus a fake, feature `fake-pay`).
-//! * [`openapi`]: an OpenAPI 3.1 document of the viewsets and token endpoints, and a docs page.
+//!   own), composable permissions, DRF's 401/403 semantics and token endpoints. Always there.
+//! * `wechat` (feature `wechat`): `code -> openid` login against WeChat (or the bundled fake),
+//!   the access_token, and `encryptedData` decryption.
+//! * `db` and `user` (features `sqlite`, `postgres`, `mysql`): one pool type over SQLite,
+//!   PostgreSQL and MySQL, and the user store.
+//! * `viewset` (feature `viewset`): DRF's `ModelViewSet` over a SQL table.
+//! * `throttle` (feature `throttle`): DRF's anonymous, per-user and scoped rate limits.
+//! * `openapi` (feature `openapi`): an OpenAPI 3.1 document of the viewsets and token
+//!   endpoints, and a docs page.
+//! * `pay` (feature `pay`): WeChat Pay API v3 for mini-programs.
+//! * `server` (feature `server`): serving with header deadlines and a connection bound.
+//!
+//! `default-features = false` leaves the auth core; the default features turn on every part.
 //!
 //! ```
 //! use axum::{routing::get, Router};

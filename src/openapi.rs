@@ -1,4 +1,5 @@
 //! OpenAPI 3.1 for what the crate serves, and a page to read it.
+//! Needs feature `openapi`.
 //!
 //! Each part of the crate describes itself as a fragment ([`OpenApi`]):
 //! [`ModelViewSet::openapi`](crate::viewset::ModelViewSet::openapi) for a viewset,

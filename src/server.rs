@@ -2,6 +2,7 @@
 //! open: a deadline for each request head (slow clients that send half a request, and idle
 //! keep-alive connections, are closed), a bounded number of connections, and graceful
 //! shutdown.
+//! Needs feature `server`.
 //!
 //! | limit | default | why |
 //! |---|---|---|

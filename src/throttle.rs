@@ -1,5 +1,6 @@
 //! Throttling like DRF's throttle classes: `AnonRateThrottle`, `UserRateThrottle` and
 //! `ScopedRateThrottle` as one tower layer.
+//! Needs feature `throttle` (and `redis` for `RedisRateStore`).
 //!
 //! Rates are written DRF's way (`"100/min"`, `"5/second"`, `"1000/day"`) and parsed at start-up.
 //! Over a limit the client gets DRF's 429:

@@ -1,5 +1,6 @@
 //! The SQL database: one pool over SQLite, PostgreSQL or MySQL/MariaDB, chosen from the URL,
 //! with the crate's migrations applied at start-up.
+//! Needs feature `sqlite`, `postgres` or `mysql`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -1,5 +1,6 @@
 //! User accounts: Django's user fields plus the WeChat identity and profile, stored through
 //! [`Db`] on SQLite, PostgreSQL or MySQL.
+//! Needs feature `sqlite`, `postgres` or `mysql`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

@@ -1,5 +1,6 @@
 //! `ModelViewSet`: DRF's `ModelViewSet` + `DjangoFilterBackend` + `SearchFilter` +
 //! `OrderingFilter` + pagination, as a typed builder that produces an axum [`Router`].
+//! Needs feature `viewset` and a database feature.
 //!
 //! Describe the model once ([`Model`], [`Schema`]), then:
 //!

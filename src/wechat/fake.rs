@@ -1,5 +1,6 @@
 //! [`FakeWeChat`]: an in-process HTTP server speaking WeChat's login, access_token and phone
 //! number protocol, with scripted errors and latency, for tests and local development.
+//! Needs feature `fake-wechat`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wxrest::wechat::WxError> {

@@ -1,12 +1,13 @@
 //! WeChat mini-program server API: login codes, the access_token, phone numbers, and
 //! `encryptedData`.
+//! Needs feature `wechat` (and `fake-wechat` for `FakeWeChat`).
 //!
 //! - [`WxClient`] (one per appid): `code2session`, `phone_number`, `access_token`.
 //! - [`WxLoginService`]: the login and phone endpoints, with a [`CodeCache`] so a retried code
 //!   answers the same login.
 //! - [`token`]: the access_token cache, single-flight and [`AccessTokenStore`]s.
 //! - [`crypto`]: `encryptedData` decryption, watermark and signature checks.
-//! - [`FakeWeChat`] (feature `fake-wechat`): an in-process fake for tests and local dev.
+//! - `FakeWeChat` (feature `fake-wechat`): an in-process fake for tests and local dev.
 //!
 //! Errors are [`WxError`]; `ApiError: From<WxError>` renders them for the mini-program.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod crypto;
 pub mod error;
 #[cfg(feature = "fake-wechat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "fake-wechat")))]
 pub mod fake;
 pub mod login;
 pub mod token;

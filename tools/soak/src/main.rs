@@ -7,7 +7,7 @@
 //! reconciliation failure.
 //!
 //! ```text
-//! cargo run --release --example soak -- --base http://127.0.0.1:8000 --database sqlite://soak.db
+//! cargo run --release -p wxrest-soak -- --base http://127.0.0.1:8000 --database sqlite://soak.db
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
