@@ -796,3 +796,88 @@ async fn phone_without_a_token_is_401() {
     );
     assert_eq!(fake.phone_calls(), 0);
 }
+
+// ---------------------------------------------------------------- login: your own user store
+
+/// Keeps WeChat users through the crate's store but counts what the login service asks of it.
+#[derive(Clone)]
+struct Counting {
+    store: wxrest::user::UserStore,
+    upserts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl wxrest::wechat::WxUsers for Counting {
+    async fn upsert_by_openid(
+        &self,
+        session: &wxrest::user::WxSession,
+        profile: Option<&wxrest::user::ProfileUpdate>,
+    ) -> Result<(wxrest::user::User, bool), wxrest::BackendError> {
+        self.upserts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.store.upsert_by_openid(session, profile).await
+    }
+    async fn get(&self, id: i64) -> Result<Option<wxrest::user::User>, wxrest::BackendError> {
+        self.store.get(id).await
+    }
+    async fn get_by_openid(
+        &self,
+        openid: &str,
+    ) -> Result<Option<wxrest::user::User>, wxrest::BackendError> {
+        self.store.get_by_openid(openid).await
+    }
+    async fn update_profile(
+        &self,
+        id: i64,
+        profile: &wxrest::user::ProfileUpdate,
+    ) -> Result<Option<wxrest::user::User>, wxrest::BackendError> {
+        self.store.update_profile(id, profile).await
+    }
+    async fn session_key(&self, id: i64) -> Result<Option<String>, wxrest::BackendError> {
+        self.store.session_key(id).await
+    }
+    async fn set_phone(
+        &self,
+        id: i64,
+        phone: &str,
+        country_code: &str,
+    ) -> Result<bool, wxrest::BackendError> {
+        self.store.set_phone(id, phone, country_code).await
+    }
+}
+
+#[tokio::test]
+async fn a_login_service_can_keep_users_in_a_store_of_your_own() {
+    let fake = FakeWeChat::start().await;
+    fake.script_code("own-1", Script::session("openid-own"));
+    fake.script_code("own-2", Script::session("openid-own"));
+    let users = wxrest::user::UserStore::new(app::memory_db().await);
+    let tokens = app::tokens_for(&users);
+    let counting = Counting {
+        store: users.clone(),
+        upserts: Arc::default(),
+    };
+    let client = wxrest::wechat::WxClient::new(fake.config()).unwrap();
+    let login = WxLoginService::new(client, counting.clone(), tokens.clone());
+    let app = app::serve(
+        app::router(login, users, tokens),
+        counting.store.clone(),
+        app::tokens_for(&counting.store),
+    )
+    .await;
+    let first = app.login("own-1").await;
+    assert_eq!(
+        (first.status, first.body["created"].clone()),
+        (200, json!(true))
+    );
+    let again = app.login("own-2").await;
+    assert_eq!(
+        (again.status, again.body["created"].clone()),
+        (200, json!(false))
+    );
+    assert_eq!(first.body["user"]["id"], again.body["user"]["id"]);
+    assert_eq!(
+        counting.upserts.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+}

@@ -70,7 +70,10 @@ use super::error::WxError;
 use crate::auth::{AuthUser, Identity, IsAuthenticated, JwtAuthLayer, TokenService};
 use crate::error::ApiError;
 use crate::parsers::{Fields, JsonBody};
-use crate::user::{self, ProfileUpdate, User, UserStore};
+use async_trait::async_trait;
+
+use crate::error::BackendError;
+use crate::user::{self, ProfileUpdate, User, UserStore, WxSession};
 
 /// The longest an exchange stays in the in-process map: a backstop only. A flight is removed
 /// as soon as it finishes (its leader answered; retries of the code then read the
@@ -124,6 +127,117 @@ impl fmt::Debug for LoginOutcome {
     }
 }
 
+/// Where [`WxLoginService`] keeps its users: the seam for storing WeChat users your own way.
+/// [`UserStore`] implements it on the crate's `users` table; implement it to keep them in your
+/// existing tables (a Django `auth_user` with an openid column, a separate profile table, ...).
+///
+/// ```
+/// use async_trait::async_trait;
+/// use wxrest::BackendError;
+/// use wxrest::user::{ProfileUpdate, User, UserStore, WxSession};
+/// use wxrest::wechat::WxUsers;
+///
+/// /// The crate's store, logging every new user.
+/// struct Announcing(UserStore);
+///
+/// #[async_trait]
+/// impl WxUsers for Announcing {
+///     async fn upsert_by_openid(&self, session: &WxSession, profile: Option<&ProfileUpdate>)
+///         -> Result<(User, bool), BackendError> {
+///         let (user, created) = self.0.upsert_by_openid(session, profile).await?;
+///         if created {
+///             tracing::info!(user_id = user.id, "a new WeChat user");
+///         }
+///         Ok((user, created))
+///     }
+///     async fn get(&self, id: i64) -> Result<Option<User>, BackendError> { self.0.get(id).await }
+///     async fn get_by_openid(&self, openid: &str) -> Result<Option<User>, BackendError> {
+///         self.0.get_by_openid(openid).await
+///     }
+///     async fn update_profile(&self, id: i64, profile: &ProfileUpdate)
+///         -> Result<Option<User>, BackendError> { self.0.update_profile(id, profile).await }
+///     async fn session_key(&self, id: i64) -> Result<Option<String>, BackendError> {
+///         self.0.session_key(id).await
+///     }
+///     async fn set_phone(&self, id: i64, phone: &str, country_code: &str)
+///         -> Result<bool, BackendError> { self.0.set_phone(id, phone, country_code).await }
+/// }
+/// ```
+#[async_trait]
+pub trait WxUsers: Send + Sync + 'static {
+    /// The user of this openid, created if new (one row per openid, even under concurrent
+    /// logins), with the session_key stored and `profile` applied; `true` when created.
+    async fn upsert_by_openid(
+        &self,
+        session: &WxSession,
+        profile: Option<&ProfileUpdate>,
+    ) -> Result<(User, bool), BackendError>;
+
+    /// The user with this id.
+    async fn get(&self, id: i64) -> Result<Option<User>, BackendError>;
+
+    /// The user with this openid.
+    async fn get_by_openid(&self, openid: &str) -> Result<Option<User>, BackendError>;
+
+    /// Applies `profile`; the user after it, `None` when there is no such user.
+    async fn update_profile(
+        &self,
+        id: i64,
+        profile: &ProfileUpdate,
+    ) -> Result<Option<User>, BackendError>;
+
+    /// The stored session_key (for `encryptedData`); never returned to clients.
+    async fn session_key(&self, id: i64) -> Result<Option<String>, BackendError>;
+
+    /// Stores a verified phone number; `false` when there is no such user.
+    async fn set_phone(
+        &self,
+        id: i64,
+        phone: &str,
+        country_code: &str,
+    ) -> Result<bool, BackendError>;
+}
+
+#[async_trait]
+impl WxUsers for UserStore {
+    async fn upsert_by_openid(
+        &self,
+        session: &WxSession,
+        profile: Option<&ProfileUpdate>,
+    ) -> Result<(User, bool), BackendError> {
+        UserStore::upsert_by_openid(self, session, profile).await
+    }
+
+    async fn get(&self, id: i64) -> Result<Option<User>, BackendError> {
+        UserStore::get(self, id).await
+    }
+
+    async fn get_by_openid(&self, openid: &str) -> Result<Option<User>, BackendError> {
+        UserStore::get_by_openid(self, openid).await
+    }
+
+    async fn update_profile(
+        &self,
+        id: i64,
+        profile: &ProfileUpdate,
+    ) -> Result<Option<User>, BackendError> {
+        UserStore::update_profile(self, id, profile).await
+    }
+
+    async fn session_key(&self, id: i64) -> Result<Option<String>, BackendError> {
+        UserStore::session_key(self, id).await
+    }
+
+    async fn set_phone(
+        &self,
+        id: i64,
+        phone: &str,
+        country_code: &str,
+    ) -> Result<bool, BackendError> {
+        UserStore::set_phone(self, id, phone, country_code).await
+    }
+}
+
 /// WeChat mini-program login: exchanges `wx.login()` codes for users and tokens, and serves
 /// the login and phone endpoints ([`router`](Self::router)). Cheap to clone.
 ///
@@ -131,7 +245,7 @@ impl fmt::Debug for LoginOutcome {
 #[derive(Clone)]
 pub struct WxLoginService {
     client: WxClient,
-    users: UserStore,
+    users: Arc<dyn WxUsers>,
     tokens: TokenService,
     cache: Arc<dyn CodeCache>,
     code_ttl: Duration,
@@ -171,11 +285,13 @@ impl WxLoginService {
     /// A login service for `client`'s mini-program, storing users in `users` and issuing
     /// tokens with `tokens`. Codes are remembered in memory for 5 minutes; the openid is not
     /// part of the answer.
-    pub fn new(client: WxClient, users: UserStore, tokens: TokenService) -> Self {
+    ///
+    /// `users` is a [`UserStore`], or your own [`WxUsers`] to keep WeChat users elsewhere.
+    pub fn new(client: WxClient, users: impl WxUsers, tokens: TokenService) -> Self {
         let code_ttl = Duration::from_secs(5 * 60);
         Self {
             client,
-            users,
+            users: Arc::new(users),
             tokens,
             cache: Arc::new(MemoryCodeCache::new()),
             code_ttl,

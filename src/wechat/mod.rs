@@ -31,7 +31,7 @@ pub use crypto::{PhoneInfo, Watermark};
 pub use error::WxError;
 #[cfg(feature = "fake-wechat")]
 pub use fake::{FakeWeChat, FakeWeChatBuilder, Script};
-pub use login::{LoginOutcome, PhoneSource, WxLoginService};
+pub use login::{LoginOutcome, PhoneSource, WxLoginService, WxUsers};
 #[cfg(feature = "redis")]
 pub use token::RedisTokenStore;
 pub use token::{AccessTokenStore, CachedToken, MemoryTokenStore};
