@@ -40,7 +40,7 @@ pub mod auth;
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod db;
 pub mod dev;
-pub mod error;
+mod error;
 pub mod fallbacks;
 mod gate;
 #[cfg(feature = "openapi")]
@@ -68,7 +68,7 @@ pub mod viewset;
 #[cfg_attr(docsrs, doc(cfg(feature = "wechat")))]
 pub mod wechat;
 
-pub use error::{ApiError, BackendError};
+pub use error::{ApiError, BackendError, NULL_CHARACTERS};
 
 /// The names most applications need, in one import.
 pub mod prelude {

@@ -8,23 +8,28 @@
 //! | `obtain_jwt_token`, `refresh_jwt_token`, `verify_jwt_token` | [`token_routes`] |
 //! | drf-spectacular's schema | [`token_routes_openapi`], [`crate::openapi`] |
 
-pub mod account;
-pub mod authenticator;
-pub mod error;
-pub mod identity;
-pub mod jwt;
-pub mod layer;
-pub mod permission;
-pub mod revocation;
-pub mod tokens;
-pub mod views;
+mod account;
+mod authenticator;
+mod error;
+mod identity;
+mod jwt;
+mod layer;
+mod permission;
+mod revocation;
+mod tokens;
+mod views;
 
 pub use account::{AuthUser, LoginAttempts, UserLookup};
-pub use authenticator::{Authenticator, BasicAuthenticator, JwtAuthenticator, TokenSource};
+pub use authenticator::{
+    AuthResult, Authenticator, BasicAuthenticator, BoxFuture, JwtAuthenticator, TokenSource,
+};
 pub use error::AuthError;
 pub use identity::{AuthState, Identity, Scheme};
-pub use jwt::{Claims, ConfigError, JwtConfig, TokenPair, TokenType, UserIdClaim};
-pub use layer::{AUTH_FAILURES_METRIC, AuthLayer, AuthService, JwtAuthLayer};
+pub use jwt::{
+    Claims, ConfigError, JwtConfig, MIN_SECRET_LEN, TokenPair, TokenType, UserIdClaim,
+    VERIFIED_CACHE_CAPACITY,
+};
+pub use layer::{AUTH_FAILURES_METRIC, AuthLayer, AuthService, JwtAuthLayer, ResponseFuture};
 pub use permission::{
     AllowAny, And, Denied, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Not,
     ObjectPermission, Or, Permission, PermissionExt, RequestContext, WithMessage,

@@ -35,15 +35,15 @@
 //! in the request by an auth layer (see [`crate::auth`]); put one around the app or pass it to
 //! [`ModelViewSet::authentication`].
 
-pub mod cache;
+mod cache;
 mod handlers;
 #[cfg(feature = "openapi")]
 mod openapi;
-pub mod pagination;
-pub mod query;
-pub mod rows;
-pub mod schema;
-pub mod validation;
+mod pagination;
+mod query;
+mod rows;
+mod schema;
+mod validation;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -55,14 +55,16 @@ use axum::response::Response;
 use http::Method;
 use serde_json::{Map, Value};
 
-pub use cache::ListCache;
+pub use cache::{ListCache, PAGE_TTL};
 pub use pagination::{CursorPagination, LimitOffset, PageNumber, Pagination};
+pub use query::{MAX_SEARCH_TERM_CHARS, MAX_SEARCH_TERMS, SqlValue};
+pub use rows::write_error;
 pub use schema::{Auto, Field, Kind, Lookup, Model, Schema};
 pub use validation::{Mode, Validated};
 
-use self::query::{SqlValue, Where};
+use self::query::Where;
 use self::rows::Table;
-use crate::auth::authenticator::BoxFuture;
+use crate::auth::BoxFuture;
 use crate::auth::{AllowAny, AuthLayer, Identity, Permission};
 use crate::db::Db;
 use crate::error::ApiError;

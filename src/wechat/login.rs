@@ -1,53 +1,4 @@
-//! [`WxLoginService`]: the mini-program login. `code -> openid -> user -> tokens`, a code
-//! cache so a retried code answers the same login, and the phone number endpoint.
-//!
-//! | route | body | answer |
-//! |---|---|---|
-//! | `POST /wx-login/` | `{"code", "userInfo"?}` | `{"token", "refresh", "user", "created"}` |
-//! | `POST /wx-phone/` (JWT) | `{"code"}` or `{"encryptedData", "iv"}` | the updated user |
-//!
-//! Every route answers with and without the trailing slash. WeChat's errors become
-//! responses through [`ApiError`]'s `From<WxError>` (40029 -> 400 `wechat_code_invalid`,
-//! 40163 -> 400 `wechat_code_used`, 45011 -> 429, 40226 -> 403, busy or timeout -> 503, broken
-//! answers -> 502).
-//!
-//! **A retried code just works.** Mini-programs send one login twice (a retry after a slow
-//! network, a double tap). WeChat refuses a code's second use (40163), so the service
-//! remembers what each code resolved to (`{openid, unionid}` in a [`CodeCache`], never a token
-//! or the `session_key`) for [`code_ttl`](WxLoginService::code_ttl): a repeated code gets the
-//! same user with fresh tokens, and concurrent requests with one new code make exactly one
-//! `jscode2session` call (in process; across instances too with a [`RedisCodeCache`](super::RedisCodeCache)).
-//!
-//! The `session_key` is stored server-side for decrypting `encryptedData`; it, the appsecret,
-//! the codes and the tokens are never logged.
-//!
-//! ```
-//! # #[cfg(not(feature = "fake-wechat"))] fn main() {}
-//! # #[cfg(feature = "fake-wechat")]
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use axum::Router;
-//! use wxrest::auth::{JwtConfig, TokenService};
-//! use wxrest::db::Db;
-//! use wxrest::user::UserStore;
-//! use wxrest::wechat::{FakeWeChat, Script, WxClient, WxLoginService};
-//!
-//! let fake = FakeWeChat::start().await;
-//! fake.script_code("code-1", Script::session("openid-1"));
-//! let users = UserStore::new(Db::connect("sqlite::memory:").await?);
-//! let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
-//!     .with_users(users.clone());
-//! let login = WxLoginService::new(WxClient::new(fake.config())?, users, tokens);
-//!
-//! let first = login.login("code-1", None).await?;
-//! let again = login.login("code-1", None).await?; // a retried code: same user, new tokens
-//! assert!(first.created && first.user.id == again.user.id && first.token != again.token);
-//! assert_eq!(fake.code2session_calls(), 1);
-//!
-//! let app: Router = Router::new().nest("/auth", login.router());
-//! # Ok(())
-//! # }
-//! ```
+//! `WxLoginService`: WeChat login codes to users and tokens.
 
 use std::fmt;
 use std::sync::Arc;
@@ -241,7 +192,56 @@ impl WxUsers for UserStore {
 /// WeChat mini-program login: exchanges `wx.login()` codes for users and tokens, and serves
 /// the login and phone endpoints ([`router`](Self::router)). Cheap to clone.
 ///
-/// See the [module docs](self) for an example.
+/// [`WxLoginService`]: the mini-program login. `code -> openid -> user -> tokens`, a code
+/// cache so a retried code answers the same login, and the phone number endpoint.
+///
+/// | route | body | answer |
+/// |---|---|---|
+/// | `POST /wx-login/` | `{"code", "userInfo"?}` | `{"token", "refresh", "user", "created"}` |
+/// | `POST /wx-phone/` (JWT) | `{"code"}` or `{"encryptedData", "iv"}` | the updated user |
+///
+/// Every route answers with and without the trailing slash. WeChat's errors become
+/// responses through [`ApiError`]'s `From<WxError>` (40029 -> 400 `wechat_code_invalid`,
+/// 40163 -> 400 `wechat_code_used`, 45011 -> 429, 40226 -> 403, busy or timeout -> 503, broken
+/// answers -> 502).
+///
+/// **A retried code just works.** Mini-programs send one login twice (a retry after a slow
+/// network, a double tap). WeChat refuses a code's second use (40163), so the service
+/// remembers what each code resolved to (`{openid, unionid}` in a [`CodeCache`], never a token
+/// or the `session_key`) for [`code_ttl`](WxLoginService::code_ttl): a repeated code gets the
+/// same user with fresh tokens, and concurrent requests with one new code make exactly one
+/// `jscode2session` call (in process; across instances too with a [`RedisCodeCache`](super::RedisCodeCache)).
+///
+/// The `session_key` is stored server-side for decrypting `encryptedData`; it, the appsecret,
+/// the codes and the tokens are never logged.
+///
+/// ```
+/// # #[cfg(not(feature = "fake-wechat"))] fn main() {}
+/// # #[cfg(feature = "fake-wechat")]
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use axum::Router;
+/// use wxrest::auth::{JwtConfig, TokenService};
+/// use wxrest::db::Db;
+/// use wxrest::user::UserStore;
+/// use wxrest::wechat::{FakeWeChat, Script, WxClient, WxLoginService};
+///
+/// let fake = FakeWeChat::start().await;
+/// fake.script_code("code-1", Script::session("openid-1"));
+/// let users = UserStore::new(Db::connect("sqlite::memory:").await?);
+/// let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
+///     .with_users(users.clone());
+/// let login = WxLoginService::new(WxClient::new(fake.config())?, users, tokens);
+///
+/// let first = login.login("code-1", None).await?;
+/// let again = login.login("code-1", None).await?; // a retried code: same user, new tokens
+/// assert!(first.created && first.user.id == again.user.id && first.token != again.token);
+/// assert_eq!(fake.code2session_calls(), 1);
+///
+/// let app: Router = Router::new().nest("/auth", login.router());
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct WxLoginService {
     client: WxClient,
@@ -342,7 +342,7 @@ impl WxLoginService {
     ///
     /// # Errors
     /// 400 `{"code": ["This field may not be blank."]}` for a blank code (WeChat is not
-    /// called); WeChat's errors as described in the [module docs](self); 401 `user_inactive`
+    /// called); WeChat's errors as described in the [type docs](WxLoginService); 401 `user_inactive`
     /// for a deactivated user; 503 when the database fails.
     pub async fn login(
         &self,
@@ -607,7 +607,7 @@ impl WxLoginService {
             .ok_or_else(ApiError::not_found)
     }
 
-    /// The login and phone endpoints (see the [module docs](self)); nest it under `/auth`.
+    /// The login and phone endpoints (see the [type docs](WxLoginService)); nest it under `/auth`.
     pub fn router(self) -> Router {
         let phone = Router::new()
             .route("/wx-phone", post(phone_view))

@@ -8,9 +8,8 @@ use wxrest::auth::IsAuthenticated;
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::ApiDoc;
 use wxrest::viewset::ListCache;
-use wxrest::viewset::query::SqlValue;
 use wxrest::viewset::{
-    Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, Validated, WriteContext,
+    Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, SqlValue, Validated, WriteContext,
 };
 use wxrest::{ApiError, BackendError};
 
@@ -139,7 +138,7 @@ async fn add(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
         .bind(now)
         .execute(&mut *tx)
         .await
-        .map_err(wxrest::viewset::rows::write_error)?;
+        .map_err(wxrest::viewset::write_error)?;
     let sql = format!(
         "SELECT c.id, c.quantity, g.stock FROM cart_items c JOIN goods g ON g.id = c.goods \
          WHERE c.user_id = {} AND c.goods = {}",
