@@ -33,6 +33,11 @@ use crate::error::BackendError;
 
 pub use dialect::{Dialect, LIKE_ESCAPE, decode_bool};
 
+/// Now, as the unix seconds every timestamp column holds.
+pub(crate) fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");

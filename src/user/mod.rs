@@ -47,7 +47,7 @@ use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 
 use crate::auth::{AuthUser, RevocationStore, UserLookup};
-use crate::db::{Db, Dialect, decode_bool};
+use crate::db::{Db, Dialect, decode_bool, now};
 use crate::error::{ApiError, BackendError};
 use model::Value;
 
@@ -129,10 +129,6 @@ const BOOL_COLUMNS: [&str; 3] = ["is_staff", "is_superuser", "is_active"];
 
 /// How often a statement the database aborted to break a deadlock is retried.
 const DEADLOCK_RETRIES: usize = 5;
-
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
 
 fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     Ok(User {

@@ -174,15 +174,34 @@ impl NewUser {
     }
 }
 
-/// What WeChat's `code2session` answered for a login.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What WeChat's `code2session` answered for a login (the WeChat client returns it, the user
+/// store keeps it).
+///
+/// `Debug` does not show the `session_key`; never return it to the mini-program or log it.
+///
+/// ```
+/// let session = wxrest::user::WxSession::new("openid-1", "secret-session-key");
+/// assert!(!format!("{session:?}").contains("secret-session-key"));
+/// ```
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 pub struct WxSession {
     /// The user's openid for this app.
     pub openid: String,
     /// The unionid, when the app is bound to an open platform account.
+    #[serde(default)]
     pub unionid: Option<String>,
     /// The session key (kept server-side only).
     pub session_key: String,
+}
+
+impl std::fmt::Debug for WxSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WxSession")
+            .field("openid", &self.openid)
+            .field("session_key", &"[redacted]")
+            .field("unionid", &self.unionid)
+            .finish()
+    }
 }
 
 impl WxSession {

@@ -7,6 +7,7 @@ use sqlx::Row;
 use super::query::{SqlValue, Where, bind_all, row_to_json, select_list};
 use super::schema::{Auto, Schema};
 use super::validation::Validated;
+use crate::db::now;
 use crate::db::{Db, Dialect};
 use crate::error::{ApiError, BackendError};
 
@@ -54,10 +55,6 @@ pub fn write_error(err: sqlx::Error) -> ApiError {
         }
     }
     BackendError::from(err).into()
-}
-
-pub(crate) fn now() -> i64 {
-    chrono::Utc::now().timestamp()
 }
 
 /// Fills `Auto` timestamps.

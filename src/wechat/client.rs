@@ -27,33 +27,10 @@ use super::config::{AccessTokenMode, WxConfig};
 use super::crypto::PhoneInfo;
 use super::error::redact;
 use super::token::{AccessTokenStore, CachedToken, TokenFuture, TokenManager, TokenProvider};
+use crate::user::WxSession;
 
 /// errcodes meaning "this access_token is not (or no longer) valid".
 const TOKEN_INVALID: [i64; 3] = [40001, 42001, 40014];
-
-/// What `jscode2session` answers for a login code.
-///
-/// `Debug` does not show the `session_key`; never return it to the mini-program or log it.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-pub struct WxSession {
-    /// The user's openid for this mini-program.
-    pub openid: String,
-    /// The key for this user's `encryptedData`; keep it server-side only.
-    pub session_key: String,
-    /// The user's unionid, when the app is bound to an open platform account.
-    #[serde(default)]
-    pub unionid: Option<String>,
-}
-
-impl fmt::Debug for WxSession {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WxSession")
-            .field("openid", &self.openid)
-            .field("session_key", &"[redacted]")
-            .field("unionid", &self.unionid)
-            .finish()
-    }
-}
 
 /// A client for one appid: login codes, phone numbers, and the access_token they need.
 ///

@@ -24,7 +24,7 @@ use crate::parsers::{Fields, JsonBody};
 use async_trait::async_trait;
 
 use crate::error::BackendError;
-use crate::user::{self, ProfileUpdate, User, UserStore, WxSession};
+use crate::user::{ProfileUpdate, User, UserStore, WxSession};
 
 /// The longest an exchange stays in the in-process map: a backstop only. A flight is removed
 /// as soon as it finishes (its leader answered; retries of the code then read the
@@ -525,11 +525,6 @@ impl WxLoginService {
         remember: bool,
     ) -> Result<Resolved, ApiError> {
         let session = self.client.code2session(code).await?;
-        let session = user::WxSession {
-            openid: session.openid,
-            unionid: session.unionid,
-            session_key: session.session_key,
-        };
         let (user, created) = self.users.upsert_by_openid(&session, profile).await?;
         if remember {
             let entry = CodeEntry {

@@ -22,7 +22,7 @@ pub mod fake;
 mod login;
 mod token;
 
-pub use client::{WECHAT_ERRORS_METRIC, WxClient, WxSession};
+pub use client::{WECHAT_ERRORS_METRIC, WxClient};
 #[cfg(feature = "redis")]
 pub use code_cache::RedisCodeCache;
 pub use code_cache::{CodeCache, CodeEntry, MemoryCodeCache, code_digest};
