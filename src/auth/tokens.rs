@@ -164,10 +164,17 @@ impl TokenService {
             return Err(AuthError::UserDisabled);
         }
         let family = uuid::Uuid::new_v4().simple().to_string();
-        self.inner
+        // A store outage must not stop logins: the access token works without the record, and
+        // the refresh token of a session the store never recorded is refused later (fails
+        // closed), so the client logs in again when its access token expires.
+        if let Err(err) = self
+            .inner
             .store
             .start_family(&family, self.session_expiry())
-            .await?;
+            .await
+        {
+            tracing::warn!(error = %err, user_id = user.id, "session not recorded; its refresh token will not refresh");
+        }
         self.issue_in_family(user, &family, 0, now())
     }
 
