@@ -28,8 +28,9 @@ use super::identity::Identity;
 use super::layer::JwtAuthLayer;
 use super::permission::IsAuthenticated;
 use super::tokens::{LegacyRefreshError, TokenService};
-use crate::error::ApiError;
+use crate::error::{ApiError, BackendError};
 use crate::parsers::{Fields, JsonBody};
+use crate::user::password::PasswordError;
 
 /// The token endpoints as a router (see the module docs for the routes).
 pub fn token_routes(tokens: TokenService) -> Router {
@@ -68,7 +69,11 @@ async fn obtain(
     let user = users
         .verify_password(&username, &password)
         .await
-        .map_err(AuthError::from)?
+        .map_err(|err| match err {
+            // Too many password checks at once: 503 with `Retry-After`, not a backend failure.
+            BackendError::Busy { retry_after } => PasswordError::Busy { retry_after }.into(),
+            other => ApiError::from(AuthError::from(other)),
+        })?
         .filter(|u| u.is_active)
         .ok_or_else(|| non_field("Unable to log in with provided credentials."))?;
     let pair = tokens.issue(&user).await?;
