@@ -29,18 +29,20 @@ mod django;
 
 pub use django::{MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS};
 
+use std::cell::RefCell;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::{Argon2, Params};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::response::{IntoResponse, Response};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
-use tokio::sync::Semaphore;
+
+use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, BackendError};
 use django::DjangoHash;
@@ -131,14 +133,22 @@ impl Verdict {
 }
 
 /// The bound every password hash goes through: at most `permits` hashes at once, at most
-/// `queue` more callers waiting for one, [`PasswordError::Busy`] at once for the rest, and
-/// every verification padded to a floor. Cheap to clone (clones share the bound).
+/// `queue` more waiting, [`PasswordError::Busy`] at once for the rest, and every
+/// verification padded to a floor. Cheap to clone (clones share the bound).
 ///
 /// Hashing costs memory (argon2: 19 MiB per hash with this crate's parameters, 100 MiB with
 /// Django's) and a core for tens to hundreds of milliseconds, and a client can ask for one
 /// with every login attempt. The permits (one per core by default) bound both; the queue
-/// (four per permit by default) bounds how long a caller can wait. A permit is held by the
-/// hashing thread itself, so a client that disconnects mid-hash does not free it early.
+/// (four per permit by default) bounds how long a caller can wait.
+///
+/// The permits are threads: `permits` dedicated hashing threads (started on first use) take
+/// work from a channel holding at most `queue` jobs. A semaphore in front of tokio's blocking
+/// pool bounded the count but not the memory: a permit is given back a moment before its
+/// thread is idle again, so the next hash usually started a new thread, and every thread's
+/// malloc arena kept its last 19 MiB (200 concurrent guesses still peaked at 291 MiB). With
+/// fixed threads the memory kept is at most one hash's per permit. A hash runs to its end
+/// even when the client has gone (so the bound always holds); one still queued when its
+/// caller stopped waiting is skipped.
 ///
 /// [`shared`](Self::shared) is the process-wide bound that [`UserStore`](super::UserStore)
 /// and this module's functions use: one bound per process, whatever number of stores.
@@ -159,10 +169,17 @@ struct Bound {
     permits: usize,
     queue: usize,
     floor: Duration,
-    /// `permits + queue`: taken without waiting on entry, so waiters are bounded.
-    admitted: Arc<Semaphore>,
-    /// `permits`: held while a hash runs.
-    hashing: Arc<Semaphore>,
+    /// The queue of the hashing threads, which are started on first use.
+    jobs: OnceLock<Result<SyncSender<Job>, String>>,
+    gauges: Arc<Gauges>,
+}
+
+/// Work for a hashing thread, given the gauges to count itself in.
+type Job = Box<dyn FnOnce(&Gauges) + Send>;
+
+/// How many hashes run now, and the most that ever ran at once.
+#[derive(Default)]
+struct Gauges {
     running: AtomicUsize,
     peak: AtomicUsize,
 }
@@ -220,10 +237,8 @@ impl PasswordHashing {
                 permits,
                 queue,
                 floor,
-                admitted: Arc::new(Semaphore::new(permits + queue)),
-                hashing: Arc::new(Semaphore::new(permits)),
-                running: AtomicUsize::new(0),
-                peak: AtomicUsize::new(0),
+                jobs: OnceLock::new(),
+                gauges: Arc::default(),
             }),
         }
     }
@@ -248,13 +263,13 @@ impl PasswordHashing {
 
     /// How many hashes are running now.
     pub fn running(&self) -> usize {
-        self.inner.running.load(Ordering::SeqCst)
+        self.inner.gauges.running.load(Ordering::SeqCst)
     }
 
     /// The most hashes that have run at once since this bound was made (never above the
     /// permits: a gauge for metrics and tests).
     pub fn peak_running(&self) -> usize {
-        self.inner.peak.load(Ordering::SeqCst)
+        self.inner.gauges.peak.load(Ordering::SeqCst)
     }
 
     /// Hashes `password` into a PHC string (argon2id, this crate's parameters).
@@ -283,41 +298,80 @@ impl PasswordHashing {
         Ok(verdict)
     }
 
-    /// Runs `work` on the blocking pool once admitted and given a permit. Both permits move
-    /// into the blocking task, so they are released when the work ends, not when the caller
-    /// stops waiting for it.
+    /// Runs `work` on a hashing thread, or fails at once with [`PasswordError::Busy`] when
+    /// every thread is busy and the queue is full.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let admitted = Arc::clone(&self.inner.admitted)
-            .try_acquire_owned()
-            .map_err(|_| PasswordError::Busy {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |gauges: &Gauges| {
+            if tx.is_closed() {
+                return; // the caller stopped waiting while this was queued
+            }
+            let out = {
+                let _running = Running::enter(gauges);
+                work()
+            };
+            let _ = tx.send(out);
+        });
+        self.inner.jobs()?.try_send(job).map_err(|err| match err {
+            TrySendError::Full(_) => PasswordError::Busy {
                 retry_after: Duration::from_secs(RETRY_AFTER_SECS),
-            })?;
-        let permit = Arc::clone(&self.inner.hashing)
-            .acquire_owned()
-            .await
-            .map_err(|err| PasswordError::Failed(err.to_string()))?;
-        let bound = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || {
-            let _permits = (admitted, permit);
-            let _gauge = Running::enter(&bound);
-            work()
-        })
-        .await
-        .map_err(|err| PasswordError::Failed(format!("password hashing task failed: {err}")))
+            },
+            TrySendError::Disconnected(_) => {
+                PasswordError::Failed("the password hashing threads stopped".into())
+            }
+        })?;
+        rx.await
+            .map_err(|_| PasswordError::Failed("a password hash panicked".into()))
     }
 }
 
-/// Counts a running hash in the bound's gauges for as long as it lives.
-struct Running<'a>(&'a Bound);
+impl Bound {
+    /// The hashing threads' queue, starting the threads on first use.
+    fn jobs(&self) -> Result<&SyncSender<Job>, PasswordError> {
+        self.jobs
+            .get_or_init(|| {
+                let (sender, receiver) = std::sync::mpsc::sync_channel::<Job>(self.queue);
+                let receiver = Arc::new(Mutex::new(receiver));
+                for n in 0..self.permits {
+                    let receiver = Arc::clone(&receiver);
+                    let gauges = Arc::clone(&self.gauges);
+                    std::thread::Builder::new()
+                        .name(format!("wxrest-password-{n}"))
+                        .spawn(move || hashing_thread(&receiver, &gauges))
+                        .map_err(|err| format!("cannot start a password hashing thread: {err}"))?;
+                }
+                Ok(sender)
+            })
+            .as_ref()
+            .map_err(|err| PasswordError::Failed(err.clone()))
+    }
+}
+
+/// Runs jobs until the bound (the only sender) is dropped.
+fn hashing_thread(receiver: &Mutex<Receiver<Job>>, gauges: &Gauges) {
+    loop {
+        let job = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        // A panicking job drops its reply sender (its caller gets `Failed`); the thread lives on.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(gauges)));
+    }
+}
+
+/// Counts a running hash in the gauges for as long as it lives (ended before the answer is
+/// sent, so a caller that has its answer never sees its own hash as running).
+struct Running<'a>(&'a Gauges);
 
 impl<'a> Running<'a> {
-    fn enter(bound: &'a Bound) -> Self {
-        let now = bound.running.fetch_add(1, Ordering::SeqCst) + 1;
-        bound.peak.fetch_max(now, Ordering::SeqCst);
-        Running(bound)
+    fn enter(gauges: &'a Gauges) -> Self {
+        let now = gauges.running.fetch_add(1, Ordering::SeqCst) + 1;
+        gauges.peak.fetch_max(now, Ordering::SeqCst);
+        Running(gauges)
     }
 }
 
@@ -355,13 +409,51 @@ static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
     hash_blocking(secret.as_bytes()).ok()
 });
 
-fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
-    Argon2::default()
-        .hash_password(password)
-        .map(|hash| hash.to_string())
-        .map_err(|err| PasswordError::Failed(err.to_string()))
+thread_local! {
+    /// This hashing thread's argon2 memory (19 MiB with this crate's parameters), allocated
+    /// once. Allocating it for every hash, as `Argon2::hash_password_into` does, fragments
+    /// malloc's arenas (the blocks are 64-byte aligned): each hash left a hole a little too
+    /// small for the next, and 200 concurrent guesses kept 270 MiB on two threads.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs argon2 with `context` into `out`, on this thread's memory when the parameters fit in
+/// it (this crate's), on a one-off allocation otherwise (Django's 100 MiB, within the limits).
+fn argon2_into(
+    context: &Argon2,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    let blocks = context.params().block_count();
+    let native = Params::DEFAULT.block_count();
+    if blocks > native {
+        let mut memory = vec![Block::new(); blocks];
+        return context.hash_password_into_with_memory(password, salt, out, &mut memory);
+    }
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() < native {
+            *memory = vec![Block::new(); native];
+        }
+        context.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
+
+fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
+    let failed = |err: &dyn std::fmt::Display| PasswordError::Failed(err.to_string());
+    let params = Params::DEFAULT;
+    let salt = Salt::generate();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&Argon2::default(), password, &salt, &mut out).map_err(|e| failed(&e))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(&params).map_err(|e| failed(&e))?,
+        salt: Some(salt),
+        hash: Some(Output::new(&out).map_err(|e| failed(&e))?),
+    };
+    Ok(hash.to_string())
+}
 fn verify_blocking(password: &str, stored: Option<&str>) -> Verdict {
     let verdict = match stored {
         Some(phc) if phc.starts_with('$') => argon2_hash(phc).map(|hash| {
@@ -403,10 +495,25 @@ fn argon2_hash(phc: &str) -> Option<PasswordHash> {
     within.then_some(hash)
 }
 
+/// Whether `password` matches the argon2 `hash` (any variant and version), compared in
+/// constant time.
 fn argon2_verify(password: &str, hash: &PasswordHash) -> bool {
-    Argon2::default()
-        .verify_password(password.as_bytes(), hash)
-        .is_ok()
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let algorithm = Algorithm::try_from(hash.algorithm.as_str());
+    let version = hash.version.map_or(Ok(Version::default()), Version::try_from);
+    let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(hash))
+    else {
+        return false;
+    };
+    let mut computed = [0u8; Output::MAX_LENGTH];
+    let Some(computed) = computed.get_mut(..expected.len()) else {
+        return false;
+    };
+    let context = Argon2::new(algorithm, version, params);
+    argon2_into(&context, password.as_bytes(), salt, computed).is_ok()
+        && bool::from(computed.ct_eq(expected.as_bytes()))
 }
 
 /// Whether `hash` is what [`hash_blocking`] writes today (argon2id, version 0x13, default
