@@ -76,7 +76,11 @@ impl Fixture {
 
     /// A user whose `password` column holds `stored` as Django (or an import) wrote it.
     async fn user_with_stored(&self, username: &str, stored: &str) -> i64 {
-        let user = self.users.create_user(NewUser::new(username)).await.unwrap();
+        let user = self
+            .users
+            .create_user(NewUser::new(username))
+            .await
+            .unwrap();
         let d = self.db.dialect();
         let sql = format!(
             "UPDATE users SET password = {} WHERE id = {}",
@@ -129,7 +133,11 @@ impl Fixture {
     async fn assert_refused(&self, username: &str, password: &str) {
         let (status, _, body) = self.login(username, password).await;
         assert_eq!(status, 400, "{username}: {body}");
-        assert_eq!(body, json!({"non_field_errors": [BAD_CREDENTIALS]}), "{username}");
+        assert_eq!(
+            body,
+            json!({"non_field_errors": [BAD_CREDENTIALS]}),
+            "{username}"
+        );
     }
 }
 
@@ -142,7 +150,8 @@ async fn django_pbkdf2_sha256_hash_logs_in_and_is_upgraded_to_argon2id() {
     for t in common::each_backend().await {
         let f = Fixture::unpadded(&t);
         let id = f.user_with_stored("django", DJANGO_PBKDF2_SHA256).await;
-        f.assert_logs_in_and_is_upgraded("django", "lètmein", id).await;
+        f.assert_logs_in_and_is_upgraded("django", "lètmein", id)
+            .await;
     }
 }
 
@@ -151,7 +160,8 @@ async fn django_pbkdf2_sha1_hash_logs_in_and_is_upgraded() {
     let t = sqlite().await;
     let f = Fixture::unpadded(&t);
     let id = f.user_with_stored("sha1", DJANGO_PBKDF2_SHA1).await;
-    f.assert_logs_in_and_is_upgraded("sha1", "lètmein", id).await;
+    f.assert_logs_in_and_is_upgraded("sha1", "lètmein", id)
+        .await;
 }
 
 #[tokio::test]
@@ -159,7 +169,8 @@ async fn django_argon2id_hash_with_djangos_default_parameters_logs_in_and_is_upg
     let t = sqlite().await;
     let f = Fixture::unpadded(&t);
     let id = f.user_with_stored("argon", DJANGO_ARGON2ID).await;
-    f.assert_logs_in_and_is_upgraded("argon", "secret", id).await;
+    f.assert_logs_in_and_is_upgraded("argon", "secret", id)
+        .await;
 }
 
 #[tokio::test]
@@ -179,7 +190,8 @@ async fn django_bcrypt_sha256_hash_logs_in_and_is_upgraded() {
     let stored = django_bcrypt_sha256("lètmein", 12, *b"0123456789abcdef");
     assert!(stored.starts_with("bcrypt_sha256$$2b$12$"), "{stored}");
     let id = f.user_with_stored("bsha", &stored).await;
-    f.assert_logs_in_and_is_upgraded("bsha", "lètmein", id).await;
+    f.assert_logs_in_and_is_upgraded("bsha", "lètmein", id)
+        .await;
 }
 
 #[tokio::test]
@@ -214,7 +226,8 @@ async fn native_argon2id_with_older_parameters_is_upgraded() {
         .unwrap()
         .to_string();
     let id = f.user_with_stored("native", &stored).await;
-    f.assert_logs_in_and_is_upgraded("native", "native-pass", id).await;
+    f.assert_logs_in_and_is_upgraded("native", "native-pass", id)
+        .await;
 }
 
 #[tokio::test]
@@ -243,12 +256,32 @@ async fn unusable_unsupported_and_malformed_hashes_never_match() {
         ("unusable", "!lètmein", "!lètmein"),
         ("empty", "", "anything"),
         // Django's own vectors for "lètmein" with hashers this crate does not verify.
-        ("md5", "md5$seasalt$3f86d0d3d465b7b458c231bf3555c0e3", "lètmein"),
-        ("unsalted-md5", "88a434c88cca4e900f7874cd98123f43", "lètmein"),
-        ("unsalted-sha1", "sha1$$6d138ca3ae545631b3abd71a4f076ce759c5700b", "lètmein"),
-        ("sha1", "sha1$seasalt$cff36ea83f5706ce9aa7454e63e431fc726b2dc8", "lètmein"),
+        (
+            "md5",
+            "md5$seasalt$3f86d0d3d465b7b458c231bf3555c0e3",
+            "lètmein",
+        ),
+        (
+            "unsalted-md5",
+            "88a434c88cca4e900f7874cd98123f43",
+            "lètmein",
+        ),
+        (
+            "unsalted-sha1",
+            "sha1$$6d138ca3ae545631b3abd71a4f076ce759c5700b",
+            "lètmein",
+        ),
+        (
+            "sha1",
+            "sha1$seasalt$cff36ea83f5706ce9aa7454e63e431fc726b2dc8",
+            "lètmein",
+        ),
         // A truncated PBKDF2 hash and one with an absurd work factor.
-        ("truncated", "pbkdf2_sha256$390000$seasalt$8xBlGd3jVgvJ", "lètmein"),
+        (
+            "truncated",
+            "pbkdf2_sha256$390000$seasalt$8xBlGd3jVgvJ",
+            "lètmein",
+        ),
         (
             "too-slow",
             "pbkdf2_sha256$999999999$seasalt$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c=",
@@ -271,8 +304,11 @@ async fn every_verification_takes_the_floor_whatever_the_stored_hash() {
         .create_user(NewUser::new("native").password("native-pass"))
         .await
         .unwrap();
-    f.user_with_stored("pbkdf2", "pbkdf2_sha256$1000$seasalt$JgZryXe2Ga8ysg6XbzkLpTdyPQrHqsinbL9BnnhgX4A=")
-        .await;
+    f.user_with_stored(
+        "pbkdf2",
+        "pbkdf2_sha256$1000$seasalt$JgZryXe2Ga8ysg6XbzkLpTdyPQrHqsinbL9BnnhgX4A=",
+    )
+    .await;
     f.user_with_stored("bcrypt", DJANGO_BCRYPT).await;
     f.user_with_stored("unusable", "!x").await;
     for username in ["native", "pbkdf2", "bcrypt", "unusable", "nobody"] {
@@ -365,7 +401,11 @@ async fn concurrent_logins_never_run_more_hashes_than_the_permits() {
         })
     });
     for status in futures_util::future::join_all(attempts).await {
-        assert_eq!(status.unwrap(), 400, "every guess is checked (the queue holds them)");
+        assert_eq!(
+            status.unwrap(),
+            400,
+            "every guess is checked (the queue holds them)"
+        );
     }
     let peak = f.hashing.peak_running();
     assert!((1..=2).contains(&peak), "peak {peak} hashes at once");

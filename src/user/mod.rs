@@ -284,7 +284,12 @@ impl UserStore {
     /// Creates an active password account (or one without a usable password).
     pub async fn create_user(&self, new: NewUser) -> Result<User, UserError> {
         let stored = match &new.password {
-            Some(pw) => self.inner.hashing.hash(pw).await.map_err(BackendError::from)?,
+            Some(pw) => self
+                .inner
+                .hashing
+                .hash(pw)
+                .await
+                .map_err(BackendError::from)?,
             None => password::unusable(),
         };
         let d = self.dialect();
@@ -665,7 +670,11 @@ impl UserStore {
             ),
             None => (None, None),
         };
-        let verdict = self.inner.hashing.verify(password, stored.as_deref()).await?;
+        let verdict = self
+            .inner
+            .hashing
+            .verify(password, stored.as_deref())
+            .await?;
         let (Some(user), Some(stored)) = (user, stored) else {
             return Ok(None);
         };

@@ -177,7 +177,10 @@ mod tests {
         else {
             panic!("not parsed");
         };
-        assert_eq!((prf, iterations, salt, hash.len()), (Prf::Sha256, 390_000, "seasalt", 32));
+        assert_eq!(
+            (prf, iterations, salt, hash.len()),
+            (Prf::Sha256, 390_000, "seasalt", 32)
+        );
     }
 
     #[test]

@@ -41,7 +41,6 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::response::{IntoResponse, Response};
 use http::header::RETRY_AFTER;
 use http::{HeaderValue, StatusCode};
-
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, BackendError};
@@ -142,13 +141,13 @@ impl Verdict {
 /// (four per permit by default) bounds how long a caller can wait.
 ///
 /// The permits are threads: `permits` dedicated hashing threads (started on first use) take
-/// work from a channel holding at most `queue` jobs. A semaphore in front of tokio's blocking
-/// pool bounded the count but not the memory: a permit is given back a moment before its
-/// thread is idle again, so the next hash usually started a new thread, and every thread's
-/// malloc arena kept its last 19 MiB (200 concurrent guesses still peaked at 291 MiB). With
-/// fixed threads the memory kept is at most one hash's per permit. A hash runs to its end
-/// even when the client has gone (so the bound always holds); one still queued when its
-/// caller stopped waiting is skipped.
+/// work from a channel holding at most `queue` jobs, and each keeps its argon2 memory for the
+/// next hash. A semaphore in front of tokio's blocking pool bounded the count but not the
+/// memory: hashes landed on ever new threads (a permit comes back a moment before its thread
+/// is idle) and every 19 MiB allocation left malloc a hole it could not reuse, so 200
+/// concurrent guesses at the mall still peaked at 291 MiB; with these threads, 77 MiB. A hash
+/// runs to its end even when the client has gone (so the bound always holds); one still
+/// queued when its caller stopped waiting is skipped.
 ///
 /// [`shared`](Self::shared) is the process-wide bound that [`UserStore`](super::UserStore)
 /// and this module's functions use: one bound per process, whatever number of stores.
@@ -275,8 +274,7 @@ impl PasswordHashing {
     /// Hashes `password` into a PHC string (argon2id, this crate's parameters).
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(move || hash_blocking(password.as_bytes()))
-            .await?
+        self.run(move || hash_blocking(password.as_bytes())).await?
     }
 
     /// Verifies `password` against a stored value: this crate's argon2id PHC string or one of
@@ -456,13 +454,13 @@ fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
 }
 fn verify_blocking(password: &str, stored: Option<&str>) -> Verdict {
     let verdict = match stored {
-        Some(phc) if phc.starts_with('$') => argon2_hash(phc).map(|hash| {
-            match argon2_verify(password, &hash) {
+        Some(phc) if phc.starts_with('$') => {
+            argon2_hash(phc).map(|hash| match argon2_verify(password, &hash) {
                 true if is_current(&hash) => Verdict::Match,
                 true => Verdict::Outdated,
                 false => Verdict::Mismatch,
-            }
-        }),
+            })
+        }
         Some(stored) => match DjangoHash::parse(stored) {
             Some(DjangoHash::Argon2(phc)) => argon2_hash(&phc).map(|hash| {
                 if argon2_verify(password, &hash) {
@@ -502,7 +500,9 @@ fn argon2_verify(password: &str, hash: &PasswordHash) -> bool {
         return false;
     };
     let algorithm = Algorithm::try_from(hash.algorithm.as_str());
-    let version = hash.version.map_or(Ok(Version::default()), Version::try_from);
+    let version = hash
+        .version
+        .map_or(Ok(Version::default()), Version::try_from);
     let (Ok(algorithm), Ok(version), Ok(params)) = (algorithm, version, Params::try_from(hash))
     else {
         return false;
