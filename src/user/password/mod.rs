@@ -145,7 +145,7 @@ impl Verdict {
 /// next hash. A semaphore in front of tokio's blocking pool bounded the count but not the
 /// memory: hashes landed on ever new threads (a permit comes back a moment before its thread
 /// is idle) and every 19 MiB allocation left malloc a hole it could not reuse, so 200
-/// concurrent guesses at the mall still peaked at 291 MiB; with these threads, 77 MiB. A hash
+/// concurrent guesses at the mall still peaked at 291 MiB; with these threads, 58 MiB. A hash
 /// runs to its end even when the client has gone (so the bound always holds); one still
 /// queued when its caller stopped waiting is skipped.
 ///
