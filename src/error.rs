@@ -38,6 +38,13 @@ pub enum BackendError {
     /// Another backend failed.
     #[error("{0}")]
     Other(String),
+    /// Bounded work the request needs (password hashing) is at capacity; a retry after
+    /// `retry_after` may succeed.
+    #[error("at capacity, retry after {}s", .retry_after.as_secs())]
+    Busy {
+        /// How long to wait before retrying.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// An error rendered as a DRF-shaped JSON response.

@@ -71,6 +71,13 @@ pub enum AuthError {
     /// A backend (database, Redis) needed to decide failed (503). Fails closed.
     #[error("Authentication is temporarily unavailable.")]
     Unavailable(#[source] BackendError),
+    /// Too many password checks are running (503 with `Retry-After`): the bound on password
+    /// hashing is full; the client waits and tries again.
+    #[error("Too many password checks are running, try again in a moment.")]
+    Busy {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
     /// Your own authenticator's failure, with its own message and code (401).
     #[error("{detail}")]
     Custom {
@@ -103,6 +110,7 @@ impl AuthError {
             AuthError::PermissionDenied(_) => "permission_denied",
             AuthError::CannotIssue => "server_error",
             AuthError::Unavailable(_) => "service_unavailable",
+            AuthError::Busy { .. } => "password_checks_busy",
             AuthError::Custom { code, .. } => code,
         }
     }
@@ -113,7 +121,7 @@ impl AuthError {
         match self {
             AuthError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             AuthError::CannotIssue => StatusCode::INTERNAL_SERVER_ERROR,
-            AuthError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Unavailable(_) | AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -121,7 +129,10 @@ impl AuthError {
 
 impl From<BackendError> for AuthError {
     fn from(err: BackendError) -> Self {
-        AuthError::Unavailable(err)
+        match err {
+            BackendError::Busy { retry_after } => AuthError::Busy { retry_after },
+            other => AuthError::Unavailable(other),
+        }
     }
 }
 
@@ -134,7 +145,14 @@ impl From<AuthError> for ApiError {
             AuthError::CannotIssue => tracing::error!("token issue failed"),
             _ => {}
         }
-        ApiError::new(err.status(), err.code(), err.to_string())
+        let error = ApiError::new(err.status(), err.code(), err.to_string());
+        match err {
+            AuthError::Busy { retry_after } => error.with_header(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(retry_after.as_secs().max(1)),
+            ),
+            _ => error,
+        }
     }
 }
 

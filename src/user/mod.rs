@@ -50,6 +50,7 @@ use crate::auth::{AuthUser, RevocationStore, UserLookup};
 use crate::db::{Db, Dialect, decode_bool, now};
 use crate::error::{ApiError, BackendError};
 use model::Value;
+use password::{PasswordHashing, Verdict};
 
 /// Why [`UserStore::create_user`] failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,12 +93,15 @@ struct Inner {
     select: String,
     /// Told when a user's tokens end, so cached token versions do not outlive the change.
     revocations: Option<Arc<dyn RevocationStore>>,
+    /// The bound every password hash of this store goes through.
+    hashing: PasswordHashing,
 }
 
 impl std::fmt::Debug for UserStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UserStore")
             .field("db", &self.inner.db)
+            .field("hashing", &self.inner.hashing)
             .finish()
     }
 }
@@ -205,6 +209,7 @@ impl UserStore {
                 db,
                 select,
                 revocations: None,
+                hashing: PasswordHashing::shared(),
             }),
         }
     }
@@ -243,6 +248,28 @@ impl UserStore {
             Some(store) => store.forget_token_version(id).await,
             None => Ok(()),
         }
+    }
+
+    /// Hashes this store's passwords through `hashing` instead of the process-wide
+    /// [`PasswordHashing::shared`] bound (e.g. a smaller bound in tests).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use wxrest::db::Db;
+    /// use wxrest::user::UserStore;
+    /// use wxrest::user::password::PasswordHashing;
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// let users = UserStore::new(db).password_hashing(PasswordHashing::new().permits(1));
+    /// # let _ = users;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn password_hashing(mut self, hashing: PasswordHashing) -> Self {
+        Arc::make_mut(&mut self.inner).hashing = hashing;
+        self
     }
 
     /// The database this store uses.
@@ -289,7 +316,12 @@ impl UserStore {
     /// Creates an active password account (or one without a usable password).
     pub async fn create_user(&self, new: NewUser) -> Result<User, UserError> {
         let stored = match &new.password {
-            Some(pw) => password::hash(pw).await?,
+            Some(pw) => self
+                .inner
+                .hashing
+                .hash(pw)
+                .await
+                .map_err(BackendError::from)?,
             None => password::unusable(),
         };
         let d = self.dialect();
@@ -323,7 +355,7 @@ impl UserStore {
     /// Existing tokens stay valid; call [`bump_token_version`](Self::bump_token_version) to
     /// end them too.
     pub async fn set_password(&self, id: i64, password: &str) -> Result<bool, BackendError> {
-        let stored = password::hash(password).await?;
+        let stored = self.inner.hashing.hash(password).await?;
         let sql = format!(
             "UPDATE users SET password = {} WHERE id = {}",
             self.ph(1),
@@ -340,7 +372,7 @@ impl UserStore {
     /// Creates `username` as an active staff superuser with this password, or makes the
     /// existing account one and sets its password (e.g. from `MALL_ADMIN_PASSWORD` at start-up).
     pub async fn ensure_admin(&self, username: &str, password: &str) -> Result<User, BackendError> {
-        let stored = password::hash(password).await?;
+        let stored = self.inner.hashing.hash(password).await?;
         let d = self.dialect();
         let yes = d.bool_literal(true);
         let set: Vec<String> = vec![
@@ -654,8 +686,13 @@ impl UserStore {
         }
     }
 
-    /// The user if `password` is theirs, inactive users included. Runs one argon2
-    /// verification whether or not the user exists or has a usable password.
+    /// The user if `password` is theirs, inactive users included.
+    ///
+    /// Runs one verification through the store's [`PasswordHashing`] bound whether or not the
+    /// user exists or has a usable password, so it takes the same time either way; fails with
+    /// [`BackendError::Busy`] when the bound is full. The stored value may be this crate's
+    /// argon2id or one of Django's hashes (see [`password`]); a matching Django hash (or an
+    /// argon2id hash with older parameters) is replaced by a fresh argon2id one.
     pub async fn verify_password(
         &self,
         username: &str,
@@ -677,8 +714,48 @@ impl UserStore {
             ),
             None => (None, None),
         };
-        let ok = password::verify(password, stored.as_deref()).await;
-        Ok(if ok { user } else { None })
+        let verdict = self
+            .inner
+            .hashing
+            .verify(password, stored.as_deref())
+            .await?;
+        let (Some(user), Some(stored)) = (user, stored) else {
+            return Ok(None);
+        };
+        match verdict {
+            Verdict::Mismatch => return Ok(None),
+            Verdict::Match => {}
+            Verdict::Outdated => self.upgrade_password(user.id, &stored, password).await,
+        }
+        Ok(Some(user))
+    }
+
+    /// Replaces `old` (which `password` matched) by a fresh hash of `password`, unless the
+    /// password changed meanwhile. Best effort: the login it follows succeeds either way, and
+    /// the next one tries again.
+    async fn upgrade_password(&self, id: i64, old: &str, password: &str) {
+        let fresh = match self.inner.hashing.hash(password).await {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                tracing::debug!(error = %err, user_id = id, "password hash not upgraded");
+                return;
+            }
+        };
+        let sql = format!(
+            "UPDATE users SET password = {} WHERE id = {} AND password = {}",
+            self.ph(1),
+            self.ph(2),
+            self.ph(3)
+        );
+        let done = sqlx::query(AssertSqlSafe(sql))
+            .bind(fresh)
+            .bind(id)
+            .bind(old.to_owned())
+            .execute(self.inner.db.pool())
+            .await;
+        if let Err(err) = done {
+            tracing::warn!(error = %err, user_id = id, "could not store the upgraded password hash");
+        }
     }
 }
 
