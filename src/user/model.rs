@@ -294,6 +294,7 @@ impl ProfileUpdate {
         }
         if let Some(url) = &self.avatar_url
             && !url.is_empty()
+            && !errors.iter().any(|(field, _)| *field == "avatar_url")
             && !is_web_url(url)
         {
             // Only web addresses: a `javascript:` or `data:` avatar is a script waiting for
