@@ -34,6 +34,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 
 /// A start-up configuration error (never a request error).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// An HMAC secret shorter than [`MIN_SECRET_LEN`] bytes.
     #[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes long (got {0})")]

@@ -490,6 +490,7 @@ impl TokenService {
 
 /// A djangorestframework-jwt refresh failure: these answer 400 `non_field_errors`.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LegacyRefreshError {
     /// The token itself failed.
     #[error(transparent)]

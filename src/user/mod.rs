@@ -54,6 +54,7 @@ use password::{PasswordHashing, Verdict};
 
 /// Why [`UserStore::create_user`] failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum UserError {
     /// Another account already has this username.
     #[error("a user with that username already exists")]

@@ -63,6 +63,7 @@ const RETRY_AFTER_SECS: u64 = 1;
 
 /// Why a password could not be hashed or verified.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// As many hashes as the bound allows are running and its queue is full: retry later.
     /// Renders 503 `{"detail": ..., "code": "password_checks_busy"}` with `Retry-After`.
