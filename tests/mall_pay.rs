@@ -34,6 +34,8 @@ struct Mall {
     db: Db,
     payments: Payments,
     fake: Arc<FakeWeChatPay>,
+    /// The built-in fake, when the mall runs one (development without a merchant).
+    dev_fake: Option<Arc<FakeWeChatPay>>,
     /// Total units in stock when the mall started.
     initial_stock: i64,
 }
@@ -61,12 +63,14 @@ async fn start_on(
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.seed_demo = true;
     config.pay = Some(fake.config().notify_url(format!("{base}{NOTIFY}")));
+    config.pay_notify_url = Some(format!("{base}{NOTIFY}"));
     tweak(&mut config);
     let shop = shop::build(&config)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     let router = shop.router.clone();
-    let keep = (shop.fake, shop.pay_fake);
+    let dev_fake = shop.pay_fake.clone();
+    let keep = shop.fake;
     tokio::spawn(async move {
         let _keep_fakes_alive = keep;
         axum::serve(
@@ -86,6 +90,7 @@ async fn start_on(
         db: shop.db,
         payments: shop.payments,
         fake,
+        dev_fake,
         initial_stock,
     }
 }
@@ -692,6 +697,43 @@ async fn without_a_merchant_in_production_payment_is_disabled_and_the_rest_serve
     let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "cancelled");
+    mall.assert_stock_reconciles().await;
+}
+
+#[tokio::test]
+async fn cancelling_an_order_never_asked_to_pay_calls_nobody() {
+    let (mall, _db) = start(|_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let id = mall.order(&buyer).await;
+    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    assert_eq!(mall.fake.close_calls() + mall.fake.query_calls(), 0);
+    let (status, body) = mall.post(&format!("/mall/orders/{id}/pay/"), &buyer).await;
+    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
+    mall.assert_stock_reconciles().await;
+}
+
+#[tokio::test]
+async fn in_development_without_a_merchant_the_built_in_fake_takes_payment() {
+    let (mall, _db) = start(|c| c.pay = None).await;
+    let dev = mall.dev_fake.clone().expect("the built-in fake runs on loopback");
+    let buyer = mall.wx_login("alice").await;
+    let id = mall.order(&buyer).await;
+    let params = mall.pay(id, &buyer).await;
+    assert!(dev.verify_pay_sign(&params));
+    // The documented way to "pay" in development.
+    let no = mall.out_trade_no(id).await;
+    let resp = mall
+        .http
+        .post(format!("{}/fake/pay/{no}", dev.base_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    dev.flush_notifications().await;
+    assert_eq!(mall.status(id).await, "paid");
+    assert_eq!(mall.fake.prepay_calls(), 0, "the configured fake is not used");
     mall.assert_stock_reconciles().await;
 }
 

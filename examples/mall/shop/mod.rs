@@ -288,7 +288,7 @@ pub struct Shop {
     pub payments: payment::Payments,
     /// The built-in fake WeChat Pay when `WXPAY_MCHID` is unset in development (dev mode:
     /// `POST {base}/fake/pay/{out_trade_no}` pays an order).
-    pub pay_fake: Option<FakeWeChatPay>,
+    pub pay_fake: Option<Arc<FakeWeChatPay>>,
 }
 
 /// The notify URL the built-in fake WeChat Pay calls: `WXPAY_NOTIFY_URL`, else this server.
@@ -405,7 +405,7 @@ pub async fn build_with(
     let (pay, pay_fake) = match &config.pay {
         Some(pay) => (Some(WxPayClient::new(pay.clone())?), None),
         None if config.development() => {
-            let fake = FakeWeChatPay::builder().dev_mode(true).start().await;
+            let fake = Arc::new(FakeWeChatPay::builder().dev_mode(true).start().await);
             let client = WxPayClient::new(fake.config().notify_url(dev_notify_url(config)))?;
             (Some(client), Some(fake))
         }
@@ -416,6 +416,7 @@ pub async fn build_with(
         pay,
         lists: lists.clone(),
         unpaid_timeout: config.unpaid_timeout,
+        dev_fake: pay_fake.clone(),
     };
     let doc = doc.merge(payment::notify_openapi());
     let (orders, doc) = orders::routes(&db, doc, &lists, &payments);

@@ -13,6 +13,7 @@
 //! is claimed with a lease (`sweeping_until`) before WeChat Pay is asked about it, and it is
 //! cancelled locally only after WeChat Pay closed it (or never knew it).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRef, State};
@@ -25,7 +26,7 @@ use sqlx::AnyConnection;
 use wxrest::ApiError;
 use wxrest::db::{Db, Dialect};
 use wxrest::pay::{
-    JsapiOrder, NotifyResource, PayError, PayNotification, RefundRequest, TradeState, Transaction,
+    FakeWeChatPay, JsapiOrder, NotifyResource, PayError, PayNotification, RefundRequest, TradeState, Transaction,
     WxPayClient,
 };
 use wxrest::viewset::{ActionContext, ListCache};
@@ -62,6 +63,9 @@ pub struct Payments {
     pub lists: ListCache,
     /// `MALL_UNPAID_TIMEOUT`, counted from the order's creation.
     pub unpaid_timeout: Duration,
+    /// The built-in fake WeChat Pay `pay` talks to in development: it lives as long as the
+    /// routes do.
+    pub dev_fake: Option<Arc<FakeWeChatPay>>,
 }
 
 /// Why a payment step failed. Renders DRF's `{"detail", "code"}`.
@@ -812,6 +816,16 @@ pub async fn cancel(payments: Payments, ctx: ActionContext<Order>) -> Result<Res
     };
     let row = current(&payments, order.id).await?;
     let status = match row.status.as_str() {
+        // Never handed payment parameters (a prepay in flight stores its prepay_id only while
+        // the order is pending): nobody can pay it, nothing to close.
+        PENDING if row.prepay_id.is_none() => {
+            if !payments.cancel_locally(row.id).await.map_err(PaymentError::from)? {
+                return Err(
+                    PaymentError::InvalidState("Only pending orders can be cancelled.").into(),
+                );
+            }
+            CANCELLED
+        }
         PENDING => match payments.close_and_cancel(&row).await? {
             Closed::Cancelled => CANCELLED,
             Closed::PaidMeanwhile => {
