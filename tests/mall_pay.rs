@@ -754,6 +754,16 @@ async fn openapi_documents_the_payment_routes() {
             "{path} missing"
         );
     }
+    let pay = &paths["/mall/orders/{id}/pay/"]["post"];
+    assert_eq!(
+        pay["responses"]["200"]["content"]["application/json"]["schema"]["required"],
+        json!(["timeStamp", "nonceStr", "package", "signType", "paySign"])
+    );
+    for status in ["409", "502", "503"] {
+        assert!(pay["responses"][status].is_object(), "pay {status}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert!(schemas["Orders"].is_object() && schemas["Error"].is_object());
     let notify = &paths[NOTIFY]["post"];
     assert!(notify["responses"]["204"].is_object(), "{notify}");
     assert_eq!(

@@ -418,7 +418,8 @@ pub async fn build_with(
         unpaid_timeout: config.unpaid_timeout,
         dev_fake: pay_fake.clone(),
     };
-    let doc = doc.merge(payment::notify_openapi());
+    // Before the orders viewset's document: the payment actions' descriptions win.
+    let doc = doc.merge(payment::payment_openapi());
     let (orders, doc) = orders::routes(&db, doc, &lists, &payments);
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use http::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use sqlx::AnyConnection;
 use wxrest::ApiError;
 use wxrest::db::{Db, Dialect};
@@ -935,9 +935,10 @@ async fn notify(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The OpenAPI description of the notify route (the order actions are described by the
-/// orders viewset).
-pub fn notify_openapi() -> utoipa::openapi::OpenApi {
+/// The OpenAPI description of the payment routes: the notify route and the order actions
+/// `pay`, `ship`, `confirm` and `cancel`. Merge it before the orders viewset's document (the
+/// first description of an operation wins), so these replace the viewset's generic ones.
+pub fn payment_openapi() -> utoipa::openapi::OpenApi {
     let fail = json!({
         "description": "Not verified, or not applied: WeChat Pay delivers it again.",
         "content": {"application/json": {"schema": {
@@ -949,19 +950,92 @@ pub fn notify_openapi() -> utoipa::openapi::OpenApi {
             }
         }}}
     });
+    let error = |description: &str| {
+        json!({
+            "description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        })
+    };
+    let order = json!({
+        "description": "The order, with its new status.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Orders"}}}
+    });
+    let id = json!([{
+        "name": "id", "in": "path", "required": true,
+        "description": "The object's id.", "schema": {"type": "integer", "format": "int64"}
+    }]);
+    let action = |operation_id: &str, summary: &str, description: &str, ok: Value| {
+        json!({"post": {
+            "tags": ["orders"],
+            "operationId": operation_id,
+            "summary": summary,
+            "description": description,
+            "parameters": id.clone(),
+            "security": [{"jwtAuth": []}],
+            "responses": {
+                "200": ok,
+                "401": error("Not authenticated."),
+                "403": error("Not allowed to do this to the order."),
+                "404": error("No such order (or not yours)."),
+                "409": error("`invalid_state`: the order's status does not allow this."),
+                "502": error("WeChat Pay refused, or its answer failed the signature check (`pay_signature`): nothing changed."),
+                "503": error("`payment_unavailable`: payment is not configured; or WeChat Pay is unavailable.")
+            }
+        }})
+    };
+    let request_payment = json!({
+        "description": "Exactly what `wx.requestPayment` takes.",
+        "content": {"application/json": {"schema": {
+            "type": "object",
+            "required": ["timeStamp", "nonceStr", "package", "signType", "paySign"],
+            "properties": {
+                "appId": {"type": "string"},
+                "timeStamp": {"type": "string", "description": "Unix seconds."},
+                "nonceStr": {"type": "string"},
+                "package": {"type": "string", "example": "prepay_id=wx2709..."},
+                "signType": {"type": "string", "enum": ["RSA"]},
+                "paySign": {"type": "string"}
+            }
+        }}}
+    });
     let doc = json!({
         "openapi": "3.1.0",
         "info": {"title": "payment", "version": "1"},
         "paths": {
+            "/mall/orders/{id}/pay/": action(
+                "orders_pay",
+                "Payment parameters for a pending order (the buyer)",
+                "Places the order at WeChat Pay once (asking again signs the same prepay_id \
+                 afresh) and answers the parameters of wx.requestPayment. The order becomes \
+                 `paid` when WeChat Pay notifies it, not when the mini-program says so.",
+                request_payment
+            ),
+            "/mall/orders/{id}/ship/": action(
+                "orders_ship", "paid -> shipped (staff)", "Staff hand a paid order over.",
+                order.clone()
+            ),
+            "/mall/orders/{id}/confirm/": action(
+                "orders_confirm", "shipped -> completed (the buyer)",
+                "The buyer confirms receipt.", order.clone()
+            ),
+            "/mall/orders/{id}/cancel/": action(
+                "orders_cancel",
+                "Cancel: pending -> cancelled, paid -> refunded",
+                "A pending order is closed at WeChat Pay, then cancelled; a paid one is \
+                 refunded in full through WeChat Pay, once however often this is called. \
+                 The stock returns. Shipped or completed orders: 409 `invalid_state`.",
+                order
+            ),
             "/pay/wechat/notify/": {
                 "post": {
                     "tags": ["payment"],
                     "operationId": "wechat_pay_notify",
                     "summary": "WeChat Pay payment and refund notifications",
-                    "description": "Called by WeChat Pay, not by clients. The body is verified \
-                        (Wechatpay-Signature with WeChat Pay's public key, a timestamp within 5 \
-                        minutes, no signature probes) and its resource decrypted with the APIv3 \
-                        key before anything is applied; applied once however often delivered.",
+                    "description": "Called by WeChat Pay, not by clients; not throttled. The body \
+                        is verified (Wechatpay-Signature with WeChat Pay's public key, a timestamp \
+                        within 5 minutes, no signature probes) and its resource decrypted with the \
+                        APIv3 key before anything is applied; applied once however often \
+                        delivered.",
                     "security": [],
                     "requestBody": {"required": true, "content": {"application/json": {
                         "schema": {"type": "object"}}}},
@@ -977,5 +1051,8 @@ pub fn notify_openapi() -> utoipa::openapi::OpenApi {
             }
         }
     });
-    serde_json::from_value(doc).unwrap_or_else(|_| utoipa::openapi::OpenApi::default())
+    serde_json::from_value(doc).unwrap_or_else(|err| {
+        tracing::error!(error = %err, "the payment OpenAPI fragment does not parse");
+        utoipa::openapi::OpenApi::default()
+    })
 }
