@@ -97,7 +97,12 @@ async fn start_on(
 
 /// A mall on a fresh SQLite file (kept alive by the returned target).
 async fn start(tweak: impl FnOnce(&mut shop::Config)) -> (Mall, common::Target) {
-    let target = common::fresh_target("sqlite-file").await;
+    start_label("sqlite-file", tweak).await
+}
+
+/// A mall on a fresh database of the backend `label`.
+async fn start_label(label: &str, tweak: impl FnOnce(&mut shop::Config)) -> (Mall, common::Target) {
+    let target = common::fresh_target(label).await;
     let mall = start_on(&target.url, fake_pay().await, tweak).await;
     (mall, target)
 }
@@ -211,7 +216,10 @@ impl Mall {
     }
 
     async fn out_trade_no(&self, id: i64) -> String {
-        self.row(id).await.1.expect("every order has an out_trade_no")
+        self.row(id)
+            .await
+            .1
+            .expect("every order has an out_trade_no")
     }
 
     /// Posts a notification as WeChat Pay would: (status, body).
@@ -309,11 +317,23 @@ async fn happy_path_pays_ships_and_completes_an_order() {
     // Exactly what wx.requestPayment takes, at top level.
     let (status, body) = mall.post(&format!("/mall/orders/{id}/pay/"), &buyer).await;
     assert_eq!(status, 200, "{body}");
-    let mut keys: Vec<&str> = body.as_object().unwrap().keys().map(String::as_str).collect();
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["appId", "nonceStr", "package", "paySign", "signType", "timeStamp"]
+        [
+            "appId",
+            "nonceStr",
+            "package",
+            "paySign",
+            "signType",
+            "timeStamp"
+        ]
     );
     assert_eq!(body["signType"], "RSA");
     assert!(body["timeStamp"].as_str().unwrap().parse::<i64>().is_ok());
@@ -330,24 +350,44 @@ async fn happy_path_pays_ships_and_completes_an_order() {
     assert_eq!(mall.status(id).await, "paid");
     assert!(mall.row(id).await.3.is_some(), "paid_at is set");
     let (status, body) = mall.post(&format!("/mall/orders/{id}/pay/"), &buyer).await;
-    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state"))
+    );
 
     // Only staff ship; only the buyer confirms.
     let (status, body) = mall.post(&format!("/mall/orders/{id}/ship/"), &buyer).await;
     assert_eq!(status, 403, "{body}");
     let admin = mall.admin().await;
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/confirm/"), &buyer).await;
-    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/confirm/"), &buyer)
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state"))
+    );
     let (status, body) = mall.post(&format!("/mall/orders/{id}/ship/"), &admin).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "shipped");
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
-    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/confirm/"), &buyer).await;
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state"))
+    );
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/confirm/"), &buyer)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "completed");
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
-    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state"))
+    );
     assert_eq!(mall.fake.refunds_created(), 0);
     mall.assert_stock_reconciles().await;
 }
@@ -382,7 +422,11 @@ async fn notification_delivered_three_times_is_applied_once() {
     assert!(mall.fake.redeliver(&no));
     assert!(mall.fake.redeliver(&no));
     mall.fake.flush_notifications().await;
-    assert_eq!(mall.fake.notifications_delivered(), 3, "each delivery acknowledged");
+    assert_eq!(
+        mall.fake.notifications_delivered(),
+        3,
+        "each delivery acknowledged"
+    );
     let row = mall.row(id).await;
     assert_eq!(row.0, "paid");
     assert_eq!(row.3, paid_at, "applied once: paid_at unchanged");
@@ -419,7 +463,9 @@ async fn forged_notification_changes_nothing() {
     let (id, mut n) = pending_with_notification(&mall).await;
     // Signed, then the body changed (e.g. the amount): the signature no longer verifies.
     let text = String::from_utf8(n.body.clone()).unwrap();
-    n.body = text.replacen("TRANSACTION.SUCCESS", "TRANSACTION.SUCCESS ", 1).into_bytes();
+    n.body = text
+        .replacen("TRANSACTION.SUCCESS", "TRANSACTION.SUCCESS ", 1)
+        .into_bytes();
     assert_refused(&mall, id, &n, 401).await;
     let (id, mut n) = pending_with_notification(&mall).await;
     n.signature = STANDARD_B64_OF_GARBAGE.into();
@@ -458,10 +504,18 @@ async fn verified_notification_with_the_wrong_amount_or_payer_changes_nothing() 
     let short = mall.payment_notification(&no, total - 1, "fake-openid-alice");
     assert_refused(&mall, id, &mall.fake.sign_notification(now(), &short), 400).await;
     let stranger = mall.payment_notification(&no, total, "fake-openid-mallory");
-    assert_refused(&mall, id, &mall.fake.sign_notification(now(), &stranger), 400).await;
+    assert_refused(
+        &mall,
+        id,
+        &mall.fake.sign_notification(now(), &stranger),
+        400,
+    )
+    .await;
     // And the right one is applied.
     let right = mall.payment_notification(&no, total, "fake-openid-alice");
-    let (status, body) = mall.notify(&mall.fake.sign_notification(now(), &right)).await;
+    let (status, body) = mall
+        .notify(&mall.fake.sign_notification(now(), &right))
+        .await;
     assert_eq!(status, 204, "{body}");
     assert_eq!(mall.status(id).await, "paid");
     mall.assert_stock_reconciles().await;
@@ -482,9 +536,15 @@ async fn notify_route_is_not_throttled() {
     mall.assert_stock_reconciles().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_cancels_of_a_paid_order_refund_it_once() {
-    let (mall, _db) = start(|_| {}).await;
+    for label in common::backend_labels() {
+        concurrent_cancels_refund_once_on(label).await;
+    }
+}
+
+async fn concurrent_cancels_refund_once_on(label: &str) {
+    let (mall, _db) = start_label(label, |_| {}).await;
     let buyer = mall.wx_login("alice").await;
     let id = mall.order(&buyer).await;
     let params = mall.pay(id, &buyer).await;
@@ -495,7 +555,10 @@ async fn concurrent_cancels_of_a_paid_order_refund_it_once() {
     let cancels: Vec<_> = (0..8)
         .map(|_| {
             let (mall, buyer) = (mall.clone(), buyer.clone());
-            tokio::spawn(async move { mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await })
+            tokio::spawn(async move {
+                mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+                    .await
+            })
         })
         .collect();
     let mut refunded = 0;
@@ -511,12 +574,18 @@ async fn concurrent_cancels_of_a_paid_order_refund_it_once() {
         }
     }
     assert!(refunded >= 1);
-    assert_eq!(mall.fake.refunds_created(), 1, "one refund however many cancels");
+    assert_eq!(
+        mall.fake.refunds_created(),
+        1,
+        "{label}: one refund however many cancels"
+    );
     assert_eq!(mall.status(id).await, "refunded");
     let no = mall.out_trade_no(id).await;
     let refund = mall.fake.refund(&format!("{no}-refund")).unwrap();
     assert_eq!(refund.amount.refund, mall.total(id).await);
-    let (status, _) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
+    let (status, _) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
     assert_eq!(status, 409);
     assert_eq!(mall.fake.refunds_created(), 1);
     mall.assert_stock_reconciles().await;
@@ -528,11 +597,16 @@ async fn cancelling_a_pending_order_closes_it_at_wechat_pay_first() {
     let buyer = mall.wx_login("alice").await;
     let id = mall.order(&buyer).await;
     mall.pay(id, &buyer).await;
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "cancelled");
     let no = mall.out_trade_no(id).await;
-    assert_eq!(mall.fake.order(&no).unwrap().trade_state, TradeState::Closed);
+    assert_eq!(
+        mall.fake.order(&no).unwrap().trade_state,
+        TradeState::Closed
+    );
     assert!(mall.fake.pay(&no).is_err(), "a closed order cannot be paid");
     mall.assert_stock_reconciles().await;
 }
@@ -543,8 +617,11 @@ async fn cancelling_while_wechat_pay_refuses_to_close_cancels_nothing() {
     let buyer = mall.wx_login("alice").await;
     let id = mall.order(&buyer).await;
     mall.pay(id, &buyer).await;
-    mall.fake.fail_next(5, PayScript::error(500, "SYSTEM_ERROR"));
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
+    mall.fake
+        .fail_next(5, PayScript::error(500, "SYSTEM_ERROR"));
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(mall.status(id).await, "pending");
     mall.assert_stock_reconciles().await;
@@ -552,7 +629,13 @@ async fn cancelling_while_wechat_pay_refuses_to_close_cancels_nothing() {
 
 #[tokio::test]
 async fn sweeper_closes_and_cancels_an_unpaid_order_after_the_timeout() {
-    let (mall, _db) = start(|c| c.unpaid_timeout = Duration::from_secs(60)).await;
+    for label in common::backend_labels() {
+        sweeper_closes_and_cancels_on(label).await;
+    }
+}
+
+async fn sweeper_closes_and_cancels_on(label: &str) {
+    let (mall, _db) = start_label(label, |c| c.unpaid_timeout = Duration::from_secs(60)).await;
     let buyer = mall.wx_login("alice").await;
     let id = mall.order(&buyer).await;
     mall.pay(id, &buyer).await;
@@ -562,7 +645,10 @@ async fn sweeper_closes_and_cancels_an_unpaid_order_after_the_timeout() {
     assert_eq!((report.claimed, report.cancelled), (1, 1), "{report:?}");
     assert_eq!(mall.status(id).await, "cancelled");
     let no = mall.out_trade_no(id).await;
-    assert_eq!(mall.fake.order(&no).unwrap().trade_state, TradeState::Closed);
+    assert_eq!(
+        mall.fake.order(&no).unwrap().trade_state,
+        TradeState::Closed
+    );
     assert_eq!(mall.fake.close_calls(), 1);
     assert_eq!(mall.sweep().await.claimed, 0, "swept once");
     mall.assert_stock_reconciles().await;
@@ -611,8 +697,16 @@ async fn sweeper_leaves_an_order_alone_while_wechat_pay_cannot_say() {
     mall.fake.fail_next(1, PayScript::TamperSignature);
     let report = mall.sweep().await;
     assert_eq!((report.claimed, report.skipped), (1, 1), "{report:?}");
-    assert_eq!(mall.status(id).await, "pending", "never cancelled before WeChat Pay closed it");
-    assert_eq!(mall.sweep().await.claimed, 0, "leased to the failed sweep for a while");
+    assert_eq!(
+        mall.status(id).await,
+        "pending",
+        "never cancelled before WeChat Pay closed it"
+    );
+    assert_eq!(
+        mall.sweep().await.claimed,
+        0,
+        "leased to the failed sweep for a while"
+    );
     mall.assert_stock_reconciles().await;
 }
 
@@ -623,7 +717,10 @@ async fn paying_after_the_timeout_is_refused() {
     let id = mall.order(&buyer).await;
     mall.age_orders(61).await;
     let (status, body) = mall.post(&format!("/mall/orders/{id}/pay/"), &buyer).await;
-    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state"))
+    );
     assert_eq!(mall.fake.prepay_calls(), 0);
     mall.assert_stock_reconciles().await;
 }
@@ -645,7 +742,11 @@ async fn payment_arriving_for_a_cancelled_order_is_refunded() {
         .unwrap();
     mall.fake.pay(&no).unwrap();
     mall.fake.flush_notifications().await;
-    assert_eq!(mall.fake.refunds_created(), 1, "the late payment is refunded");
+    assert_eq!(
+        mall.fake.refunds_created(),
+        1,
+        "the late payment is refunded"
+    );
     assert_eq!(mall.status(id).await, "refunded");
     mall.fake.redeliver(&no);
     mall.fake.flush_notifications().await;
@@ -689,12 +790,12 @@ async fn without_a_merchant_in_production_payment_is_disabled_and_the_rest_serve
     let (status, body) = mall.post(&format!("/mall/orders/{id}/pay/"), &buyer).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "payment_unavailable");
-    let (status, body) = mall
-        .call(Method::POST, NOTIFY, None, Some(json!({})))
-        .await;
+    let (status, body) = mall.call(Method::POST, NOTIFY, None, Some(json!({}))).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["code"], "FAIL");
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "cancelled");
     mall.assert_stock_reconciles().await;
@@ -705,19 +806,27 @@ async fn cancelling_an_order_never_asked_to_pay_calls_nobody() {
     let (mall, _db) = start(|_| {}).await;
     let buyer = mall.wx_login("alice").await;
     let id = mall.order(&buyer).await;
-    let (status, body) = mall.post(&format!("/mall/orders/{id}/cancel/"), &buyer).await;
+    let (status, body) = mall
+        .post(&format!("/mall/orders/{id}/cancel/"), &buyer)
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "cancelled");
     assert_eq!(mall.fake.close_calls() + mall.fake.query_calls(), 0);
     let (status, body) = mall.post(&format!("/mall/orders/{id}/pay/"), &buyer).await;
-    assert_eq!((status.as_u16(), &body["code"]), (409, &json!("invalid_state")));
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state"))
+    );
     mall.assert_stock_reconciles().await;
 }
 
 #[tokio::test]
 async fn in_development_without_a_merchant_the_built_in_fake_takes_payment() {
     let (mall, _db) = start(|c| c.pay = None).await;
-    let dev = mall.dev_fake.clone().expect("the built-in fake runs on loopback");
+    let dev = mall
+        .dev_fake
+        .clone()
+        .expect("the built-in fake runs on loopback");
     let buyer = mall.wx_login("alice").await;
     let id = mall.order(&buyer).await;
     let params = mall.pay(id, &buyer).await;
@@ -733,7 +842,11 @@ async fn in_development_without_a_merchant_the_built_in_fake_takes_payment() {
     assert_eq!(resp.status(), 200);
     dev.flush_notifications().await;
     assert_eq!(mall.status(id).await, "paid");
-    assert_eq!(mall.fake.prepay_calls(), 0, "the configured fake is not used");
+    assert_eq!(
+        mall.fake.prepay_calls(),
+        0,
+        "the configured fake is not used"
+    );
     mall.assert_stock_reconciles().await;
 }
 
@@ -767,8 +880,7 @@ async fn openapi_documents_the_payment_routes() {
     let notify = &paths[NOTIFY]["post"];
     assert!(notify["responses"]["204"].is_object(), "{notify}");
     assert_eq!(
-        notify["responses"]["401"]["content"]["application/json"]["schema"]["properties"]["code"]
-            ["enum"],
+        notify["responses"]["401"]["content"]["application/json"]["schema"]["properties"]["code"]["enum"],
         json!(["FAIL"])
     );
 }
@@ -815,7 +927,11 @@ async fn two_instances_sweep_the_same_unpaid_orders_once() {
     a.age_orders(61).await;
     let (ra, rb) = tokio::join!(a.sweep(), b.sweep());
     let (ra2, rb2) = tokio::join!(a.sweep(), b.sweep());
-    assert_eq!(ra.claimed + rb.claimed + ra2.claimed + rb2.claimed, 6, "{ra:?} {rb:?}");
+    assert_eq!(
+        ra.claimed + rb.claimed + ra2.claimed + rb2.claimed,
+        6,
+        "{ra:?} {rb:?}"
+    );
     assert_eq!(ra.cancelled + rb.cancelled, 4);
     assert_eq!(ra.paid + rb.paid, 2);
     assert_eq!(fake.close_calls(), 2, "each unpaid order closed once");

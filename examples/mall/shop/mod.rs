@@ -484,7 +484,6 @@ fn outer_layers(router: Router) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(telemetry::sanitize_request_id))
-
 }
 
 /// `/metrics` alone, for its own listen address (`MALL_METRICS_BIND`).

@@ -15,8 +15,7 @@ use wxrest::db::{Db, Dialect};
 use wxrest::openapi::ApiDoc;
 use wxrest::viewset::ListCache;
 use wxrest::viewset::{
-    Action, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated,
-    WriteContext,
+    Action, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated, WriteContext,
 };
 use wxrest::{ApiError, BackendError};
 
@@ -64,12 +63,7 @@ impl Model for Order {
 pub const PENDING: &str = "pending";
 pub const CANCELLED: &str = "cancelled";
 
-pub fn routes(
-    db: &Db,
-    doc: ApiDoc,
-    lists: &ListCache,
-    payments: &Payments,
-) -> (Router, ApiDoc) {
+pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache, payments: &Payments) -> (Router, ApiDoc) {
     let (p1, p2, p3, p4) = (
         payments.clone(),
         payments.clone(),
@@ -84,8 +78,12 @@ pub fn routes(
         .cache(lists.clone())
         .on_create(place)
         .with_related(|db, orders| async move { load_items(&db, orders).await })
-        .action("pay", true, Method::POST, move |ctx| payment::pay(p1.clone(), ctx))
-        .action("ship", true, Method::POST, move |ctx| payment::ship(p2.clone(), ctx))
+        .action("pay", true, Method::POST, move |ctx| {
+            payment::pay(p1.clone(), ctx)
+        })
+        .action("ship", true, Method::POST, move |ctx| {
+            payment::ship(p2.clone(), ctx)
+        })
         .action("confirm", true, Method::POST, move |ctx| {
             payment::confirm(p3.clone(), ctx)
         })

@@ -26,8 +26,8 @@ use sqlx::AnyConnection;
 use wxrest::ApiError;
 use wxrest::db::{Db, Dialect};
 use wxrest::pay::{
-    FakeWeChatPay, JsapiOrder, NotifyResource, PayError, PayNotification, RefundRequest, TradeState, Transaction,
-    WxPayClient,
+    FakeWeChatPay, JsapiOrder, NotifyResource, PayError, PayNotification, RefundRequest,
+    TradeState, Transaction, WxPayClient,
 };
 use wxrest::viewset::{ActionContext, ListCache};
 
@@ -176,15 +176,7 @@ pub struct PayRow {
     pub prepay_id: Option<String>,
 }
 
-type RawRow = (
-    i64,
-    i64,
-    String,
-    i64,
-    i64,
-    Option<String>,
-    Option<String>,
-);
+type RawRow = (i64, i64, String, i64, i64, Option<String>, Option<String>);
 
 const COLUMNS: &str = "id, user_id, status, total, created_at, out_trade_no, prepay_id";
 
@@ -263,7 +255,10 @@ impl Payments {
             Some(id) => query.bind(id),
             None => query.bind(value.to_string()),
         };
-        Ok(query.fetch_optional(self.db.pool()).await?.map(PayRow::from))
+        Ok(query
+            .fetch_optional(self.db.pool())
+            .await?
+            .map(PayRow::from))
     }
 
     /// The order's payment columns.
@@ -417,7 +412,10 @@ impl Payments {
         match row.status.as_str() {
             PAID | SHIPPED | COMPLETED | REFUNDED => Ok(Applied::AlreadyApplied),
             CANCELLED => {
-                tracing::warn!(order_id = row.id, "payment for a cancelled order: refunding it");
+                tracing::warn!(
+                    order_id = row.id,
+                    "payment for a cancelled order: refunding it"
+                );
                 self.refund(&row, CANCELLED).await?;
                 Ok(Applied::RefundedLate)
             }
@@ -681,21 +679,14 @@ fn identity_of(ctx: &ActionContext<Order>) -> Result<(i64, bool), ApiError> {
 }
 
 /// The order as the API shows it, with `status` as now stored.
-async fn answer(
-    payments: &Payments,
-    mut order: Order,
-    status: &str,
-) -> Result<Response, ApiError> {
+async fn answer(payments: &Payments, mut order: Order, status: &str) -> Result<Response, ApiError> {
     order.status = status.to_owned();
     let mut loaded = load_items(&payments.db, vec![order]).await?;
     Ok(Json(loaded.pop()).into_response())
 }
 
 async fn current(payments: &Payments, id: i64) -> Result<PayRow, PaymentError> {
-    payments
-        .load(id)
-        .await?
-        .ok_or(PaymentError::UnknownOrder)
+    payments.load(id).await?.ok_or(PaymentError::UnknownOrder)
 }
 
 /// `POST /mall/orders/{id}/pay/` (the buyer, a pending order): the object
@@ -709,18 +700,18 @@ pub async fn pay(payments: Payments, ctx: ActionContext<Order>) -> Result<Respon
     Ok(pay_order(&payments, order.id, user_id).await?)
 }
 
-async fn pay_order(
-    payments: &Payments,
-    id: i64,
-    user_id: i64,
-) -> Result<Response, PaymentError> {
+async fn pay_order(payments: &Payments, id: i64, user_id: i64) -> Result<Response, PaymentError> {
     let client = payments.client()?;
     let mut row = current(payments, id).await?;
     if row.user_id != user_id {
-        return Err(PaymentError::Forbidden("Only the buyer can pay for an order."));
+        return Err(PaymentError::Forbidden(
+            "Only the buyer can pay for an order.",
+        ));
     }
     if row.status != PENDING {
-        return Err(PaymentError::InvalidState("Only pending orders can be paid."));
+        return Err(PaymentError::InvalidState(
+            "Only pending orders can be paid.",
+        ));
     }
     let deadline = payments.deadline(row.created_at);
     if now() >= deadline {
@@ -737,10 +728,9 @@ async fn pay_order(
         drop(conn);
         row = current(payments, id).await?;
     }
-    let no = row
-        .out_trade_no
-        .clone()
-        .ok_or(PaymentError::InvalidState("The order has no payment number."))?;
+    let no = row.out_trade_no.clone().ok_or(PaymentError::InvalidState(
+        "The order has no payment number.",
+    ))?;
     let openid = payments
         .openid(row.user_id)
         .await?
@@ -766,7 +756,9 @@ async fn pay_order(
         .await?;
     let row = current(payments, id).await?;
     if row.status != PENDING {
-        return Err(PaymentError::InvalidState("Only pending orders can be paid."));
+        return Err(PaymentError::InvalidState(
+            "Only pending orders can be paid.",
+        ));
     }
     // A concurrent request may have stored its prepay_id first (WeChat Pay answers the same
     // one for the same order): hand out the stored one.
@@ -783,7 +775,11 @@ pub async fn ship(payments: Payments, ctx: ActionContext<Order>) -> Result<Respo
     if !is_staff {
         return Err(PaymentError::Forbidden("Only staff can ship orders.").into());
     }
-    if !payments.transition(order.id, PAID, SHIPPED).await.map_err(PaymentError::from)? {
+    if !payments
+        .transition(order.id, PAID, SHIPPED)
+        .await
+        .map_err(PaymentError::from)?
+    {
         return Err(PaymentError::InvalidState("Only paid orders can be shipped.").into());
     }
     answer(&payments, order, SHIPPED).await
@@ -819,7 +815,11 @@ pub async fn cancel(payments: Payments, ctx: ActionContext<Order>) -> Result<Res
         // Never handed payment parameters (a prepay in flight stores its prepay_id only while
         // the order is pending): nobody can pay it, nothing to close.
         PENDING if row.prepay_id.is_none() => {
-            if !payments.cancel_locally(row.id).await.map_err(PaymentError::from)? {
+            if !payments
+                .cancel_locally(row.id)
+                .await
+                .map_err(PaymentError::from)?
+            {
                 return Err(
                     PaymentError::InvalidState("Only pending orders can be cancelled.").into(),
                 );
@@ -834,6 +834,8 @@ pub async fn cancel(payments: Payments, ctx: ActionContext<Order>) -> Result<Res
                 )
                 .into());
             }
+            // The sweeper (or a concurrent cancel) got there first.
+            Closed::Moved if current(&payments, order.id).await?.status == CANCELLED => CANCELLED,
             Closed::Moved => {
                 return Err(
                     PaymentError::InvalidState("Only pending orders can be cancelled.").into(),
