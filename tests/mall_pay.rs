@@ -69,7 +69,7 @@ async fn start_on(
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     let router = shop.router.clone();
-    let dev_fake = shop.pay_fake.clone();
+    let dev_fake = shop.payments.dev_fake.clone();
     let keep = shop.fake;
     tokio::spawn(async move {
         let _keep_fakes_alive = keep;

@@ -207,7 +207,7 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
             "WX_APPID is not set: dev mode with the built-in fake WeChat (code X logs in as fake-openid-X)"
         );
     }
-    match (&shop.payments.pay, &shop.pay_fake) {
+    match (&shop.payments.pay, &shop.payments.dev_fake) {
         (None, _) => tracing::warn!(
             "WXPAY_MCHID is not set: payment is disabled (POST /mall/orders/{{id}}/pay/ answers 503)"
         ),

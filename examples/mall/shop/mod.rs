@@ -284,11 +284,10 @@ pub struct Shop {
     /// The built-in fake WeChat when `WX_APPID` is unset (dev mode).
     pub fake: Option<FakeWeChat>,
     /// What the payment routes and the unpaid-order sweeper use
-    /// ([`payment::spawn_sweeper`]; `serve` starts it).
-    pub payments: payment::Payments,
-    /// The built-in fake WeChat Pay when `WXPAY_MCHID` is unset in development (dev mode:
+    /// ([`payment::spawn_sweeper`]; `serve` starts it), with the built-in fake WeChat Pay
+    /// when `WXPAY_MCHID` is unset in development (dev mode:
     /// `POST {base}/fake/pay/{out_trade_no}` pays an order).
-    pub pay_fake: Option<Arc<FakeWeChatPay>>,
+    pub payments: payment::Payments,
 }
 
 /// The notify URL the built-in fake WeChat Pay calls: `WXPAY_NOTIFY_URL`, else this server.
@@ -416,7 +415,7 @@ pub async fn build_with(
         pay,
         lists: lists.clone(),
         unpaid_timeout: config.unpaid_timeout,
-        dev_fake: pay_fake.clone(),
+        dev_fake: pay_fake,
     };
     // Before the orders viewset's document: the payment actions' descriptions win.
     let doc = doc.merge(payment::payment_openapi());
@@ -458,7 +457,6 @@ pub async fn build_with(
         db,
         fake,
         payments,
-        pay_fake,
     })
 }
 

@@ -410,7 +410,7 @@ impl Payments {
         }
         let row = self.load(row.id).await?.ok_or(PaymentError::UnknownOrder)?;
         match row.status.as_str() {
-            PAID | SHIPPED | COMPLETED | REFUNDED => Ok(Applied::AlreadyApplied),
+            PAID | SHIPPED | COMPLETED | REFUNDED => Ok(Applied::Already),
             CANCELLED => {
                 tracing::warn!(
                     order_id = row.id,
@@ -523,7 +523,7 @@ pub enum Applied {
     /// `pending -> paid`, now.
     Paid,
     /// It had been applied before (a redelivery, or the sweeper's query came first).
-    AlreadyApplied,
+    Already,
     /// The order had been cancelled: the payment was refunded.
     RefundedLate,
     /// Not a successful payment: nothing to apply.
@@ -879,7 +879,7 @@ impl FromRef<NotifyState> for WxPayClient {
 /// decrypted notification that was applied (or had been); anything else is
 /// `{"code": "FAIL", "message"}` with a 4xx/5xx status, so WeChat Pay delivers it again.
 pub fn notify_routes(payments: &Payments) -> Router {
-    let router = match &payments.pay {
+    match &payments.pay {
         Some(client) => Router::new()
             .route("/pay/wechat/notify/", post(notify))
             .route("/pay/wechat/notify", post(notify))
@@ -893,8 +893,7 @@ pub fn notify_routes(payments: &Payments) -> Router {
                 .route("/pay/wechat/notify/", post(disabled))
                 .route("/pay/wechat/notify", post(disabled))
         }
-    };
-    router
+    }
 }
 
 async fn notify(
