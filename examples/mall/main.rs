@@ -43,7 +43,25 @@ Configuration (environment):
   MALL_METRICS_BIND    serve /metrics on this address only (e.g. 127.0.0.1:9100)
   MALL_METRICS_TOKEN   serve /metrics on the API port to `Authorization: Bearer <token>` only
                        (without either, /metrics is not served)
-  LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)";
+  LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)
+
+WeChat Pay (API v3, JSAPI; see README \"Payment\"):
+  WXPAY_MCHID          merchant id; unset: on a loopback address or with MALL_DEV=1 the built-in
+                       fake WeChat Pay runs (dev mode: POST <fake base>/fake/pay/<out_trade_no>
+                       pays an order), elsewhere payment is disabled (/pay/ answers 503
+                       payment_unavailable) and the rest of the mall serves as before
+  WXPAY_MCH_SERIAL     serial number of the merchant API certificate
+  WXPAY_MCH_KEY_FILE   merchant API private key, PEM file (apiclient_key.pem)
+  WXPAY_APIV3_KEY      the APIv3 key (32 bytes)
+  WXPAY_PUBLIC_KEY_FILE  WeChat Pay public key, PEM file (pub_key.pem)
+  WXPAY_PUBLIC_KEY_ID  its id (PUB_KEY_ID_...)
+  WXPAY_NOTIFY_URL     public URL of POST /pay/wechat/notify/ (https; http is accepted with a
+                       warning, for local test set-ups)
+  WXPAY_APPID          the mini-program paying (default WX_APPID)
+  WXPAY_API_BASE       WeChat Pay API base URL (https://api.mch.weixin.qq.com; http allowed for
+                       test servers)
+  MALL_UNPAID_TIMEOUT  seconds an order may stay unpaid, from its creation (1800); then it is
+                       closed at WeChat Pay and cancelled, its stock returned";
 
 /// The help of one command, for `mall COMMAND --help`.
 fn command_help(command: &str) -> Option<&'static str> {
@@ -189,6 +207,26 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
             "WX_APPID is not set: dev mode with the built-in fake WeChat (code X logs in as fake-openid-X)"
         );
     }
+    match (&shop.payments.pay, &shop.payments.dev_fake) {
+        (None, _) => tracing::warn!(
+            "WXPAY_MCHID is not set: payment is disabled (POST /mall/orders/{{id}}/pay/ answers 503)"
+        ),
+        (Some(_), Some(fake)) => tracing::warn!(
+            base = %fake.base_url(),
+            "WXPAY_MCHID is not set: dev mode with the built-in fake WeChat Pay \
+             (POST {{base}}/fake/pay/{{out_trade_no}} pays an order)"
+        ),
+        (Some(pay), None) => {
+            if pay.config().notify_url.starts_with("http://") {
+                tracing::warn!(
+                    notify_url = %pay.config().notify_url,
+                    "WXPAY_NOTIFY_URL is http: WeChat Pay requires https in production"
+                );
+            }
+        }
+    }
+    // Every instance sweeps; the database decides which one acts on each unpaid order.
+    let _sweeper = shop::payment::spawn_sweeper(shop.payments.clone());
     let listener = tokio::net::TcpListener::bind(&config.bind).await?;
     if let Some(bind) = &config.metrics_bind {
         let metrics = tokio::net::TcpListener::bind(bind).await?;

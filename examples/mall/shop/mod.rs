@@ -5,6 +5,7 @@
 pub mod cart;
 pub mod catalog;
 pub mod orders;
+pub mod payment;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use wxrest::auth::{
 };
 use wxrest::db::{Db, Dialect};
 use wxrest::openapi::{ApiDoc, docs_routes};
+use wxrest::pay::{FakeWeChatPay, MAX_NOTIFICATION_BYTES, WxPayClient, WxPayConfig};
 use wxrest::throttle::{
     MemoryRateStore, Rate, RateStore, RedisRateStore, ThrottleLayer, UsernameThrottle,
 };
@@ -87,6 +89,15 @@ pub struct Config {
     /// Proxies in front of the mall that append to `X-Forwarded-For` (`MALL_TRUST_PROXY=N`):
     /// the client is the `N`th address from the right.
     pub num_proxies: usize,
+    /// The WeChat Pay merchant (`WXPAY_MCHID`, ... read by [`WxPayConfig::from_env`]); `None`
+    /// when `WXPAY_MCHID` is unset: the built-in fake WeChat Pay in development, else payment
+    /// is disabled.
+    pub pay: Option<WxPayConfig>,
+    /// `WXPAY_NOTIFY_URL` for the built-in fake (a real merchant's is in [`Config::pay`]);
+    /// default `http://<WXREST_BIND>/pay/wechat/notify/`.
+    pub pay_notify_url: Option<String>,
+    /// Seconds an order may stay unpaid, from its creation (`MALL_UNPAID_TIMEOUT`).
+    pub unpaid_timeout: Duration,
 }
 
 /// Cached list pages take at most this many bytes unless `MALL_LIST_CACHE_BYTES` says.
@@ -178,6 +189,12 @@ impl Config {
                 Some(v) if v.eq_ignore_ascii_case("true") => 1,
                 _ => number("MALL_TRUST_PROXY", 0)?,
             },
+            pay: WxPayConfig::from_env().map_err(|e| format!("WeChat Pay configuration: {e}"))?,
+            pay_notify_url: env("WXPAY_NOTIFY_URL"),
+            unpaid_timeout: match number("MALL_UNPAID_TIMEOUT", payment::DEFAULT_UNPAID_TIMEOUT)? {
+                0 => return Err("MALL_UNPAID_TIMEOUT: expected at least 1 second".into()),
+                secs => Duration::from_secs(secs),
+            },
         })
     }
 
@@ -206,6 +223,9 @@ impl Config {
             throttle_user: default_rate(DEFAULT_THROTTLE_USER),
             throttle_login: default_rate(DEFAULT_THROTTLE_LOGIN),
             num_proxies: 0,
+            pay: None,
+            pay_notify_url: None,
+            unpaid_timeout: Duration::from_secs(payment::DEFAULT_UNPAID_TIMEOUT),
         }
     }
 
@@ -263,6 +283,23 @@ pub struct Shop {
     pub db: Db,
     /// The built-in fake WeChat when `WX_APPID` is unset (dev mode).
     pub fake: Option<FakeWeChat>,
+    /// What the payment routes and the unpaid-order sweeper use
+    /// ([`payment::spawn_sweeper`]; `serve` starts it), with the built-in fake WeChat Pay
+    /// when `WXPAY_MCHID` is unset in development (dev mode:
+    /// `POST {base}/fake/pay/{out_trade_no}` pays an order).
+    pub payments: payment::Payments,
+}
+
+/// The notify URL the built-in fake WeChat Pay calls: `WXPAY_NOTIFY_URL`, else this server.
+fn dev_notify_url(config: &Config) -> String {
+    if let Some(url) = &config.pay_notify_url {
+        return url.clone();
+    }
+    let bind = config
+        .bind
+        .replacen("0.0.0.0:", "127.0.0.1:", 1)
+        .replacen("[::]:", "[::1]:", 1);
+    format!("http://{bind}/pay/wechat/notify/")
 }
 
 /// Connects and migrates (the crate's tables, then the mall's).
@@ -364,7 +401,25 @@ pub async fn build_with(
     };
     let (catalog, doc) = catalog::routes(&db, doc, &lists);
     let (cart, doc) = cart::routes(&db, doc, &lists);
-    let (orders, doc) = orders::routes(&db, doc, &lists);
+    let (pay, pay_fake) = match &config.pay {
+        Some(pay) => (Some(WxPayClient::new(pay.clone())?), None),
+        None if config.development() => {
+            let fake = Arc::new(FakeWeChatPay::builder().dev_mode(true).start().await);
+            let client = WxPayClient::new(fake.config().notify_url(dev_notify_url(config)))?;
+            (Some(client), Some(fake))
+        }
+        None => (None, None),
+    };
+    let payments = payment::Payments {
+        db: db.clone(),
+        pay,
+        lists: lists.clone(),
+        unpaid_timeout: config.unpaid_timeout,
+        dev_fake: pay_fake,
+    };
+    // Before the orders viewset's document: the payment actions' descriptions win.
+    let doc = doc.merge(payment::payment_openapi());
+    let (orders, doc) = orders::routes(&db, doc, &lists, &payments);
     let router = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready).with_state(db.clone()))
@@ -385,7 +440,29 @@ pub async fn build_with(
         .layer(JwtAuthLayer::new(tokens.clone()))
         .layer(cors(&config.cors_origins))
         .layer(axum::middleware::from_fn(telemetry::track))
-        .layer(CompressionLayer::new().gzip(true))
+        .layer(CompressionLayer::new().gzip(true));
+    // WeChat Pay's notifications: outside the throttle (WeChat Pay sends from few addresses)
+    // and the JWT layer (it authenticates by signature), inside the body limit, tracing and
+    // panic catching.
+    let notify = payment::notify_routes(&payments)
+        .layer(DefaultBodyLimit::max(MAX_NOTIFICATION_BYTES))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
+        .layer(axum::middleware::from_fn(telemetry::track));
+    let router = outer_layers(router)
+        .merge(outer_layers(notify))
+        // Outside the API's stack: the scraper's bearer token is not a JWT.
+        .merge(metrics_on_api_port(config));
+    Ok(Shop {
+        router,
+        db,
+        fake,
+        payments,
+    })
+}
+
+/// Tracing, panic catching and request ids: around every route.
+fn outer_layers(router: Router) -> Router {
+    router
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|req: &http::Request<_>| {
@@ -405,9 +482,6 @@ pub async fn build_with(
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .layer(axum::middleware::from_fn(telemetry::sanitize_request_id))
-        // Outside the API's stack: the scraper's bearer token is not a JWT.
-        .merge(metrics_on_api_port(config));
-    Ok(Shop { router, db, fake })
 }
 
 /// `/metrics` alone, for its own listen address (`MALL_METRICS_BIND`).

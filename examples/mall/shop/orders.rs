@@ -1,11 +1,11 @@
 //! Orders: `POST` turns the cart (or a given item list) into an order in one transaction that
 //! checks and decrements stock, so concurrent orders never oversell; totals are computed here,
-//! in fen. Owners see their orders, staff see all; `POST /{id}/cancel/` returns the stock.
+//! in fen. Owners see their orders, staff see all. The lifecycle after that (`pay`, `ship`,
+//! `confirm`, `cancel`) is in [`payment`](super::payment).
 
 use std::collections::BTreeMap;
 
-use axum::response::IntoResponse;
-use axum::{Json, Router};
+use axum::Router;
 use http::{Method, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -15,10 +15,11 @@ use wxrest::db::{Db, Dialect};
 use wxrest::openapi::ApiDoc;
 use wxrest::viewset::ListCache;
 use wxrest::viewset::{
-    Action, ActionContext, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated,
-    WriteContext,
+    Action, Auto, Field, Lookup, Model, ModelViewSet, PageNumber, Schema, Validated, WriteContext,
 };
 use wxrest::{ApiError, BackendError};
+
+use super::payment::{self, Payments};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OrderItem {
@@ -35,6 +36,9 @@ pub struct Order {
     pub status: String,
     pub total: i64,
     pub created_at: String,
+    /// The order's number at WeChat Pay.
+    #[serde(default)]
+    pub out_trade_no: Option<String>,
     #[serde(default)]
     pub items: Vec<OrderItem>,
 }
@@ -46,6 +50,7 @@ impl Model for Order {
             .field(Field::int("user_id").read_only().filter([Lookup::Exact]))
             .field(Field::text("status").read_only().filter([Lookup::Exact]))
             .field(Field::int("total").read_only().order())
+            .field(Field::text("out_trade_no").read_only().nullable())
             .field(
                 Field::timestamp("created_at")
                     .auto(Auto::NowOnCreate)
@@ -58,7 +63,13 @@ impl Model for Order {
 pub const PENDING: &str = "pending";
 pub const CANCELLED: &str = "cancelled";
 
-pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache) -> (Router, ApiDoc) {
+pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache, payments: &Payments) -> (Router, ApiDoc) {
+    let (p1, p2, p3, p4) = (
+        payments.clone(),
+        payments.clone(),
+        payments.clone(),
+        payments.clone(),
+    );
     let orders = ModelViewSet::<Order>::new(db.clone())
         .actions([Action::List, Action::Create, Action::Retrieve])
         .permission(IsAuthenticated)
@@ -67,7 +78,18 @@ pub fn routes(db: &Db, doc: ApiDoc, lists: &ListCache) -> (Router, ApiDoc) {
         .cache(lists.clone())
         .on_create(place)
         .with_related(|db, orders| async move { load_items(&db, orders).await })
-        .action("cancel", true, Method::POST, cancel);
+        .action("pay", true, Method::POST, move |ctx| {
+            payment::pay(p1.clone(), ctx)
+        })
+        .action("ship", true, Method::POST, move |ctx| {
+            payment::ship(p2.clone(), ctx)
+        })
+        .action("confirm", true, Method::POST, move |ctx| {
+            payment::confirm(p3.clone(), ctx)
+        })
+        .action("cancel", true, Method::POST, move |ctx| {
+            payment::cancel(p4.clone(), ctx)
+        });
     let doc = doc.merge(orders.openapi("/mall/orders"));
     (orders.routes_at("/mall/orders"), doc)
 }
@@ -198,6 +220,9 @@ async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
         |q| q.bind(user).bind(PENDING).bind(total).bind(now),
     )
     .await?;
+    payment::assign_out_trade_no(&mut tx, d, order_id)
+        .await
+        .map_err(db_err)?;
     for line in &lines {
         let sql = format!(
             "INSERT INTO order_items (order_id, goods, name, price, quantity) VALUES ({})",
@@ -262,7 +287,7 @@ async fn insert_returning_id(
 }
 
 /// Loads the items of every order in one query.
-async fn load_items(db: &Db, mut orders: Vec<Order>) -> Result<Vec<Order>, ApiError> {
+pub async fn load_items(db: &Db, mut orders: Vec<Order>) -> Result<Vec<Order>, ApiError> {
     if orders.is_empty() {
         return Ok(orders);
     }
@@ -287,62 +312,4 @@ async fn load_items(db: &Db, mut orders: Vec<Order>) -> Result<Vec<Order>, ApiEr
         }
     }
     Ok(orders)
-}
-
-/// `POST /mall/orders/{id}/cancel/`: a pending order becomes cancelled and its stock returns.
-async fn cancel(ctx: ActionContext<Order>) -> Result<axum::response::Response, ApiError> {
-    let Some(order) = ctx.object else {
-        return Err(ApiError::not_found());
-    };
-    let db = &ctx.ctx.db;
-    let d = db.dialect();
-    let mut tx = db.pool().begin().await.map_err(db_err)?;
-    let sql = format!(
-        "UPDATE orders SET status = {} WHERE id = {} AND status = {}",
-        d.placeholder(1),
-        d.placeholder(2),
-        d.placeholder(3)
-    );
-    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(CANCELLED)
-        .bind(order.id)
-        .bind(PENDING)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-    if done.rows_affected() != 1 {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "invalid_state",
-            "Only pending orders can be cancelled.",
-        ));
-    }
-    let sql = format!(
-        "SELECT goods, quantity FROM order_items WHERE order_id = {}",
-        d.placeholder(1)
-    );
-    let items: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(order.id)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-    for (goods, quantity) in items {
-        let sql = format!(
-            "UPDATE goods SET stock = stock + {} WHERE id = {}",
-            d.placeholder(1),
-            d.placeholder(2)
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(quantity)
-            .bind(goods)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-    }
-    tx.commit().await.map_err(db_err)?;
-    ctx.ctx.touch("goods").await;
-    let mut cancelled = order;
-    cancelled.status = CANCELLED.into();
-    let mut loaded = load_items(db, vec![cancelled]).await?;
-    Ok(Json(loaded.pop()).into_response())
 }
