@@ -50,7 +50,10 @@ pub fn running_fakes() -> Vec<&'static str> {
 pub(crate) struct FakeRegistration(&'static str);
 
 impl FakeRegistration {
-    #[cfg_attr(not(feature = "fake-wechat"), allow(dead_code))]
+    #[cfg_attr(
+        not(any(feature = "fake-wechat", feature = "fake-pay")),
+        allow(dead_code)
+    )]
     pub(crate) fn new(name: &'static str) -> Self {
         if let Ok(mut fakes) = FAKES.lock() {
             fakes.push(name);

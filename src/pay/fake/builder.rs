@@ -193,6 +193,7 @@ impl FakeWeChatPayBuilder {
             addr,
             shutdown: Some(tx),
             task: Some(task),
+            _registration: crate::dev::FakeRegistration::new("FakeWeChatPay"),
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct FakeWeChatPay {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Keeps [`Server`](crate::server::Server) from serving a public address while it runs.
+    _registration: crate::dev::FakeRegistration,
 }
 
 impl fmt::Debug for FakeWeChatPay {
