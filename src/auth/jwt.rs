@@ -172,6 +172,9 @@ struct Inner {
     refresh_lifetime: Duration,
     issuer: Option<String>,
     audience: Option<String>,
+    /// djangorestframework-simplejwt's `USER_ID_CLAIM` and `TOKEN_TYPE_CLAIM`, when not the
+    /// defaults (`user_id`, `token_type`).
+    claim_names: Option<(String, String)>,
     /// Tokens whose signature and claims were verified, by token text: a hit skips the
     /// signature and JSON work but still checks `exp`. Shared by clones.
     verified: moka::sync::Cache<Box<str>, Arc<Claims>>,
@@ -254,9 +257,27 @@ impl JwtConfig {
                 refresh_lifetime: Duration::from_secs(7 * 24 * 60 * 60),
                 issuer: None,
                 audience: None,
+                claim_names: None,
                 verified: verified_cache(),
             }),
         }
+    }
+
+    /// Reads tokens minted by djangorestframework-simplejwt configured with other claim names
+    /// (its `USER_ID_CLAIM` and `TOKEN_TYPE_CLAIM` settings; the defaults `user_id` and
+    /// `token_type` need no configuration).
+    ///
+    /// ```
+    /// use wxrest::auth::JwtConfig;
+    /// let jwt = JwtConfig::hs256("django-insecure-a-secret-key-of-50-characters-long")
+    ///     .unwrap()
+    ///     .simplejwt_claims("uid", "typ");
+    /// # let _ = jwt;
+    /// ```
+    #[must_use]
+    pub fn simplejwt_claims(self, user_id_claim: &str, token_type_claim: &str) -> Self {
+        let names = (user_id_claim.to_owned(), token_type_claim.to_owned());
+        self.with(|i| i.claim_names = Some(names))
     }
 
     fn with(mut self, f: impl FnOnce(&mut Inner)) -> Self {
@@ -411,19 +432,40 @@ impl JwtConfig {
     /// [`AuthError::InvalidToken`] (`Incorrect authentication credentials.`).
     pub fn decode(&self, token: &str) -> Result<Claims, AuthError> {
         self.check_header(token)?;
-        jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
-            .map(|data| data.claims)
-            .map_err(|e| match e.kind() {
-                ErrorKind::ExpiredSignature => AuthError::TokenExpired,
-                ErrorKind::InvalidAlgorithm
-                | ErrorKind::ImmatureSignature
-                | ErrorKind::InvalidIssuer
-                | ErrorKind::InvalidAudience
-                | ErrorKind::InvalidSubject
-                | ErrorKind::MissingRequiredClaim(_) => AuthError::InvalidToken,
-                ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => AuthError::InvalidPayload,
-                _ => AuthError::DecodeError,
-            })
+        let decoded = match &self.inner.claim_names {
+            None => {
+                jsonwebtoken::decode::<Claims>(token, &self.inner.decoding, &self.inner.validation)
+                    .map(|data| data.claims)
+            }
+            Some((user_id, token_type)) => jsonwebtoken::decode::<
+                serde_json::Map<String, serde_json::Value>,
+            >(
+                token, &self.inner.decoding, &self.inner.validation
+            )
+            .and_then(|data| {
+                let mut claims = data.claims;
+                for (theirs, ours) in [(user_id, "user_id"), (token_type, "token_type")] {
+                    if theirs != ours
+                        && let Some(value) = claims.remove(theirs.as_str())
+                    {
+                        claims.insert(ours.to_owned(), value);
+                    }
+                }
+                serde_json::from_value(serde_json::Value::Object(claims))
+                    .map_err(jsonwebtoken::errors::Error::from)
+            }),
+        };
+        decoded.map_err(|e| match e.kind() {
+            ErrorKind::ExpiredSignature => AuthError::TokenExpired,
+            ErrorKind::InvalidAlgorithm
+            | ErrorKind::ImmatureSignature
+            | ErrorKind::InvalidIssuer
+            | ErrorKind::InvalidAudience
+            | ErrorKind::InvalidSubject
+            | ErrorKind::MissingRequiredClaim(_) => AuthError::InvalidToken,
+            ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => AuthError::InvalidPayload,
+            _ => AuthError::DecodeError,
+        })
     }
 
     /// The leeway accepted past `exp`, in seconds.

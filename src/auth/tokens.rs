@@ -268,6 +268,9 @@ impl TokenService {
         match claims.token_type {
             Some(TokenType::Refresh) => Err(AuthError::WrongTokenType),
             None => self.legacy_identity(claims).await,
+            Some(TokenType::Access) if claims.ver.is_none() && self.inner.users.is_some() => {
+                self.django_identity(claims).await
+            }
             Some(TokenType::Access) => {
                 let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
                 let state = match claims.fam.as_deref() {
@@ -329,6 +332,41 @@ impl TokenService {
         }
     }
 
+    /// A djangorestframework-simplejwt access token (typed, but without our `ver`): the user,
+    /// and their staff and active state, come from the user store, never from the token. It
+    /// is ended by logout (its own session), logout-all and deactivation (any token version
+    /// above 0), like ours.
+    async fn django_identity(&self, claims: Arc<Claims>) -> Result<Identity, AuthError> {
+        let user = self.django_user(&claims).await?;
+        if self
+            .inner
+            .store
+            .access_state(&django_session(&claims)?, user.id)
+            .await?
+            .revoked
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        let mut identity = Identity::from_user(&user, Scheme::Jwt);
+        identity.claims = Some(claims);
+        Ok(identity)
+    }
+
+    /// The active user a token minted by Django names, as of now.
+    async fn django_user(&self, claims: &Claims) -> Result<AuthUser, AuthError> {
+        let users = self.inner.users.as_ref().ok_or(AuthError::CannotIssue)?;
+        let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
+        let user = users.by_id(user_id).await?.ok_or(AuthError::UnknownUser)?;
+        if !user.is_active {
+            return Err(AuthError::UserDisabled);
+        }
+        // Django's tokens predate every version bump of ours (logout-all, deactivation).
+        if user.token_version > 0 {
+            return Err(AuthError::TokenRevoked);
+        }
+        Ok(user)
+    }
+
     /// djangorestframework-jwt's `authenticate_credentials`: find the user by `username`.
     async fn legacy_identity(&self, claims: Arc<Claims>) -> Result<Identity, AuthError> {
         if claims.username.is_empty() {
@@ -367,6 +405,9 @@ impl TokenService {
         let claims = self.inner.jwt.decode(refresh)?;
         if claims.token_type != Some(TokenType::Refresh) {
             return Err(AuthError::WrongTokenType);
+        }
+        if claims.ver.is_none() && claims.fam.is_none() && self.inner.users.is_some() {
+            return self.refresh_django(refresh, &claims).await;
         }
         let (Some(family), Some(generation), Some(user_id)) = (
             claims.fam.as_deref(),
@@ -419,6 +460,33 @@ impl TokenService {
         Ok((pair, user))
     }
 
+    /// A djangorestframework-simplejwt refresh token: simplejwt does not rotate by default, so
+    /// its clients reuse one refresh token until it expires. It buys a new access token (in the
+    /// session named after the refresh token, so logging out with that access token ends the
+    /// refresh token too) and is handed back unchanged.
+    async fn refresh_django(
+        &self,
+        refresh: &str,
+        claims: &Claims,
+    ) -> Result<(TokenPair, AuthUser), AuthError> {
+        let user = self.django_user(claims).await?;
+        let session = django_session(claims)?;
+        if self
+            .inner
+            .store
+            .access_state(&session, user.id)
+            .await?
+            .revoked
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        let orig_iat = claims.iat.unwrap_or_else(now);
+        let mut pair = self.issue_in_family(&user, &session, 0, orig_iat)?;
+        pair.refresh = refresh.to_owned();
+        pair.refresh_expires_at = claims.exp;
+        Ok((pair, user))
+    }
+
     /// djangorestframework-jwt's refresh: a valid, unexpired token refreshed within
     /// `orig_iat` + the refresh lifetime gets a new token with the same `orig_iat` (and, for
     /// tokens of ours, the same session: logout and reuse detection end it too).
@@ -450,8 +518,16 @@ impl TokenService {
         refresh: Option<&str>,
     ) -> Result<(), AuthError> {
         let until = self.revoked_until();
-        if let Some(family) = identity.claims.as_ref().and_then(|c| c.fam.as_deref()) {
-            self.inner.store.revoke_family(family, until).await?;
+        if let Some(claims) = &identity.claims {
+            let session = match (&claims.fam, claims.ver, claims.token_type) {
+                (Some(family), _, _) => Some(family.clone()),
+                // An access token minted by Django: its own session.
+                (None, None, Some(TokenType::Access)) => django_session(claims).ok(),
+                _ => None,
+            };
+            if let Some(session) = session {
+                self.inner.store.revoke_family(&session, until).await?;
+            }
         }
         if let Some(refresh) = refresh {
             let claims = self.inner.jwt.decode(refresh)?;
@@ -505,4 +581,11 @@ pub enum LegacyRefreshError {
 
 fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The session a token minted by Django stands for: its own `jti` (the refresh token's, for
+/// access tokens we issue from it).
+fn django_session(claims: &Claims) -> Result<String, AuthError> {
+    let jti = claims.jti.as_deref().ok_or(AuthError::InvalidPayload)?;
+    Ok(format!("dj-{jti}"))
 }

@@ -4,7 +4,7 @@
 //! | route | body | answer |
 //! |---|---|---|
 //! | `POST /token/` | `{"username", "password"}` | `{"token", "refresh"}`; 400 `non_field_errors` |
-//! | `POST /token/refresh/` | `{"refresh"}` (rotation) | `{"token", "refresh"}`; 401 with `code` |
+//! | `POST /token/refresh/` | `{"refresh"}` (ours rotate; djangorestframework-simplejwt's are reused) | `{"access", "token", "refresh"}`; 401 with `code` |
 //! | `POST /token/refresh/` | `{"token"}` (drf-jwt) | `{"token"}`; 400 `non_field_errors` |
 //! | `POST /token/verify/` | `{"token"}` | `{"token"}`; 400 `non_field_errors` |
 //! | `POST /logout/` | `{"refresh"?}` + token | ends this token (and the refresh family) |
@@ -88,8 +88,9 @@ async fn refresh(
     if let Some(refresh) = fields.optional_str("refresh") {
         fields.finish()?;
         let (pair, _) = tokens.refresh(&refresh).await?;
+        // `access` for djangorestframework-simplejwt clients, `token` for ours.
         return Ok(Json(
-            json!({ "token": pair.token, "refresh": pair.refresh }),
+            json!({ "access": pair.token, "token": pair.token, "refresh": pair.refresh }),
         ));
     }
     if data.contains_key("token") {
