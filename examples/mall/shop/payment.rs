@@ -768,40 +768,60 @@ async fn pay_order(payments: &Payments, id: i64, user_id: i64) -> Result<Respons
 
 /// `POST /mall/orders/{id}/ship/` (staff): paid -> shipped.
 pub async fn ship(payments: Payments, ctx: ActionContext<Order>) -> Result<Response, ApiError> {
-    let (_, is_staff) = identity_of(&ctx)?;
-    let Some(order) = ctx.object else {
-        return Err(ApiError::not_found());
+    let step = Step {
+        allowed: |_: &Order, _: i64, is_staff: bool| is_staff,
+        denied: "Only staff can ship orders.",
+        from: PAID,
+        to: SHIPPED,
+        wrong_state: "Only paid orders can be shipped.",
     };
-    if !is_staff {
-        return Err(PaymentError::Forbidden("Only staff can ship orders.").into());
-    }
-    if !payments
-        .transition(order.id, PAID, SHIPPED)
-        .await
-        .map_err(PaymentError::from)?
-    {
-        return Err(PaymentError::InvalidState("Only paid orders can be shipped.").into());
-    }
-    answer(&payments, order, SHIPPED).await
+    step.take(payments, ctx).await
 }
 
 /// `POST /mall/orders/{id}/confirm/` (the buyer): shipped -> completed.
 pub async fn confirm(payments: Payments, ctx: ActionContext<Order>) -> Result<Response, ApiError> {
-    let (user_id, _) = identity_of(&ctx)?;
-    let Some(order) = ctx.object else {
-        return Err(ApiError::not_found());
+    let step = Step {
+        allowed: |order: &Order, user_id: i64, _: bool| order.user_id == user_id,
+        denied: "Only the buyer can confirm receipt.",
+        from: SHIPPED,
+        to: COMPLETED,
+        wrong_state: "Only shipped orders can be confirmed.",
     };
-    if order.user_id != user_id {
-        return Err(PaymentError::Forbidden("Only the buyer can confirm receipt.").into());
+    step.take(payments, ctx).await
+}
+
+/// A lifecycle step without WeChat Pay: who may take it, then `from` -> `to` in one
+/// conditional update (409 when the order is in another state).
+struct Step<F> {
+    allowed: F,
+    denied: &'static str,
+    from: &'static str,
+    to: &'static str,
+    wrong_state: &'static str,
+}
+
+impl<F: FnOnce(&Order, i64, bool) -> bool> Step<F> {
+    async fn take(
+        self,
+        payments: Payments,
+        ctx: ActionContext<Order>,
+    ) -> Result<Response, ApiError> {
+        let (user_id, is_staff) = identity_of(&ctx)?;
+        let Some(order) = ctx.object else {
+            return Err(ApiError::not_found());
+        };
+        if !(self.allowed)(&order, user_id, is_staff) {
+            return Err(PaymentError::Forbidden(self.denied).into());
+        }
+        if !payments
+            .transition(order.id, self.from, self.to)
+            .await
+            .map_err(PaymentError::from)?
+        {
+            return Err(PaymentError::InvalidState(self.wrong_state).into());
+        }
+        answer(&payments, order, self.to).await
     }
-    if !payments
-        .transition(order.id, SHIPPED, COMPLETED)
-        .await
-        .map_err(PaymentError::from)?
-    {
-        return Err(PaymentError::InvalidState("Only shipped orders can be confirmed.").into());
-    }
-    answer(&payments, order, COMPLETED).await
 }
 
 /// `POST /mall/orders/{id}/cancel/`: pending -> cancelled (closed at WeChat Pay first, stock
