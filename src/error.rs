@@ -135,6 +135,26 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// 500 `{"detail": "A server error occurred.", "code": "server_error"}`: what a client sees
+    /// of our own failures (the cause goes to the logs, never the body).
+    ///
+    /// ```
+    /// let err = wxrest::ApiError::server_error();
+    /// assert_eq!(err.status(), 500);
+    /// assert_eq!(err.detail(), Some("A server error occurred."));
+    /// ```
+    pub fn server_error() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            Self::SERVER_ERROR_DETAIL,
+        )
+    }
+
+    /// DRF's `APIException.default_detail`: the detail of [`server_error`](Self::server_error),
+    /// for errors of our own that keep a code of their own.
+    pub const SERVER_ERROR_DETAIL: &'static str = "A server error occurred.";
+
     /// 503 `{"detail": "Service temporarily unavailable, try again later.", "code": "service_unavailable"}`.
     pub fn unavailable() -> Self {
         Self::new(

@@ -48,7 +48,7 @@ pub async fn drf_fallbacks(req: axum::extract::Request, next: axum::middleware::
         StatusCode::REQUEST_TIMEOUT => {
             ApiError::new(status, "request_timeout", "The request took too long.")
         }
-        s if s.is_server_error() => ApiError::new(s, "server_error", "A server error occurred."),
+        s if s.is_server_error() => ApiError::new(s, "server_error", ApiError::SERVER_ERROR_DETAIL),
         s => ApiError::new(
             s,
             "error",
@@ -85,12 +85,7 @@ pub type PanicResponse = fn(Box<dyn std::any::Any + Send + 'static>) -> Response
 pub fn catch_panic() -> tower_http::catch_panic::CatchPanicLayer<PanicResponse> {
     fn respond(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         tracing::error!("a request handler panicked");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "A server error occurred.",
-        )
-        .into_response()
+        ApiError::server_error().into_response()
     }
     tower_http::catch_panic::CatchPanicLayer::custom(respond as PanicResponse)
 }

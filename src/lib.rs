@@ -61,6 +61,7 @@ pub mod throttle;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod user;
+pub mod validation;
 #[cfg(feature = "viewset")]
 #[cfg_attr(docsrs, doc(cfg(feature = "viewset")))]
 pub mod viewset;

@@ -26,7 +26,7 @@ use axum::Router;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderValue, header};
 use serde_json::Value;
 use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
 use utoipa::openapi::request_body::{RequestBody, RequestBodyBuilder};
@@ -40,6 +40,8 @@ use utoipa::openapi::{
     Required,
 };
 use utoipa_scalar::Scalar;
+
+use crate::validation::FieldError;
 
 /// The name of the JWT security scheme every fragment declares.
 pub const JWT_SCHEME: &str = "jwtAuth";
@@ -135,12 +137,7 @@ pub fn docs_routes_at(prefix: &str, doc: OpenApi) -> Router {
                     .into_response(),
                 Err(e) => {
                     tracing::error!(error = %e, "the OpenAPI document does not serialize");
-                    crate::ApiError::new(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "server_error",
-                        "A server error occurred.",
-                    )
-                    .into_response()
+                    crate::ApiError::server_error().into_response()
                 }
             }
         }
@@ -224,7 +221,7 @@ pub(crate) fn common_components() -> ComponentsBuilder {
                      messages; `non_field_errors` for the rest.",
                 ))
                 .additional_properties(Some(ArrayBuilder::new().items(string())))
-                .examples([serde_json::json!({ "name": ["This field is required."] })]),
+                .examples([FieldError::Required.for_field("name").body()]),
         )
         .security_scheme(JWT_SCHEME, SecurityScheme::Http(scheme))
 }

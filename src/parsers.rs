@@ -1,21 +1,17 @@
 //! Request bodies the DRF way: JSON or form data into a field map, with DRF's error shapes
-//! (`JSON parse error - ...`, 415 for other media types, 413 past the body limit), and
-//! [`Fields`], a small serializer-style reader that collects `{"field": ["message"]}` errors.
+//! (`JSON parse error - ...`, 415 for other media types, 413 past the body limit). Read the
+//! fields with [`validation::Fields`](crate::validation::Fields).
 //!
 //! ```
 //! use axum::{Json, routing::post, Router};
-//! use serde_json::{json, Value};
-//! use wxrest::ApiError;
-//! use wxrest::parsers::{Fields, JsonBody};
+//! use serde_json::{Map, Value};
+//! use wxrest::parsers::JsonBody;
 //!
-//! async fn login(JsonBody(data): JsonBody) -> Result<Json<Value>, ApiError> {
-//!     let mut fields = Fields::new(&data);
-//!     let username = fields.required_str("username");
-//!     let password = fields.required_str("password");
-//!     fields.finish()?; // 400 {"username": ["This field is required."]} ...
-//!     Ok(Json(json!({ "user": username, "len": password.len() })))
+//! // `{"a": 1}` and `a=1` (form data) both arrive as an object; other media types get 415.
+//! async fn echo(JsonBody(data): JsonBody) -> Json<Map<String, Value>> {
+//!     Json(data)
 //! }
-//! let app: Router = Router::new().route("/login", post(login));
+//! let app: Router = Router::new().route("/echo", post(echo));
 //! ```
 
 use axum::extract::{FromRequest, Request};
@@ -25,8 +21,6 @@ use http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
-
-use crate::error::NULL_CHARACTERS;
 
 /// A request body as a JSON object (`application/json`, `application/x-www-form-urlencoded`,
 /// or an empty body as `{}`).
@@ -101,103 +95,5 @@ fn json_type_name(value: &Value) -> &'static str {
         Value::String(_) => "str",
         Value::Array(_) => "list",
         Value::Object(_) => "dict",
-    }
-}
-
-/// Reads fields from a body and collects DRF-shaped errors.
-#[derive(Debug)]
-pub struct Fields<'a> {
-    data: &'a Map<String, Value>,
-    errors: Map<String, Value>,
-}
-
-impl<'a> Fields<'a> {
-    /// Reads from `data`.
-    pub fn new(data: &'a Map<String, Value>) -> Self {
-        Self {
-            data,
-            errors: Map::new(),
-        }
-    }
-
-    /// Records `message` against `field`.
-    pub fn error(&mut self, field: &str, message: impl Into<String>) {
-        let entry = self
-            .errors
-            .entry(field.to_owned())
-            .or_insert_with(|| Value::Array(Vec::new()));
-        if let Value::Array(list) = entry {
-            list.push(Value::String(message.into()));
-        }
-    }
-
-    /// A required, non-blank string (`""` and a missing field are errors). Numbers are taken
-    /// as their text, as DRF's `CharField` does.
-    pub fn required_str(&mut self, field: &str) -> String {
-        match self.data.get(field) {
-            None | Some(Value::Null) => {
-                let msg = if self.data.contains_key(field) {
-                    "This field may not be null."
-                } else {
-                    "This field is required."
-                };
-                self.error(field, msg);
-                String::new()
-            }
-            Some(value) => match self.string(field, value) {
-                Some(s) if s.trim().is_empty() => {
-                    self.error(field, "This field may not be blank.");
-                    String::new()
-                }
-                Some(s) => s,
-                None => String::new(),
-            },
-        }
-    }
-
-    /// An optional string (`None` when absent or null).
-    pub fn optional_str(&mut self, field: &str) -> Option<String> {
-        match self.data.get(field) {
-            None | Some(Value::Null) => None,
-            Some(value) => self.string(field, value),
-        }
-    }
-
-    /// An optional object.
-    pub fn optional_object(&mut self, field: &str) -> Option<&'a Map<String, Value>> {
-        match self.data.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(map)) => Some(map),
-            Some(_) => {
-                self.error(field, "Expected a dictionary of items.");
-                None
-            }
-        }
-    }
-
-    fn string(&mut self, field: &str, value: &Value) -> Option<String> {
-        match value {
-            // DRF's `ProhibitNullCharactersValidator`: no database stores them as text.
-            Value::String(s) if s.contains('\0') => {
-                self.error(field, NULL_CHARACTERS);
-                None
-            }
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => {
-                self.error(field, "Not a valid string.");
-                None
-            }
-        }
-    }
-
-    /// `Ok` when no error was recorded, else the 400 with every error.
-    pub fn finish(self) -> Result<(), ApiError> {
-        if self.errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::fields(self.errors))
-        }
     }
 }

@@ -433,7 +433,7 @@ async fn instances_starting_together_on_an_empty_schema_migrate_once() {
     });
     let dbs = futures_util::future::join_all(starts).await;
     for (table, dir) in [
-        ("_sqlx_migrations", "migrations/postgres"),
+        ("_sqlx_migrations", "src/user/migrations/postgres"),
         ("_mall_migrations", "examples/mall/migrations/postgres"),
     ] {
         let (rows, versions): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(

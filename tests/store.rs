@@ -28,10 +28,10 @@ async fn count_users(db: &Db, where_sql: &str, bind: &str) -> i64 {
 #[tokio::test]
 async fn migrations_apply_twice_idempotently() {
     for t in each_backend().await {
-        t.migrate()
+        UserStore::setup(t.db.clone())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", t.label));
-        t.migrate()
+        UserStore::setup(t.db.clone())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", t.label));
         let applied: i64 = sqlx::query("SELECT COUNT(*) AS n FROM _sqlx_migrations")
@@ -44,7 +44,7 @@ async fn migrations_apply_twice_idempotently() {
         // A second Db on the same database migrates again without harm.
         if t.label != "sqlite-memory" {
             let again = Db::connect(t.url()).await.unwrap();
-            again.ping().await.unwrap();
+            UserStore::setup(again).await.unwrap();
         }
     }
 }
@@ -60,9 +60,8 @@ async fn ping_answers_on_a_live_database() {
 
 #[tokio::test]
 async fn connecting_to_a_dead_server_fails_within_the_acquire_timeout() {
-    let options = wxrest::db::DbOptions::default()
-        .acquire_timeout(std::time::Duration::from_secs(1))
-        .skip_migrations();
+    let options =
+        wxrest::db::DbOptions::default().acquire_timeout(std::time::Duration::from_secs(1));
     let started = std::time::Instant::now();
     let result = Db::connect_with("postgres://nobody@127.0.0.1:1/none", options).await;
     assert!(result.is_err());
@@ -77,7 +76,7 @@ async fn sqlite_memory_is_shared_by_every_pooled_connection() {
     )
     .await
     .unwrap();
-    let users = UserStore::new(db.clone());
+    let users = UserStore::setup(db.clone()).await.unwrap();
     users.create_user(NewUser::new("shared")).await.unwrap();
     // Hold three connections so queries run on different ones.
     let mut held = Vec::new();
@@ -630,10 +629,11 @@ fn profile_validation_reports_drf_field_errors() {
 async fn concurrent_migrations_on_one_fresh_database_both_succeed() {
     for label in server_labels() {
         let target = fresh_target(label).await;
-        let (a, b) = tokio::join!(Db::connect(&target.url), Db::connect(&target.url));
-        let a = a.unwrap_or_else(|e| panic!("{label}: first migrator: {e}"));
-        let b = b.unwrap_or_else(|e| panic!("{label}: second migrator: {e}"));
-        let users = UserStore::new(a.clone());
+        let a = Db::connect(&target.url).await.unwrap();
+        let b = Db::connect(&target.url).await.unwrap();
+        let (users, other) = tokio::join!(UserStore::setup(a.clone()), UserStore::setup(b.clone()));
+        let users = users.unwrap_or_else(|e| panic!("{label}: first migrator: {e}"));
+        other.unwrap_or_else(|e| panic!("{label}: second migrator: {e}"));
         users.create_user(NewUser::new("after-race")).await.unwrap();
         assert!(
             UserStore::new(b.clone())

@@ -774,7 +774,7 @@ async fn extra_actions_route_and_check_permissions() {
                     let mut values = Validated::default();
                     values.set(
                         "price",
-                        wxrest::viewset::SqlValue::Int(item.price * (100 - pct) / 100),
+                        wxrest::db::SqlValue::Int(item.price * (100 - pct) / 100),
                     );
                     ctx.ctx.update(item.id, &values).await?;
                     Ok(axum::Json(json!({"id": item.id, "percent": pct})).into_response())

@@ -29,7 +29,8 @@ use super::layer::JwtAuthLayer;
 use super::permission::IsAuthenticated;
 use super::tokens::{LegacyRefreshError, TokenService};
 use crate::error::ApiError;
-use crate::parsers::{Fields, JsonBody};
+use crate::parsers::JsonBody;
+use crate::validation::{FieldError, Fields};
 
 /// The token endpoints as a router (see the module docs for the routes).
 pub fn token_routes(tokens: TokenService) -> Router {
@@ -104,10 +105,7 @@ async fn refresh(
             Err(e) => Err(non_field(e.to_string())),
         };
     }
-    Err(ApiError::validation([(
-        "refresh",
-        "This field is required.",
-    )]))
+    Err(FieldError::Required.for_field("refresh"))
 }
 
 async fn verify(

@@ -1,5 +1,6 @@
 //! The SQL database: one pool over SQLite, PostgreSQL or MySQL/MariaDB, chosen from the URL,
-//! with the crate's migrations applied at start-up.
+//! the dialect differences, and the migration runner each table owner (the
+//! [`UserStore`](crate::user::UserStore), an application) uses for its own migrations.
 //! Needs feature `sqlite`, `postgres` or `mysql`.
 //!
 //! ```
@@ -7,7 +8,7 @@
 //! # async fn main() -> Result<(), wxrest::BackendError> {
 //! use wxrest::db::{Db, Dialect};
 //!
-//! let db = Db::connect("sqlite::memory:").await?; // migrations applied
+//! let db = Db::connect("sqlite::memory:").await?;
 //! assert_eq!(db.dialect(), Dialect::Sqlite);
 //! db.ping().await?;
 //! # Ok(())
@@ -20,6 +21,7 @@
 //! (`busy_timeout`) instead of failing, with foreign keys on.
 
 mod dialect;
+mod value;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,15 +34,13 @@ use sqlx::{Connection, Executor};
 use crate::error::BackendError;
 
 pub use dialect::{Dialect, LIKE_ESCAPE, decode_bool};
+pub(crate) use value::bind_all;
+pub use value::{SqlType, SqlValue};
 
 /// Now, as the unix seconds every timestamp column holds.
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
-
-static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
-static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
-static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("migrations/mysql");
 
 /// Serialises migrations between processes on MySQL/MariaDB (waits up to 10 minutes).
 const MYSQL_MIGRATION_LOCK: &str =
@@ -51,7 +51,7 @@ const MYSQL_MIGRATION_UNLOCK: &str =
 /// How long a SQLite connection waits for another writer's lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 
-/// How to open a [`Db`]: pool size, acquire timeout and whether to run migrations.
+/// How to open a [`Db`]: pool size and acquire timeout.
 ///
 /// ```
 /// use std::time::Duration;
@@ -59,25 +59,21 @@ const SQLITE_BUSY_TIMEOUT_MS: u64 = 5_000;
 ///
 /// let options = DbOptions::default()
 ///     .max_connections(16)
-///     .acquire_timeout(Duration::from_secs(2))
-///     .skip_migrations();
+///     .acquire_timeout(Duration::from_secs(2));
 /// assert_eq!(options.get_max_connections(), Some(16));
-/// assert!(!options.runs_migrations());
 /// ```
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     max_connections: Option<u32>,
     acquire_timeout: Duration,
-    migrate: bool,
 }
 
 impl Default for DbOptions {
-    /// Pool of 4 on SQLite and 10 elsewhere, 5 s acquire timeout, migrations on.
+    /// Pool of 4 on SQLite and 10 elsewhere, 5 s acquire timeout.
     fn default() -> Self {
         Self {
             max_connections: None,
             acquire_timeout: Duration::from_secs(5),
-            migrate: true,
         }
     }
 }
@@ -98,21 +94,9 @@ impl DbOptions {
         self
     }
 
-    /// Does not apply migrations on connect (run [`Db::migrate`] yourself).
-    #[must_use]
-    pub fn skip_migrations(mut self) -> Self {
-        self.migrate = false;
-        self
-    }
-
     /// The configured pool cap, `None` for the dialect's default.
     pub fn get_max_connections(&self) -> Option<u32> {
         self.max_connections
-    }
-
-    /// Whether [`Db::connect_with`] applies migrations.
-    pub fn runs_migrations(&self) -> bool {
-        self.migrate
     }
 
     fn pool_size(&self, dialect: Dialect) -> u32 {
@@ -142,7 +126,8 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Connects with [`DbOptions::default`] and applies migrations.
+    /// Connects with [`DbOptions::default`]. Tables are created by their owners' migrations
+    /// (the users table by [`UserStore::setup`](crate::user::UserStore::setup)).
     ///
     /// `url` is `sqlite:<path>` (created if missing), `sqlite::memory:`,
     /// `postgres://...`/`postgresql://...` or `mysql://...`/`mariadb://...`.
@@ -150,7 +135,7 @@ impl Db {
         Self::connect_with(url, DbOptions::default()).await
     }
 
-    /// Connects with the given options, applying migrations unless told not to.
+    /// Connects with the given options.
     ///
     /// Fails (after at most the acquire timeout) when the database cannot be reached. Errors
     /// never contain the URL.
@@ -202,48 +187,34 @@ impl Db {
         }
 
         let pool = pool_options.connect(&url).await?;
-        let db = Self {
+        Ok(Self {
             pool,
             dialect,
             _memory_keeper: memory_keeper,
-        };
-        if options.migrate {
-            db.migrate().await?;
-        }
-        Ok(db)
-    }
-
-    /// Applies the crate's pending migrations for this dialect.
-    ///
-    /// Safe to call repeatedly, and from several processes at once on PostgreSQL and MySQL:
-    /// sqlx's migrator holds the database's advisory lock while it works.
-    ///
-    /// On MySQL/MariaDB an extra named lock is held around the migrator: sqlx asks for its lock
-    /// with `GET_LOCK(name, -1)`, which MariaDB answers with `NULL` at once instead of waiting,
-    /// so two starting processes would otherwise both apply the same migration.
-    pub async fn migrate(&self) -> Result<(), BackendError> {
-        let migrator = match self.dialect {
-            Dialect::Sqlite => &SQLITE_MIGRATIONS,
-            Dialect::Postgres => &POSTGRES_MIGRATIONS,
-            Dialect::MySql => &MYSQL_MIGRATIONS,
-        };
-        self.run_migrator(migrator).await
+        })
     }
 
     /// Applies an application's own migrations (its tables beside the crate's), recorded in
     /// their own bookkeeping table `table` so they never mix with the crate's. Pick the
-    /// migrator for [`dialect`](Self::dialect); the same locking as [`migrate`](Self::migrate)
-    /// applies.
+    /// migrator for [`dialect`](Self::dialect).
+    ///
+    /// Safe to call repeatedly, and from several processes at once on PostgreSQL and MySQL:
+    /// sqlx's migrator holds the database's advisory lock while it works. On MySQL/MariaDB an
+    /// extra named lock is held around the migrator: sqlx asks for its lock with
+    /// `GET_LOCK(name, -1)`, which MariaDB answers with `NULL` at once instead of waiting, so
+    /// two starting processes would otherwise both apply the same migration.
     ///
     /// ```
     /// # async fn run() -> Result<(), wxrest::BackendError> {
     /// use wxrest::db::{Db, Dialect};
-    /// static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+    /// static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("examples/mall/migrations/sqlite");
     /// let db = Db::connect("sqlite::memory:").await?;
+    /// // The mall's tables refer to the users table: create it first.
+    /// let users = wxrest::user::UserStore::setup(db.clone()).await?;
     /// if db.dialect() == Dialect::Sqlite {
     ///     db.migrate_app(&SQLITE, "_shop_migrations").await?;
     /// }
-    /// # Ok(()) }
+    /// # let _ = users; Ok(()) }
     /// ```
     pub async fn migrate_app(
         &self,
@@ -262,7 +233,9 @@ impl Db {
         self.run_migrator(&migrator).await
     }
 
-    async fn run_migrator(&self, migrator: &Migrator) -> Result<(), BackendError> {
+    /// Applies `migrator` under its own bookkeeping table, with the locking of
+    /// [`migrate_app`](Self::migrate_app).
+    pub(crate) async fn run_migrator(&self, migrator: &Migrator) -> Result<(), BackendError> {
         let migrate_err = |err: sqlx::migrate::MigrateError| BackendError::Database(err.into());
         match self.dialect {
             Dialect::Sqlite | Dialect::Postgres => {

@@ -201,7 +201,7 @@ impl PayError {
             Self::Timeout => "WeChat Pay did not answer in time.".into(),
             Self::Signature(_) => "WeChat Pay's answer could not be verified.".into(),
             Self::InvalidRequest(reason) => format!("Invalid payment request: {reason}").into(),
-            Self::Config(_) | Self::Sign => "A server error occurred.".into(),
+            Self::Config(_) | Self::Sign => ApiError::SERVER_ERROR_DETAIL.into(),
             Self::SignRejected { .. } | Self::Api { .. } | Self::Malformed(_) => {
                 "WeChat Pay refused the request.".into()
             }

@@ -8,7 +8,8 @@
 //! use wxrest::db::Db;
 //! use wxrest::user::{NewUser, ProfileUpdate, UserStore, WxSession};
 //!
-//! let users = UserStore::new(Db::connect("sqlite::memory:").await?);
+//! // Creates (or updates) the users table: the store owns its migrations.
+//! let users = UserStore::setup(Db::connect("sqlite::memory:").await?).await?;
 //!
 //! // A WeChat login: one row per openid, ever.
 //! let session = WxSession::new("o6_bmjrPTlm6_2sgVt7hMZOPfL2M", "key-from-wechat");
@@ -29,6 +30,10 @@
 //! # }
 //! ```
 //!
+//! The users table's migrations live beside this module (`src/user/migrations/<dialect>/`) and
+//! are recorded in sqlx's `_sqlx_migrations` table; an application's own tables use
+//! [`Db::migrate_app`](crate::db::Db::migrate_app) with a table of their own.
+//!
 //! The WeChat `session_key`, the password hash, the openid, the unionid and the token version
 //! are never part of the serialized [`User`].
 
@@ -43,13 +48,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::migrate::Migrator;
 use sqlx::query::Query;
 use sqlx::{Any, AssertSqlSafe, Row};
 
 use crate::auth::{AuthUser, RevocationStore, UserLookup};
-use crate::db::{Db, Dialect, decode_bool, now};
+use crate::db::{Db, Dialect, SqlValue, bind_all, decode_bool, now};
 use crate::error::{ApiError, BackendError};
-use model::Value;
 use password::{PasswordHashing, Verdict};
 
 /// Why [`UserStore::create_user`] failed.
@@ -132,6 +137,21 @@ const USER_COLUMNS: [&str; 20] = [
 
 const BOOL_COLUMNS: [&str; 3] = ["is_staff", "is_superuser", "is_active"];
 
+/// The users table, per dialect (sqlx's multi-database example: each component owns its
+/// migrations). Versions and SQL text never change once released: sqlx refuses a database whose
+/// applied migration's checksum differs.
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("src/user/migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("src/user/migrations/postgres");
+static MYSQL_MIGRATIONS: Migrator = sqlx::migrate!("src/user/migrations/mysql");
+
+fn migrator(dialect: Dialect) -> &'static Migrator {
+    match dialect {
+        Dialect::Sqlite => &SQLITE_MIGRATIONS,
+        Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        Dialect::MySql => &MYSQL_MIGRATIONS,
+    }
+}
+
 /// How often a statement the database aborted to break a deadlock is retried.
 const DEADLOCK_RETRIES: usize = 5;
 
@@ -175,23 +195,32 @@ fn is_retryable(err: &sqlx::Error) -> bool {
     }
 }
 
-fn bind_all<'q>(
-    mut query: Query<'q, Any, AnyArguments>,
-    values: Vec<Value>,
-) -> Query<'q, Any, AnyArguments> {
-    for value in values {
-        query = match value {
-            Value::Text(text) => query.bind(text),
-            Value::OptText(text) => query.bind(text),
-            Value::Int(int) => query.bind(int),
-            Value::Bool(flag) => query.bind(flag),
-        };
-    }
-    query
-}
-
 impl UserStore {
-    /// A store on `db` (whose migrations created the `users` table).
+    /// Creates or updates the `users` table on `db` (applying the store's pending migrations),
+    /// then returns the store: the one call an application makes at start-up.
+    ///
+    /// Safe to call repeatedly and from several processes at once (see
+    /// [`Db::migrate_app`](crate::db::Db::migrate_app) for the locking).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), wxrest::BackendError> {
+    /// use wxrest::{db::Db, user::UserStore};
+    ///
+    /// let db = Db::connect("sqlite::memory:").await?;
+    /// let users = UserStore::setup(db.clone()).await?;
+    /// assert!(users.get_by_username("nobody").await?.is_none());
+    /// UserStore::setup(db).await?; // nothing left to apply
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn setup(db: Db) -> Result<Self, BackendError> {
+        db.run_migrator(migrator(db.dialect())).await?;
+        Ok(Self::new(db))
+    }
+
+    /// A store on `db` whose `users` table is already there (made by [`setup`](Self::setup),
+    /// e.g. in another process or by `mall migrate`); use `setup` when in doubt.
     pub fn new(db: Db) -> Self {
         let d = db.dialect();
         let columns: Vec<String> = USER_COLUMNS
@@ -289,28 +318,28 @@ impl UserStore {
     async fn fetch_user_where(
         &self,
         condition: &str,
-        value: Value,
+        value: SqlValue,
     ) -> Result<Option<User>, BackendError> {
         let sql = format!("{} WHERE {condition} = {}", self.inner.select, self.ph(1));
-        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), vec![value]);
+        let query = bind_all(sqlx::query(AssertSqlSafe(sql)), &[value]);
         let row = query.fetch_optional(self.inner.db.pool()).await?;
         Ok(row.as_ref().map(user_from_row).transpose()?)
     }
 
     /// The user with this id.
     pub async fn get(&self, id: i64) -> Result<Option<User>, BackendError> {
-        self.fetch_user_where("id", Value::Int(id)).await
+        self.fetch_user_where("id", SqlValue::Int(id)).await
     }
 
     /// The user with this username (case-sensitive).
     pub async fn get_by_username(&self, username: &str) -> Result<Option<User>, BackendError> {
-        self.fetch_user_where("username", Value::Text(username.to_owned()))
+        self.fetch_user_where("username", SqlValue::Text(username.to_owned()))
             .await
     }
 
     /// The user with this WeChat openid.
     pub async fn get_by_openid(&self, openid: &str) -> Result<Option<User>, BackendError> {
-        self.fetch_user_where("openid", Value::Text(openid.to_owned()))
+        self.fetch_user_where("openid", SqlValue::Text(openid.to_owned()))
             .await
     }
 
@@ -444,16 +473,16 @@ impl UserStore {
         let at = now();
         let nonce = uuid::Uuid::new_v4().to_string();
 
-        let mut insert: Vec<(&str, Value)> = vec![
-            ("username", Value::Text(session.openid.clone())),
-            ("password", Value::Text(password::unusable())),
-            ("is_active", Value::Bool(true)),
-            ("date_joined", Value::Int(at)),
-            ("last_login", Value::Int(at)),
-            ("openid", Value::Text(session.openid.clone())),
-            ("unionid", Value::OptText(session.unionid.clone())),
-            ("session_key", Value::Text(session.session_key.clone())),
-            ("created_nonce", Value::Text(nonce.clone())),
+        let mut insert: Vec<(&str, SqlValue)> = vec![
+            ("username", SqlValue::Text(session.openid.clone())),
+            ("password", SqlValue::Text(password::unusable())),
+            ("is_active", SqlValue::Bool(true)),
+            ("date_joined", SqlValue::Int(at)),
+            ("last_login", SqlValue::Int(at)),
+            ("openid", SqlValue::Text(session.openid.clone())),
+            ("unionid", SqlValue::from(session.unionid.clone())),
+            ("session_key", SqlValue::Text(session.session_key.clone())),
+            ("created_nonce", SqlValue::Text(nonce.clone())),
         ];
         let mut set: Vec<(&str, String)> = vec![
             ("session_key", d.inserted("session_key")),
@@ -495,11 +524,9 @@ impl UserStore {
             d.placeholders(1, columns.len()),
             d.upsert("openid", &assignments),
         );
-        let values: Vec<Value> = insert.into_iter().map(|(_, v)| v).collect();
-        self.with_deadlock_retry(|| {
-            bind_all(sqlx::query(AssertSqlSafe(sql.clone())), values.clone())
-        })
-        .await?;
+        let values: Vec<SqlValue> = insert.into_iter().map(|(_, v)| v).collect();
+        self.with_deadlock_retry(|| bind_all(sqlx::query(AssertSqlSafe(sql.clone())), &values))
+            .await?;
 
         let sql = format!(
             "{}, created_nonce FROM users WHERE openid = {}",
@@ -542,9 +569,9 @@ impl UserStore {
             set.join(", "),
             d.placeholder(fields.len() + 1)
         );
-        let mut values: Vec<Value> = fields.into_iter().map(|(_, v)| v).collect();
-        values.push(Value::Int(id));
-        bind_all(sqlx::query(AssertSqlSafe(sql)), values)
+        let mut values: Vec<SqlValue> = fields.into_iter().map(|(_, v)| v).collect();
+        values.push(SqlValue::Int(id));
+        bind_all(sqlx::query(AssertSqlSafe(sql)), &values)
             .execute(self.inner.db.pool())
             .await?;
         self.get(id).await
@@ -782,5 +809,47 @@ impl UserLookup for UserStore {
 
     async fn bump_token_version(&self, id: i64) -> Result<Option<i64>, BackendError> {
         UserStore::bump_token_version(self, id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What sqlx recorded in `_sqlx_migrations` for databases migrated by earlier releases
+    /// (the files then lived in `/migrations/<dialect>/`): sqlx refuses to start on a database
+    /// whose applied migration's checksum differs, so these must never change.
+    const RELEASED: [(Dialect, i64, &str); 3] = [
+        (
+            Dialect::Sqlite,
+            20261126000001,
+            "0ab07467e765739aba3e5847b78c3c1fe600548ac84d73a96a5f64e6e2e297abac8b8da6fbb37f5a202ea10c0dcb427c",
+        ),
+        (
+            Dialect::Postgres,
+            20261126000001,
+            "d51ff1da07381befd54a096e46cd5f29a0efcbbec701be017969c7637052e1ff216df6825ab39852c6217a81d483bf0d",
+        ),
+        (
+            Dialect::MySql,
+            20261126000001,
+            "a9c513a67195e3f16be3e7a05380aa8edf1d5d80ecbbc82cf6fafa19a28af65ede8cd5d5505dccd5654593ec717544e8",
+        ),
+    ];
+
+    #[test]
+    fn released_migrations_keep_their_versions_and_checksums() {
+        for (dialect, version, checksum) in RELEASED {
+            let migration = migrator(dialect)
+                .iter()
+                .find(|m| m.version == version)
+                .unwrap_or_else(|| panic!("{dialect:?}: migration {version} is missing"));
+            let hex: String = migration
+                .checksum
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(hex, checksum, "{dialect:?}: migration {version} changed");
+        }
     }
 }

@@ -6,8 +6,9 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Map;
 
 use crate::auth::AuthUser;
+use crate::db::SqlValue;
 use crate::error::ApiError;
-use crate::parsers::Fields;
+use crate::validation::{FieldError, FieldErrors, Fields};
 
 /// A user account, as the profile endpoints return it.
 ///
@@ -15,7 +16,7 @@ use crate::parsers::Fields;
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # use wxrest::{db::Db, user::{UserStore, WxSession}};
-/// # let users = UserStore::new(Db::connect("sqlite::memory:").await?);
+/// # let users = UserStore::setup(Db::connect("sqlite::memory:").await?).await?;
 /// let (user, _) = users.upsert_by_openid(&WxSession::new("openid-1", "sk"), None).await?;
 /// let json = serde_json::to_value(&user)?;
 /// assert_eq!(json["username"], "openid-1");
@@ -262,20 +263,11 @@ pub struct ProfileUpdate {
     pub language: Option<String>,
 }
 
-/// A bound value of a dynamically built statement.
-#[derive(Clone)]
-pub(crate) enum Value {
-    Text(String),
-    OptText(Option<String>),
-    Int(i64),
-    Bool(bool),
-}
-
 impl ProfileUpdate {
     /// Checks lengths and the gender choice, answering DRF's field errors
     /// (`{"nickname": ["Ensure this field has no more than 64 characters."]}`).
     pub fn validate(&self) -> Result<(), ApiError> {
-        let mut errors: Vec<(&str, String)> = Vec::new();
+        let mut errors = FieldErrors::new();
         let limits: [(&str, &Option<String>, usize); 6] = [
             ("nickname", &self.nickname, 64),
             ("avatar_url", &self.avatar_url, 512),
@@ -286,31 +278,24 @@ impl ProfileUpdate {
         ];
         for (field, value, max) in limits {
             if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                errors.push((
-                    field,
-                    format!("Ensure this field has no more than {max} characters."),
-                ));
+                errors.add(field, FieldError::MaxLength(max));
             }
         }
         if let Some(url) = &self.avatar_url
             && !url.is_empty()
-            && !errors.iter().any(|(field, _)| *field == "avatar_url")
+            && !errors.has("avatar_url")
             && !is_web_url(url)
         {
             // Only web addresses: a `javascript:` or `data:` avatar is a script waiting for
             // a web admin page to render it.
-            errors.push(("avatar_url", "Enter a valid URL.".to_owned()));
+            errors.add("avatar_url", FieldError::NotAUrl);
         }
         if let Some(gender) = self.gender
             && !(0..=2).contains(&gender)
         {
-            errors.push(("gender", format!("\"{gender}\" is not a valid choice.")));
+            errors.add("gender", FieldError::InvalidChoice(gender.to_string()));
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(errors))
-        }
+        errors.finish()
     }
 
     /// Reads a request body (or a mini-program `userInfo` object) the DRF way: the snake_case
@@ -339,7 +324,7 @@ impl ProfileUpdate {
         let update = ProfileUpdate {
             nickname: text_field(&mut fields, data, "nickname", Some("nickName")),
             avatar_url: text_field(&mut fields, data, "avatar_url", Some("avatarUrl")),
-            gender: integer_field(&mut fields, data, "gender"),
+            gender: fields.optional_int("gender"),
             country: text_field(&mut fields, data, "country", None),
             province: text_field(&mut fields, data, "province", None),
             city: text_field(&mut fields, data, "city", None),
@@ -356,14 +341,14 @@ impl ProfileUpdate {
     }
 
     /// The given fields as (column, value) pairs.
-    pub(crate) fn fields(&self) -> Vec<(&'static str, Value)> {
+    pub(crate) fn fields(&self) -> Vec<(&'static str, SqlValue)> {
         let text = |column: &'static str, value: &Option<String>| {
-            value.clone().map(|v| (column, Value::Text(v)))
+            value.clone().map(|v| (column, SqlValue::Text(v)))
         };
         [
             text("nickname", &self.nickname),
             text("avatar_url", &self.avatar_url),
-            self.gender.map(|g| ("gender", Value::Int(g))),
+            self.gender.map(|g| ("gender", SqlValue::Int(g))),
             text("country", &self.country),
             text("province", &self.province),
             text("city", &self.city),
@@ -398,23 +383,4 @@ fn text_field(
         _ => name,
     };
     fields.optional_str(key)
-}
-
-/// An integer field: a JSON integer or its text, as DRF's `IntegerField`.
-fn integer_field(
-    fields: &mut Fields<'_>,
-    data: &Map<String, serde_json::Value>,
-    name: &str,
-) -> Option<i64> {
-    use serde_json::Value as Json;
-    let parsed = match data.get(name) {
-        None | Some(Json::Null) => return None,
-        Some(Json::Number(n)) => n.as_i64(),
-        Some(Json::String(s)) => s.trim().parse::<i64>().ok(),
-        Some(_) => None,
-    };
-    if parsed.is_none() {
-        fields.error(name, "A valid integer is required.");
-    }
-    parsed
 }

@@ -14,7 +14,7 @@
 //! use wxrest::db::Db;
 //! use wxrest::user::{UserStore, profile_routes};
 //!
-//! let users = UserStore::new(Db::connect("sqlite::memory:").await?);
+//! let users = UserStore::setup(Db::connect("sqlite::memory:").await?).await?;
 //! let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
 //!     .with_users(users.clone());
 //! let app: Router = Router::new().nest("/users", profile_routes(users, tokens));

@@ -14,12 +14,13 @@ use serde_json::{Map, Value, json};
 use sqlx::any::AnyRow;
 
 use super::pagination::{Cursor, Pagination, invalid_cursor, invalid_page, page_url, positive};
-use super::query::{self, SqlValue, Where, bind_all, order_sql, parse_time, row_to_json};
+use super::query::{self, Where, order_sql, parse_time, row_to_json};
 use super::rows::{self, apply_auto, check_references, fetch_one};
 use super::schema::{Kind, Model};
 use super::validation::{Mode, validate};
 use super::{Action, ActionContext, Config};
 use crate::auth::{AuthError, AuthState, Identity, RequestContext};
+use crate::db::{SqlValue, bind_all};
 use crate::error::{ApiError, BackendError};
 use crate::parsers::JsonBody;
 

@@ -57,7 +57,7 @@ use serde_json::{Map, Value};
 
 pub use cache::{ListCache, PAGE_TTL};
 pub use pagination::{CursorPagination, LimitOffset, PageNumber, Pagination};
-pub use query::{MAX_SEARCH_TERM_CHARS, MAX_SEARCH_TERMS, SqlValue};
+pub use query::{MAX_SEARCH_TERM_CHARS, MAX_SEARCH_TERMS};
 pub use rows::write_error;
 pub use schema::{Auto, Field, Kind, Lookup, Model, Schema};
 pub use validation::{Mode, Validated};
@@ -66,7 +66,7 @@ use self::query::Where;
 use self::rows::Table;
 use crate::auth::BoxFuture;
 use crate::auth::{AllowAny, AuthLayer, Identity, Permission};
-use crate::db::Db;
+use crate::db::{Db, SqlValue};
 use crate::error::ApiError;
 
 /// A viewset action (DRF's `self.action`).

@@ -7,56 +7,12 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde_json::{Map, Value};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use super::schema::{Field, Kind, Lookup, Schema};
-use crate::db::Dialect;
+use crate::db::{Dialect, SqlValue};
 use crate::error::ApiError;
-
-/// A bound SQL value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SqlValue {
-    /// An integer (also timestamps, in unix seconds).
-    Int(i64),
-    /// Text.
-    Text(String),
-    /// A boolean.
-    Bool(bool),
-    /// NULL of a field's kind.
-    Null(Kind),
-}
-
-impl SqlValue {
-    /// The JSON form, as the validated data handed to hooks.
-    pub fn to_json(&self) -> Value {
-        match self {
-            SqlValue::Int(i) => Value::from(*i),
-            SqlValue::Text(s) => Value::from(s.clone()),
-            SqlValue::Bool(b) => Value::from(*b),
-            SqlValue::Null(_) => Value::Null,
-        }
-    }
-}
-
-/// Binds `values` in order.
-pub fn bind_all<'q>(
-    mut query: Query<'q, Any, AnyArguments>,
-    values: &[SqlValue],
-) -> Query<'q, Any, AnyArguments> {
-    for value in values {
-        query = match value {
-            SqlValue::Int(i) => query.bind(*i),
-            SqlValue::Text(s) => query.bind(s.clone()),
-            SqlValue::Bool(b) => query.bind(*b),
-            SqlValue::Null(Kind::Text) => query.bind(None::<String>),
-            SqlValue::Null(Kind::Bool) => query.bind(None::<bool>),
-            SqlValue::Null(Kind::Int | Kind::Timestamp) => query.bind(None::<i64>),
-        };
-    }
-    query
-}
 
 /// A WHERE clause under construction: SQL fragments joined with AND, and their binds.
 #[derive(Debug, Clone, Default)]

@@ -4,11 +4,10 @@
 use serde_json::{Map, Value};
 use sqlx::Row;
 
-use super::query::{SqlValue, Where, bind_all, row_to_json, select_list};
+use super::query::{Where, row_to_json, select_list};
 use super::schema::{Auto, Schema};
 use super::validation::Validated;
-use crate::db::now;
-use crate::db::{Db, Dialect};
+use crate::db::{Db, Dialect, SqlValue, bind_all, now};
 use crate::error::{ApiError, BackendError};
 
 /// A schema's precomputed SQL pieces.

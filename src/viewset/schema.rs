@@ -25,6 +25,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::db::SqlType;
+
 /// A model served by a [`ModelViewSet`](super::ModelViewSet): a serde struct whose fields match
 /// its [`Schema`]'s (rows are read into JSON by the schema, then into the struct).
 pub trait Model: Serialize + DeserializeOwned + Send + Sync + 'static {
@@ -43,6 +45,17 @@ pub enum Kind {
     Bool,
     /// A point in time: BIGINT unix seconds in the database, RFC 3339 in JSON.
     Timestamp,
+}
+
+impl From<Kind> for SqlType {
+    /// The type of a NULL of this kind (timestamps are `BIGINT`).
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Int | Kind::Timestamp => SqlType::Int,
+            Kind::Text => SqlType::Text,
+            Kind::Bool => SqlType::Bool,
+        }
+    }
 }
 
 /// A filter lookup, django-filter's names: `price__gte=100`.

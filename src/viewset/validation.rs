@@ -6,9 +6,11 @@
 
 use serde_json::{Map, Value};
 
-use super::query::{SqlValue, parse_bool_text, parse_time};
+use super::query::{parse_bool_text, parse_time};
 use super::schema::{Field, Kind, Schema};
+use crate::db::SqlValue;
 use crate::error::ApiError;
+use crate::validation::{FieldError, FieldErrors};
 
 /// Which write is being validated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,46 +68,43 @@ pub fn validate(
     mode: Mode,
 ) -> Result<Validated, ApiError> {
     let mut out = Validated::default();
-    let mut errors: Vec<(String, String)> = Vec::new();
+    let mut errors = FieldErrors::new();
     for field in schema.fields.iter().filter(|f| !f.read_only) {
         match data.get(field.name) {
             Some(value) => match convert(field, value) {
                 Ok(v) => out.values.push((field.name, v)),
-                Err(msg) => errors.push((field.name.to_owned(), msg)),
+                Err(error) => errors.add(field.name, error),
             },
             None => match mode {
                 Mode::Partial => {}
                 Mode::Create => match (&field.default, field.nullable) {
                     (Some(default), _) => match convert(field, default) {
                         Ok(v) => out.values.push((field.name, v)),
-                        Err(msg) => errors.push((field.name.to_owned(), msg)),
+                        Err(error) => errors.add(field.name, error),
                     },
-                    (None, true) => out.values.push((field.name, SqlValue::Null(field.kind))),
-                    (None, false) => {
-                        errors.push((field.name.to_owned(), "This field is required.".into()))
-                    }
+                    (None, true) => out
+                        .values
+                        .push((field.name, SqlValue::Null(field.kind.into()))),
+                    (None, false) => errors.add(field.name, FieldError::Required),
                 },
                 Mode::Update => {
                     if field.default.is_none() && !field.nullable {
-                        errors.push((field.name.to_owned(), "This field is required.".into()));
+                        errors.add(field.name, FieldError::Required);
                     }
                 }
             },
         }
     }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(ApiError::validation(errors))
-    }
+    errors.finish()?;
+    Ok(out)
 }
 
-fn convert(field: &Field, value: &Value) -> Result<SqlValue, String> {
+fn convert(field: &Field, value: &Value) -> Result<SqlValue, FieldError> {
     if value.is_null() {
         return if field.nullable {
-            Ok(SqlValue::Null(field.kind))
+            Ok(SqlValue::Null(field.kind.into()))
         } else {
-            Err("This field may not be null.".into())
+            Err(FieldError::Null)
         };
     }
     let converted = match field.kind {
@@ -119,18 +118,16 @@ fn convert(field: &Field, value: &Value) -> Result<SqlValue, String> {
                 Value::String(s) => s.trim().parse::<i64>().ok(),
                 _ => None,
             };
-            let n = n.ok_or("A valid integer is required.")?;
+            let n = n.ok_or(FieldError::NotAnInteger)?;
             if let Some(min) = field.min
                 && n < min
             {
-                return Err(format!(
-                    "Ensure this value is greater than or equal to {min}."
-                ));
+                return Err(FieldError::MinValue(min));
             }
             if let Some(max) = field.max
                 && n > max
             {
-                return Err(format!("Ensure this value is less than or equal to {max}."));
+                return Err(FieldError::MaxValue(max));
             }
             SqlValue::Int(n)
         }
@@ -138,26 +135,24 @@ fn convert(field: &Field, value: &Value) -> Result<SqlValue, String> {
             let s = match value {
                 Value::String(s) => s.trim().to_owned(),
                 Value::Number(n) => n.to_string(),
-                _ => return Err("Not a valid string.".into()),
+                _ => return Err(FieldError::NotAString),
             };
             if s.is_empty() && !field.allow_blank {
-                return Err("This field may not be blank.".into());
+                return Err(FieldError::Blank);
             }
             let len = s.chars().count();
             if let Some(max) = field.max_length
                 && len > max
             {
-                return Err(format!(
-                    "Ensure this field has no more than {max} characters."
-                ));
+                return Err(FieldError::MaxLength(max));
             }
             if let Some(min) = field.min_length
                 && len < min
             {
-                return Err(format!("Ensure this field has at least {min} characters."));
+                return Err(FieldError::MinLength(min));
             }
             if s.contains('\0') {
-                return Err("Null characters are not allowed.".into());
+                return Err(FieldError::NullCharacters);
             }
             SqlValue::Text(s)
         }
@@ -172,7 +167,7 @@ fn convert(field: &Field, value: &Value) -> Result<SqlValue, String> {
                 Value::String(s) => parse_bool_text(s.trim()),
                 _ => None,
             };
-            SqlValue::Bool(b.ok_or("Must be a valid boolean.")?)
+            SqlValue::Bool(b.ok_or(FieldError::NotABoolean)?)
         }
         Kind::Timestamp => {
             let t = match value {
@@ -180,15 +175,13 @@ fn convert(field: &Field, value: &Value) -> Result<SqlValue, String> {
                 Value::Number(n) => n.as_i64(),
                 _ => None,
             };
-            SqlValue::Int(t.ok_or(
-                "Datetime has wrong format. Use one of these formats instead: YYYY-MM-DDThh:mm[:ss[.uuuuuu]][+HH:MM|-HH:MM|Z].",
-            )?)
+            SqlValue::Int(t.ok_or(FieldError::NotADatetime)?)
         }
     };
     if let Some(choices) = &field.choices
         && !choices.contains(&converted.to_json())
     {
-        return Err(format!("\"{}\" is not a valid choice.", display(value)));
+        return Err(FieldError::InvalidChoice(display(value)));
     }
     Ok(converted)
 }

@@ -20,7 +20,8 @@ use super::crypto;
 use super::error::WxError;
 use crate::auth::{AuthUser, Identity, IsAuthenticated, JwtAuthLayer, TokenService};
 use crate::error::ApiError;
-use crate::parsers::{Fields, JsonBody};
+use crate::parsers::JsonBody;
+use crate::validation::{FieldError, Fields};
 use async_trait::async_trait;
 
 use crate::error::BackendError;
@@ -228,7 +229,7 @@ impl WxUsers for UserStore {
 ///
 /// let fake = FakeWeChat::start().await;
 /// fake.script_code("code-1", Script::session("openid-1"));
-/// let users = UserStore::new(Db::connect("sqlite::memory:").await?);
+/// let users = UserStore::setup(Db::connect("sqlite::memory:").await?).await?;
 /// let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
 ///     .with_users(users.clone());
 /// let login = WxLoginService::new(WxClient::new(fake.config())?, users, tokens);
@@ -350,16 +351,10 @@ impl WxLoginService {
         profile: Option<&ProfileUpdate>,
     ) -> Result<LoginOutcome, ApiError> {
         if code.trim().is_empty() {
-            return Err(ApiError::validation([(
-                "code",
-                "This field may not be blank.",
-            )]));
+            return Err(FieldError::Blank.for_field("code"));
         }
         if code.chars().count() > MAX_CODE_CHARS {
-            return Err(ApiError::validation([(
-                "code",
-                format!("Ensure this field has no more than {MAX_CODE_CHARS} characters."),
-            )]));
+            return Err(FieldError::MaxLength(MAX_CODE_CHARS).for_field("code"));
         }
         if let Some(profile) = profile {
             profile.validate()?;

@@ -49,9 +49,11 @@ pub fn tokens_for(users: &UserStore) -> TokenService {
     TokenService::new(JwtConfig::hs256(SECRET).unwrap()).with_users(users.clone())
 }
 
-/// An in-memory SQLite database.
+/// An in-memory SQLite database with the users table.
 pub async fn memory_db() -> Db {
-    Db::connect("sqlite::memory:").await.unwrap()
+    let db = Db::connect("sqlite::memory:").await.unwrap();
+    UserStore::setup(db.clone()).await.unwrap();
+    db
 }
 
 /// The app on `db` with `config` (a fake's), the login service adjusted by `configure`.

@@ -229,7 +229,10 @@ pub async fn fresh_db(label: &str) -> TestDb {
     let target = fresh_target(label).await;
     let db = Db::connect(&target.url)
         .await
-        .unwrap_or_else(|e| panic!("{label}: connect and migrate: {e}"));
+        .unwrap_or_else(|e| panic!("{label}: connect: {e}"));
+    wxrest::user::UserStore::setup(db.clone())
+        .await
+        .unwrap_or_else(|e| panic!("{label}: migrate: {e}"));
     if label == "postgres" {
         let row: (String,) = sqlx::query_as("SELECT current_schema()::text")
             .fetch_one(db.pool())

@@ -5,11 +5,11 @@ use axum::Router;
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use wxrest::auth::IsAuthenticated;
-use wxrest::db::{Db, Dialect};
+use wxrest::db::{Db, Dialect, SqlValue};
 use wxrest::openapi::ApiDoc;
 use wxrest::viewset::ListCache;
 use wxrest::viewset::{
-    Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, SqlValue, Validated, WriteContext,
+    Auto, Field, Lookup, Model, ModelViewSet, Pagination, Schema, Validated, WriteContext,
 };
 use wxrest::{ApiError, BackendError};
 

@@ -302,9 +302,10 @@ fn dev_notify_url(config: &Config) -> String {
     format!("http://{bind}/pay/wechat/notify/")
 }
 
-/// Connects and migrates (the crate's tables, then the mall's).
+/// Connects and migrates (the users table, then the mall's tables, which refer to it).
 pub async fn open_database(url: &str) -> Result<Db, wxrest::BackendError> {
     let db = Db::connect(url).await?;
+    UserStore::setup(db.clone()).await?;
     let migrator = match db.dialect() {
         Dialect::Sqlite => &SQLITE,
         Dialect::Postgres => &POSTGRES,
