@@ -188,6 +188,15 @@ pub trait RateStore: Send + Sync + 'static {
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError>;
 }
 
+/// A shared store (`Arc<dyn RateStore>` or `Arc<S>`) is a store too: hand clones of one to the
+/// layer and the [`UsernameThrottle`].
+#[async_trait]
+impl<S: RateStore + ?Sized> RateStore for Arc<S> {
+    async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+        (**self).hit(key, period).await
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Window {
     started: Instant,
@@ -266,6 +275,7 @@ impl RateStore for MemoryRateStore {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
+    use crate::redis_conn::Keyspace;
     use redis::aio::ConnectionManager;
 
     /// INCR, open the window on the first hit, and read its remaining time: one atomic round trip.
@@ -279,6 +289,9 @@ mod redis_store {
     return {count, ttl}
     ";
 
+    /// The default key prefix.
+    const PREFIX: &str = "wxrest:throttle:";
+
     /// Counters in Redis, shared by every instance: one Lua script per hit (`INCR` + `PEXPIRE` +
     /// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`).
     ///
@@ -288,10 +301,9 @@ mod redis_store {
     /// let layer = ThrottleLayer::new(store).anon("100/min".parse().unwrap());
     /// # let _ = layer;
     /// ```
-    #[derive(Clone)]
+    #[derive(Clone, Debug)]
     pub struct RedisRateStore {
-        conn: ConnectionManager,
-        prefix: Arc<str>,
+        redis: Keyspace,
         script: Arc<redis::Script>,
     }
 
@@ -299,15 +311,21 @@ mod redis_store {
         /// Connects lazily to `url`: start-up does not fail while Redis is down; hits fail (and
         /// the throttle layer lets requests through) until it is back.
         pub fn open(url: &str) -> Result<Self, BackendError> {
-            let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
-            Ok(Self::new(conn))
+            Ok(Self::on(Keyspace::open(
+                url,
+                Duration::from_secs(1),
+                PREFIX,
+            )?))
         }
 
         /// A store on an existing connection manager.
         pub fn new(conn: ConnectionManager) -> Self {
+            Self::on(Keyspace::new(conn, PREFIX))
+        }
+
+        fn on(redis: Keyspace) -> Self {
             Self {
-                conn,
-                prefix: Arc::from("wxrest:throttle:"),
+                redis,
                 script: Arc::new(redis::Script::new(HIT_SCRIPT)),
             }
         }
@@ -315,7 +333,7 @@ mod redis_store {
         /// Uses `prefix` for every key.
         #[must_use]
         pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-            self.prefix = Arc::from(prefix.into());
+            self.redis.set_prefix(prefix.into());
             self
         }
     }
@@ -323,12 +341,11 @@ mod redis_store {
     #[async_trait]
     impl RateStore for RedisRateStore {
         async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
-            let period_ms = u64::try_from(period.as_millis()).unwrap_or(u64::MAX).max(1);
             let (count, ttl): (u64, i64) = self
                 .script
-                .key(format!("{}{key}", self.prefix))
-                .arg(period_ms)
-                .invoke_async(&mut self.conn.clone())
+                .key(self.redis.key(key))
+                .arg(crate::redis_conn::millis(period))
+                .invoke_async(&mut self.redis.conn())
                 .await?;
             Ok(Hit {
                 count,
@@ -374,14 +391,13 @@ impl fmt::Debug for UsernameThrottle {
 }
 
 impl UsernameThrottle {
-    /// `rate` password logins per username, counted in `store`.
+    /// `rate` password logins per username, counted in `store` (an `Arc` of a store to share
+    /// it with the [`ThrottleLayer`]).
     pub fn new(store: impl RateStore, rate: Rate) -> Self {
-        Self::with_store(Arc::new(store), rate)
-    }
-
-    /// The same, on a shared store.
-    pub fn with_store(store: Arc<dyn RateStore>, rate: Rate) -> Self {
-        Self { store, rate }
+        Self {
+            store: Arc::new(store),
+            rate,
+        }
     }
 }
 
@@ -460,16 +476,11 @@ impl fmt::Debug for ThrottleLayer {
 }
 
 impl ThrottleLayer {
-    /// No rules yet, counters in `store`.
+    /// No rules yet, counters in `store` (an `Arc` of a store to share it).
     pub fn new(store: impl RateStore) -> Self {
-        Self::with_store(Arc::new(store))
-    }
-
-    /// No rules yet, counters in a shared store.
-    pub fn with_store(store: Arc<dyn RateStore>) -> Self {
         Self {
             config: Arc::new(Config {
-                store,
+                store: Arc::new(store),
                 rules: Vec::new(),
                 num_proxies: 0,
             }),

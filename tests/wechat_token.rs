@@ -214,10 +214,10 @@ async fn redis_store_shared_by_two_clients_fetches_once() {
     // Two instances of the app: two clients, two connections to the same Redis.
     let a = WxClient::new(fake.config())
         .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
+        .with_token_store(Arc::new(RedisTokenStore::open(&url).unwrap()));
     let b = WxClient::new(fake.config())
         .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
+        .with_token_store(Arc::new(RedisTokenStore::open(&url).unwrap()));
     let calls: Vec<_> = (0..40)
         .map(|i| {
             let client = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -239,7 +239,7 @@ async fn redis_store_invalidate_is_compare_and_delete() {
         return;
     };
     let appid = unique_appid("cad");
-    let store = RedisTokenStore::connect(&url).await.unwrap();
+    let store = RedisTokenStore::open(&url).unwrap();
     store
         .set(&appid, &CachedToken::expiring_in("T2", 7200))
         .await
@@ -256,8 +256,8 @@ async fn redis_store_lock_is_exclusive_until_unlocked() {
         return;
     };
     let appid = unique_appid("lock");
-    let one = RedisTokenStore::connect(&url).await.unwrap();
-    let two = RedisTokenStore::connect(&url).await.unwrap();
+    let one = RedisTokenStore::open(&url).unwrap();
+    let two = RedisTokenStore::open(&url).unwrap();
     assert!(one.try_lock(&appid, Duration::from_secs(5)).await.unwrap());
     assert!(!two.try_lock(&appid, Duration::from_secs(5)).await.unwrap());
     two.unlock(&appid).await.unwrap(); // not the owner: no effect
@@ -277,10 +277,10 @@ async fn redis_refetch_after_40001_is_shared_with_the_other_instance() {
     fake.script_phone("p", "13800138000");
     let a = WxClient::new(fake.config())
         .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
+        .with_token_store(Arc::new(RedisTokenStore::open(&url).unwrap()));
     let b = WxClient::new(fake.config())
         .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
+        .with_token_store(Arc::new(RedisTokenStore::open(&url).unwrap()));
     a.access_token().await.unwrap();
     b.access_token().await.unwrap();
     assert_eq!(fake.token_calls(), 1);
@@ -297,7 +297,7 @@ async fn redis_refetch_after_40001_is_shared_with_the_other_instance() {
 async fn store_failure_serves_the_local_copy_and_fetches_once() {
     let fake = FakeWeChat::start().await;
     // Nothing listens on port 1: every store operation fails.
-    let store = RedisTokenStore::open_lazy("redis://127.0.0.1:1").unwrap();
+    let store = RedisTokenStore::open("redis://127.0.0.1:1").unwrap();
     let client = WxClient::new(fake.config())
         .unwrap()
         .with_token_store(Arc::new(store));
@@ -352,11 +352,8 @@ async fn redis_store_keys_live_under_its_prefix() {
     };
     let appid = unique_appid("prefix");
     let prefix = format!("shop-{}:", uuid::Uuid::new_v4().simple());
-    let default = RedisTokenStore::connect(&url).await.unwrap();
-    let prefixed = RedisTokenStore::connect(&url)
-        .await
-        .unwrap()
-        .prefix(prefix.clone());
+    let default = RedisTokenStore::open(&url).unwrap();
+    let prefixed = RedisTokenStore::open(&url).unwrap().prefix(prefix.clone());
     default
         .set(&appid, &CachedToken::expiring_in("DEFAULT", 7200))
         .await

@@ -245,7 +245,8 @@ impl UserStore {
     }
 
     /// Tells `store` (the one the [`TokenService`](crate::auth::TokenService) uses, see
-    /// [`TokenService::store`](crate::auth::TokenService::store)) whenever this store ends a
+    /// [`TokenService::store`](crate::auth::TokenService::store); pass an `Arc` of it to share
+    /// it) whenever this store ends a
     /// user's tokens ([`set_active`](Self::set_active), [`set_staff`](Self::set_staff),
     /// [`bump_token_version`](Self::bump_token_version)): the change then takes effect at once
     /// in this process, and with Redis on every instance. Without it, and for changes made in
@@ -256,19 +257,19 @@ impl UserStore {
     /// ```
     /// # async fn run(db: wxrest::db::Db) -> Result<(), Box<dyn std::error::Error>> {
     /// use std::sync::Arc;
-    /// use wxrest::auth::{JwtConfig, MemoryRevocationStore, RevocationStore, TokenService};
+    /// use wxrest::auth::{JwtConfig, MemoryRevocationStore, TokenService};
     /// use wxrest::user::UserStore;
     ///
-    /// let revocations: Arc<dyn RevocationStore> = Arc::new(MemoryRevocationStore::new());
+    /// let revocations = Arc::new(MemoryRevocationStore::new());
     /// let users = UserStore::new(db).with_revocations(revocations.clone());
     /// let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
-    ///     .with_shared_store(revocations)
+    ///     .with_store(revocations)
     ///     .with_users(users.clone());
     /// # let _ = tokens; Ok(()) }
     /// ```
     #[must_use]
-    pub fn with_revocations(mut self, store: Arc<dyn RevocationStore>) -> Self {
-        Arc::make_mut(&mut self.inner).revocations = Some(store);
+    pub fn with_revocations(mut self, store: impl RevocationStore) -> Self {
+        Arc::make_mut(&mut self.inner).revocations = Some(Arc::new(store));
         self
     }
 

@@ -108,12 +108,12 @@ impl WxClient {
     }
 
     /// Shares access_tokens through `store` (e.g. a [`RedisTokenStore`](super::RedisTokenStore)
-    /// when several instances run). Call it right after [`WxClient::new`]: it starts a fresh
-    /// token cache.
+    /// when several instances run; pass an `Arc` of a store to share it between clients). Call
+    /// it right after [`WxClient::new`]: it starts a fresh token cache.
     #[must_use]
-    pub fn with_token_store(self, store: Arc<dyn AccessTokenStore>) -> Self {
+    pub fn with_token_store(self, store: impl AccessTokenStore) -> Self {
         let provider = self.inner.provider.clone();
-        self.rebuild(Some(store), provider)
+        self.rebuild(Some(Arc::new(store)), provider)
     }
 
     /// Takes access_tokens from an external token service instead of fetching them from

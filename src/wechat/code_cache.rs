@@ -204,15 +204,8 @@ impl CodeCache for MemoryCodeCache {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
+    use crate::redis_conn::{Keyspace, millis};
     use redis::aio::ConnectionManager;
-
-    /// Compare-and-delete: releases a claim only when it is still the caller's.
-    const RELEASE_SCRIPT: &str = r"
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
-        return redis.call('DEL', KEYS[1])
-    end
-    return 0
-    ";
 
     /// A [`CodeCache`] in Redis, shared by every instance.
     ///
@@ -224,19 +217,9 @@ mod redis_store {
     /// let cache = RedisCodeCache::open("redis://127.0.0.1:6379")?.prefix("shop:");
     /// # Ok::<(), wxrest::BackendError>(())
     /// ```
-    #[derive(Clone)]
+    #[derive(Clone, Debug)]
     pub struct RedisCodeCache {
-        conn: ConnectionManager,
-        prefix: Arc<str>,
-        release: Arc<redis::Script>,
-    }
-
-    impl std::fmt::Debug for RedisCodeCache {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("RedisCodeCache")
-                .field("prefix", &self.prefix)
-                .finish_non_exhaustive()
-        }
+        redis: Keyspace,
     }
 
     impl RedisCodeCache {
@@ -247,33 +230,28 @@ mod redis_store {
         /// # Errors
         /// [`BackendError::Redis`] when the URL is invalid.
         pub fn open(url: &str) -> Result<Self, BackendError> {
-            let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
-            Ok(Self::new(conn))
+            Ok(Self {
+                redis: Keyspace::open(url, Duration::from_secs(1), "wxrest:")?,
+            })
         }
 
         /// A cache on an existing connection manager.
         pub fn new(conn: ConnectionManager) -> Self {
             Self {
-                conn,
-                prefix: Arc::from("wxrest:"),
-                release: Arc::new(redis::Script::new(RELEASE_SCRIPT)),
+                redis: Keyspace::new(conn, "wxrest:"),
             }
         }
 
         /// Uses `prefix` for every key (to share one Redis database between applications).
         #[must_use]
         pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-            self.prefix = Arc::from(prefix.into());
+            self.redis.set_prefix(prefix.into());
             self
         }
 
         fn key(&self, kind: &str, appid: &str, digest: &str) -> String {
-            format!("{}wx:{kind}:{appid}:{digest}", self.prefix)
+            self.redis.key(format_args!("wx:{kind}:{appid}:{digest}"))
         }
-    }
-
-    fn millis(ttl: Duration) -> u64 {
-        u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
     }
 
     #[async_trait]
@@ -281,7 +259,7 @@ mod redis_store {
         async fn get(&self, appid: &str, digest: &str) -> Result<Option<CodeEntry>, BackendError> {
             let raw: Option<String> = redis::cmd("GET")
                 .arg(self.key("code", appid, digest))
-                .query_async(&mut self.conn.clone())
+                .query_async(&mut self.redis.conn())
                 .await?;
             raw.map(|text| {
                 serde_json::from_str(&text)
@@ -304,7 +282,7 @@ mod redis_store {
                 .arg(text)
                 .arg("PX")
                 .arg(millis(ttl))
-                .query_async(&mut self.conn.clone())
+                .query_async(&mut self.redis.conn())
                 .await?;
             Ok(())
         }
@@ -316,21 +294,15 @@ mod redis_store {
             owner: &str,
             ttl: Duration,
         ) -> Result<bool, BackendError> {
-            let reply: Option<String> = redis::cmd("SET")
-                .arg(self.key("code-lock", appid, digest))
-                .arg(owner)
-                .arg("NX")
-                .arg("PX")
-                .arg(millis(ttl))
-                .query_async(&mut self.conn.clone())
-                .await?;
-            Ok(reply.is_some())
+            self.redis
+                .try_lock(&self.key("code-lock", appid, digest), owner, ttl)
+                .await
         }
 
         async fn is_claimed(&self, appid: &str, digest: &str) -> Result<bool, BackendError> {
             let exists: bool = redis::cmd("EXISTS")
                 .arg(self.key("code-lock", appid, digest))
-                .query_async(&mut self.conn.clone())
+                .query_async(&mut self.redis.conn())
                 .await?;
             Ok(exists)
         }
@@ -341,13 +313,9 @@ mod redis_store {
             digest: &str,
             owner: &str,
         ) -> Result<(), BackendError> {
-            let _: i64 = self
-                .release
-                .key(self.key("code-lock", appid, digest))
-                .arg(owner)
-                .invoke_async(&mut self.conn.clone())
-                .await?;
-            Ok(())
+            self.redis
+                .unlock(&self.key("code-lock", appid, digest), owner)
+                .await
         }
     }
 }

@@ -6,12 +6,11 @@
 //! into one fetch per call: the client keeps its own copy of the token it fetched.
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use wxrest::wechat::{RedisTokenStore, WxClient, WxConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let store = RedisTokenStore::connect("redis://127.0.0.1:6379").await?;
-//! let client = WxClient::new(WxConfig::from_env()?)?.with_token_store(Arc::new(store));
+//! let store = RedisTokenStore::open("redis://127.0.0.1:6379")?;
+//! let client = WxClient::new(WxConfig::from_env()?)?.with_token_store(store);
 //! let token = client.access_token().await?;
 //! # let _ = token; Ok(()) }
 //! ```
@@ -24,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-#[cfg(feature = "redis")]
-use redis::aio::ConnectionManagerConfig;
 use serde::{Deserialize, Serialize};
 
 use super::WxError;
@@ -120,6 +117,27 @@ pub trait AccessTokenStore: Send + Sync + 'static {
     async fn unlock(&self, appid: &str) -> Result<(), BackendError>;
 }
 
+/// A shared store (`Arc<dyn AccessTokenStore>` or `Arc<S>`) is a store too: hand clones of one
+/// to several clients.
+#[async_trait]
+impl<S: AccessTokenStore + ?Sized> AccessTokenStore for Arc<S> {
+    async fn get(&self, appid: &str) -> Result<Option<CachedToken>, BackendError> {
+        (**self).get(appid).await
+    }
+    async fn set(&self, appid: &str, token: &CachedToken) -> Result<(), BackendError> {
+        (**self).set(appid, token).await
+    }
+    async fn invalidate(&self, appid: &str, token: &str) -> Result<(), BackendError> {
+        (**self).invalidate(appid, token).await
+    }
+    async fn try_lock(&self, appid: &str, ttl: Duration) -> Result<bool, BackendError> {
+        (**self).try_lock(appid, ttl).await
+    }
+    async fn unlock(&self, appid: &str) -> Result<(), BackendError> {
+        (**self).unlock(appid).await
+    }
+}
+
 /// An in-process [`AccessTokenStore`]: shares tokens between clients of one process.
 ///
 /// ```
@@ -196,6 +214,7 @@ impl AccessTokenStore for MemoryTokenStore {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
+    use crate::redis_conn::Keyspace;
     use redis::aio::ConnectionManager;
 
     const COMPARE_AND_DELETE_TOKEN: &str = r"
@@ -209,13 +228,6 @@ mod redis_store {
     return 0
     ";
 
-    const COMPARE_AND_DELETE_LOCK: &str = r"
-    if redis.call('GET', KEYS[1]) == ARGV[1] then
-      return redis.call('DEL', KEYS[1])
-    end
-    return 0
-    ";
-
     /// A Redis [`AccessTokenStore`] shared by every instance of the app.
     ///
     /// Keys (under a configurable prefix, default `wxrest:`): `wx:token:{appid}` (JSON
@@ -224,86 +236,64 @@ mod redis_store {
     ///
     /// ```no_run
     /// use wxrest::wechat::RedisTokenStore;
-    /// let store = RedisTokenStore::open_lazy("redis://127.0.0.1:6379")?.prefix("shop:");
+    /// let store = RedisTokenStore::open("redis://127.0.0.1:6379")?.prefix("shop:");
     /// # Ok::<(), wxrest::BackendError>(())
     /// ```
-    #[derive(Clone)]
+    #[derive(Clone, Debug)]
     pub struct RedisTokenStore {
-        conn: ConnectionManager,
-        prefix: Arc<str>,
+        redis: Keyspace,
         owner: String,
         invalidate_script: Arc<redis::Script>,
-        unlock_script: Arc<redis::Script>,
-    }
-
-    impl fmt::Debug for RedisTokenStore {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.debug_struct("RedisTokenStore")
-                .field("prefix", &self.prefix)
-                .finish_non_exhaustive()
-        }
     }
 
     impl RedisTokenStore {
-        /// A store over an existing connection manager.
-        pub fn new(conn: ConnectionManager) -> Self {
-            Self {
-                conn,
-                prefix: Arc::from("wxrest:"),
-                owner: uuid::Uuid::new_v4().to_string(),
-                invalidate_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_TOKEN)),
-                unlock_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_LOCK)),
-            }
-        }
-
-        /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) now.
-        ///
-        /// # Errors
-        /// [`BackendError::Redis`] when the URL is invalid or the server cannot be reached.
-        pub async fn connect(url: &str) -> Result<Self, BackendError> {
-            let client = redis::Client::open(url)?;
-            let conn = ConnectionManager::new_with_config(client, Self::manager_config()).await?;
-            Ok(Self::new(conn))
-        }
-
-        /// A store for `url` that connects on first use (and reconnects after failures), so an
-        /// app can start while Redis is down.
+        /// A store for `url` (e.g. `redis://127.0.0.1:6379`) that connects on first use (and
+        /// reconnects after failures), so an app can start while Redis is down; 1 s timeouts.
         ///
         /// # Errors
         /// [`BackendError::Redis`] when the URL is invalid.
-        pub fn open_lazy(url: &str) -> Result<Self, BackendError> {
-            let conn = crate::redis_conn::lazy(url, Duration::from_secs(1))?;
-            Ok(Self::new(conn))
+        pub fn open(url: &str) -> Result<Self, BackendError> {
+            Ok(Self::on(Keyspace::open(
+                url,
+                Duration::from_secs(1),
+                "wxrest:",
+            )?))
         }
 
-        fn manager_config() -> ConnectionManagerConfig {
-            ConnectionManagerConfig::new()
-                .set_number_of_retries(1)
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_secs(1)))
+        /// A store over an existing connection manager.
+        pub fn new(conn: ConnectionManager) -> Self {
+            Self::on(Keyspace::new(conn, "wxrest:"))
+        }
+
+        fn on(redis: Keyspace) -> Self {
+            Self {
+                redis,
+                owner: uuid::Uuid::new_v4().to_string(),
+                invalidate_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_TOKEN)),
+            }
         }
 
         /// Uses `prefix` for every key (to share one Redis database between applications, or
         /// between deployments of one).
         #[must_use]
         pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-            self.prefix = Arc::from(prefix.into());
+            self.redis.set_prefix(prefix.into());
             self
         }
 
         fn token_key(&self, appid: &str) -> String {
-            format!("{}wx:token:{appid}", self.prefix)
+            self.redis.key(format_args!("wx:token:{appid}"))
         }
 
         fn lock_key(&self, appid: &str) -> String {
-            format!("{}wx:token-lock:{appid}", self.prefix)
+            self.redis.key(format_args!("wx:token-lock:{appid}"))
         }
     }
 
     #[async_trait]
     impl AccessTokenStore for RedisTokenStore {
         async fn get(&self, appid: &str) -> Result<Option<CachedToken>, BackendError> {
-            let mut conn = self.conn.clone();
+            let mut conn = self.redis.conn();
             let raw: Option<String> = redis::cmd("GET")
                 .arg(self.token_key(appid))
                 .query_async(&mut conn)
@@ -329,7 +319,7 @@ mod redis_store {
             }
             let value =
                 serde_json::to_string(token).map_err(|e| BackendError::Other(e.to_string()))?;
-            let mut conn = self.conn.clone();
+            let mut conn = self.redis.conn();
             let _: () = redis::cmd("SET")
                 .arg(self.token_key(appid))
                 .arg(value)
@@ -341,7 +331,7 @@ mod redis_store {
         }
 
         async fn invalidate(&self, appid: &str, token: &str) -> Result<(), BackendError> {
-            let mut conn = self.conn.clone();
+            let mut conn = self.redis.conn();
             let _: i64 = self
                 .invalidate_script
                 .key(self.token_key(appid))
@@ -352,28 +342,13 @@ mod redis_store {
         }
 
         async fn try_lock(&self, appid: &str, ttl: Duration) -> Result<bool, BackendError> {
-            let mut conn = self.conn.clone();
-            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-            let set: Option<String> = redis::cmd("SET")
-                .arg(self.lock_key(appid))
-                .arg(&self.owner)
-                .arg("NX")
-                .arg("PX")
-                .arg(ttl_ms)
-                .query_async(&mut conn)
-                .await?;
-            Ok(set.is_some())
+            self.redis
+                .try_lock(&self.lock_key(appid), &self.owner, ttl)
+                .await
         }
 
         async fn unlock(&self, appid: &str) -> Result<(), BackendError> {
-            let mut conn = self.conn.clone();
-            let _: i64 = self
-                .unlock_script
-                .key(self.lock_key(appid))
-                .arg(&self.owner)
-                .invoke_async(&mut conn)
-                .await?;
-            Ok(())
+            self.redis.unlock(&self.lock_key(appid), &self.owner).await
         }
     }
 }

@@ -339,7 +339,7 @@ fn rate_store(config: &Config) -> Result<Arc<dyn RateStore>, wxrest::BackendErro
 }
 
 fn throttle(config: &Config, store: Arc<dyn RateStore>) -> ThrottleLayer {
-    ThrottleLayer::with_store(store)
+    ThrottleLayer::new(store)
         .anon(config.throttle_anon)
         .user(config.throttle_user)
         .client_scope("login", config.throttle_login, is_login)
@@ -364,12 +364,9 @@ pub async fn build_with(
     jwt.check()?;
     let rates = rate_store(config)?;
     let tokens = TokenService::new(jwt)
-        .with_shared_store(revocations)
+        .with_store(revocations)
         .with_users(users.clone())
-        .with_login_attempts(UsernameThrottle::with_store(
-            rates.clone(),
-            config.throttle_login,
-        ));
+        .with_login_attempts(UsernameThrottle::new(rates.clone(), config.throttle_login));
     let (client, fake) = match &config.wx {
         Some(wx) => (WxClient::new(wx.clone())?, None),
         None => {
@@ -378,9 +375,9 @@ pub async fn build_with(
         }
     };
     let client = match &config.redis_url {
-        Some(url) => client.with_token_store(std::sync::Arc::new(
-            RedisTokenStore::open_lazy(url)?.prefix(config.redis_prefix.clone()),
-        )),
+        Some(url) => {
+            client.with_token_store(RedisTokenStore::open(url)?.prefix(config.redis_prefix.clone()))
+        }
         None => client,
     };
     let mut login = WxLoginService::new(client, users.clone(), tokens.clone());

@@ -131,6 +131,44 @@ pub trait RevocationStore: Send + Sync + 'static {
     }
 }
 
+/// A shared store (`Arc<dyn RevocationStore>` or `Arc<S>`) is a store too: hand clones of one
+/// to the [`TokenService`](super::TokenService) and the user store.
+#[async_trait]
+impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
+    async fn access_state(&self, family: &str, user_id: i64) -> Result<AccessState, BackendError> {
+        (**self).access_state(family, user_id).await
+    }
+    async fn start_family(&self, family: &str, expires_at: i64) -> Result<(), BackendError> {
+        (**self).start_family(family, expires_at).await
+    }
+    async fn rotate_family(
+        &self,
+        family: &str,
+        generation: u64,
+        expires_at: i64,
+        revoked_until: i64,
+    ) -> Result<Rotation, BackendError> {
+        (**self)
+            .rotate_family(family, generation, expires_at, revoked_until)
+            .await
+    }
+    async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
+        (**self).revoke_family(family, revoked_until).await
+    }
+    async fn fill_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError> {
+        (**self).fill_token_version(user_id, version).await
+    }
+    async fn set_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError> {
+        (**self).set_token_version(user_id, version).await
+    }
+    async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
+        (**self).forget_token_version(user_id).await
+    }
+    fn local_epoch(&self) -> Option<u64> {
+        (**self).local_epoch()
+    }
+}
+
 /// A live session: the generation of its one valid refresh token, until when it is kept.
 #[derive(Clone, Copy, Debug)]
 struct Family {

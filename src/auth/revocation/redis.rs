@@ -9,6 +9,7 @@ use redis::aio::ConnectionManager;
 use super::{AccessState, DEFAULT_VERSION_TTL, RevocationStore, Rotation};
 use crate::auth::jwt::now;
 use crate::error::BackendError;
+use crate::redis_conn::Keyspace;
 
 /// `KEYS[1]` the live family (its generation), `KEYS[2]` its revoked marker. Moves the family
 /// to the next generation if `ARGV[1]` is its current one (1); on any other generation
@@ -49,10 +50,18 @@ return 1
 ///
 /// When Redis is unreachable the store returns [`BackendError::Redis`] and authentication
 /// fails closed (503), so a logged-out token is never accepted by mistake.
-#[derive(Clone)]
+///
+/// ```no_run
+/// use wxrest::auth::{JwtConfig, RedisRevocationStore, TokenService};
+///
+/// let store = RedisRevocationStore::open("redis://127.0.0.1:6379")?.prefix("shop:");
+/// let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")?)
+///     .with_store(store);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug)]
 pub struct RedisRevocationStore {
-    conn: ConnectionManager,
-    prefix: Arc<str>,
+    redis: Keyspace,
     version_ttl: Duration,
     rotate: Arc<redis::Script>,
     revoke: Arc<redis::Script>,
@@ -62,15 +71,21 @@ impl RedisRevocationStore {
     /// Connects lazily to `url` (`redis://host:port/db`): start-up does not fail while Redis is
     /// down, requests do (503) until it is back.
     pub fn open(url: &str) -> Result<Self, BackendError> {
-        let conn = crate::redis_conn::lazy(url, Duration::from_secs(2))?;
-        Ok(Self::new(conn))
+        Ok(Self::on(Keyspace::open(
+            url,
+            Duration::from_secs(2),
+            "wxrest:",
+        )?))
     }
 
     /// A store on an existing connection manager.
     pub fn new(conn: ConnectionManager) -> Self {
+        Self::on(Keyspace::new(conn, "wxrest:"))
+    }
+
+    fn on(redis: Keyspace) -> Self {
         Self {
-            conn,
-            prefix: Arc::from("wxrest:"),
+            redis,
             version_ttl: DEFAULT_VERSION_TTL,
             rotate: Arc::new(redis::Script::new(ROTATE_SCRIPT)),
             revoke: Arc::new(redis::Script::new(REVOKE_SCRIPT)),
@@ -80,7 +95,7 @@ impl RedisRevocationStore {
     /// Uses `prefix` for every key (to share one Redis database between applications).
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = Arc::from(prefix.into());
+        self.redis.set_prefix(prefix.into());
         self
     }
 
@@ -92,7 +107,7 @@ impl RedisRevocationStore {
     }
 
     fn key(&self, kind: &str, id: impl std::fmt::Display) -> String {
-        format!("{}{kind}:{id}", self.prefix)
+        self.redis.key(format_args!("{kind}:{id}"))
     }
 
     async fn set_version(&self, user_id: i64, version: i64, nx: bool) -> Result<(), BackendError> {
@@ -104,7 +119,7 @@ impl RedisRevocationStore {
         if nx {
             cmd.arg("NX");
         }
-        let _: Option<String> = cmd.query_async(&mut self.conn.clone()).await?;
+        let _: Option<String> = cmd.query_async(&mut self.redis.conn()).await?;
         Ok(())
     }
 }
@@ -121,7 +136,7 @@ impl RevocationStore for RedisRevocationStore {
             .arg(self.key("tv", user_id))
             .cmd("EXISTS")
             .arg(self.key("famx", family))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.redis.conn())
             .await?;
         Ok(AccessState {
             revoked,
@@ -135,7 +150,7 @@ impl RevocationStore for RedisRevocationStore {
             .arg(0)
             .arg("EX")
             .arg(seconds_until(expires_at))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.redis.conn())
             .await?;
         Ok(())
     }
@@ -154,7 +169,7 @@ impl RevocationStore for RedisRevocationStore {
             .arg(generation.to_string())
             .arg(seconds_until(expires_at))
             .arg(seconds_until(revoked_until))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.redis.conn())
             .await?;
         Ok(match outcome {
             1 => Rotation::Rotated,
@@ -169,7 +184,7 @@ impl RevocationStore for RedisRevocationStore {
             .key(self.key("fam", family))
             .key(self.key("famx", family))
             .arg(seconds_until(revoked_until))
-            .invoke_async(&mut self.conn.clone())
+            .invoke_async(&mut self.redis.conn())
             .await?;
         Ok(())
     }
@@ -185,7 +200,7 @@ impl RevocationStore for RedisRevocationStore {
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
         let _: i64 = redis::cmd("DEL")
             .arg(self.key("tv", user_id))
-            .query_async(&mut self.conn.clone())
+            .query_async(&mut self.redis.conn())
             .await?;
         Ok(())
     }
