@@ -2,7 +2,7 @@
 //! WeChat that lets any code log in, a published signing secret) run only on a loopback listen
 //! address (`127.0.0.0/8`, `::1`, `localhost`) or behind an explicit development switch.
 //!
-//! The fakes register themselves here while they run, and [`Server`](crate::server::Server)
+//! The fakes register themselves here while they run, and [`Server`]
 //! refuses to serve a non-loopback address while one is live unless development was switched
 //! on explicitly: a fake wired in by accident never serves the public silently.
 //!
@@ -15,6 +15,9 @@
 //! assert!(!is_loopback("0.0.0.0:8000"));
 //! assert!(!is_loopback("10.0.0.5:8000"));
 //! ```
+//!
+#![cfg_attr(feature = "server", doc = "[`Server`]: crate::server::Server")]
+#![cfg_attr(not(feature = "server"), doc = "[`Server`]: crate")]
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;

@@ -2,7 +2,7 @@
 //! Needs feature `openapi`.
 //!
 //! Each part of the crate describes itself as a fragment ([`OpenApi`]):
-//! [`ModelViewSet::openapi`](crate::viewset::ModelViewSet::openapi) for a viewset,
+//! [`ModelViewSet::openapi`] for a viewset,
 //! [`token_routes_openapi`](crate::auth::token_routes_openapi) for the token endpoints. Start a
 //! document with [`ApiDoc`], merge the fragments, and serve it with [`docs_routes`]: `GET
 //! /openapi.json` answers the document, `GET /docs` a [Scalar](https://scalar.com) page that
@@ -21,6 +21,12 @@
 //! assert!(doc.paths.paths.contains_key("/auth/token/"));
 //! let app: Router = Router::new().merge(docs_routes(doc));
 //! ```
+//!
+#![cfg_attr(
+    feature = "viewset",
+    doc = "[`ModelViewSet::openapi`]: crate::viewset::ModelViewSet::openapi"
+)]
+#![cfg_attr(not(feature = "viewset"), doc = "[`ModelViewSet::openapi`]: crate")]
 
 use axum::Router;
 use axum::response::{Html, IntoResponse};
@@ -106,8 +112,8 @@ pub fn docs_routes(doc: OpenApi) -> Router {
 
 /// Serves `doc` at `GET {prefix}/openapi.json` and the Scalar page at `GET {prefix}/docs`
 /// (and `{prefix}/docs/`), the page pointing at `{prefix}/openapi.json`. Merge the router
-/// into the app (as with [`ModelViewSet::routes_at`](crate::viewset::ModelViewSet::routes_at),
-/// the prefix is part of the routes so the page knows where the document lives).
+/// into the app (as with a viewset's `routes_at`, the prefix is part of the routes so the page
+/// knows where the document lives).
 ///
 /// ```
 /// use axum::Router;

@@ -21,7 +21,7 @@
 //! layer must run *inside* the auth layer (in axum, `.layer(throttle)` before
 //! `.layer(auth)`). The client IP is the socket's peer address
 //! (`ConnectInfo<SocketAddr>`: serve with `into_make_service_with_connect_info` or
-//! [`Server`](crate::server::Server)). Behind `N` proxies that append to `X-Forwarded-For`,
+//! [`Server`]). Behind `N` proxies that append to `X-Forwarded-For`,
 //! [`num_proxies(N)`](ThrottleLayer::num_proxies) takes the `N`th address from the right, as
 //! DRF's `NUM_PROXIES` does: the entries left of it are the client's own to forge. A request
 //! with no address counts under the key `unknown`.
@@ -49,6 +49,10 @@
 //!     .layer(JwtAuthLayer::new(jwt));  // ... the auth layer
 //! # Ok(()) }
 //! ```
+//!
+#![cfg_attr(feature = "server", doc = "[`Server`]: crate::server::Server")]
+#![cfg_attr(not(feature = "server"), doc = "[`Server`]: crate")]
+#![cfg_attr(not(feature = "redis"), doc = "[`RedisRateStore`]: crate")]
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};

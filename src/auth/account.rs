@@ -1,10 +1,4 @@
-//! What the auth layer needs to know about user accounts, and the trait a user store
-//! implements to provide it.
-//!
-//! The auth module knows nothing about databases: token endpoints, Basic authentication and
-//! djangorestframework-jwt compatible tokens reach users through [`UserLookup`].
-//! [`crate::user::UserStore`] implements it on SQL; tests and other apps can implement it on
-//! anything.
+//! What the auth layer needs to know about user accounts ([`AuthUser`], [`UserLookup`]).
 
 use async_trait::async_trait;
 
@@ -31,6 +25,10 @@ pub struct AuthUser {
 
 /// Access to user accounts for authentication.
 ///
+/// The auth module knows nothing about databases: token endpoints, Basic authentication and
+/// djangorestframework-jwt compatible tokens reach users through this trait. The
+/// [`UserStore`] implements it on SQL; tests and other apps can implement it on anything.
+///
 /// ```
 /// use async_trait::async_trait;
 /// use wxrest::BackendError;
@@ -55,6 +53,9 @@ pub struct AuthUser {
 ///     }
 /// }
 /// ```
+///
+#[cfg_attr(feature = "db", doc = "[`UserStore`]: crate::user::UserStore")]
+#[cfg_attr(not(feature = "db"), doc = "[`UserStore`]: crate")]
 #[async_trait]
 pub trait UserLookup: Send + Sync + 'static {
     /// The user with this primary key.
@@ -96,8 +97,14 @@ impl<T: UserLookup + ?Sized> UserLookup for std::sync::Arc<T> {
 }
 
 /// A check run before each password login is tried, e.g. a limit per username
-/// ([`UsernameThrottle`](crate::throttle::UsernameThrottle)): an `Err` answers the request
-/// instead, before any password is hashed.
+/// ([`UsernameThrottle`]): an `Err` answers the request instead, before any password is
+/// hashed.
+///
+#[cfg_attr(
+    feature = "throttle",
+    doc = "[`UsernameThrottle`]: crate::throttle::UsernameThrottle"
+)]
+#[cfg_attr(not(feature = "throttle"), doc = "[`UsernameThrottle`]: crate")]
 ///
 /// ```
 /// use async_trait::async_trait;

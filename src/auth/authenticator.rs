@@ -1,28 +1,4 @@
-//! Authenticators, as DRF's `authentication_classes`: each looks at a request and answers
-//! "not mine" (`Ok(None)`: the next one tries), an [`Identity`], or an error (401, stop).
-//!
-//! Ready ones: [`JwtAuthenticator`] (tokens from the `Authorization` header with `JWT` or
-//! `Bearer`, another header, a cookie, or a query parameter) and [`BasicAuthenticator`]. Your
-//! own: implement [`Authenticator`], or pass a closure.
-//!
-//! ```
-//! use http::request::Parts;
-//! use wxrest::auth::{AuthError, AuthLayer, Identity, Scheme};
-//!
-//! // An API key for a back-office job, as a closure.
-//! let api_key = |parts: &Parts| {
-//!     let key = parts.headers.get("x-api-key").cloned();
-//!     async move {
-//!         match key {
-//!             None => Ok(None),
-//!             Some(k) if k == "s3cr3t-key" => Ok(Some(Identity::new(0, "cron", Scheme::Custom("api-key")))),
-//!             Some(_) => Err(AuthError::InvalidCredentials),
-//!         }
-//!     }
-//! };
-//! let layer = AuthLayer::new().authenticator(api_key);
-//! # let _ = layer;
-//! ```
+//! Authenticators (documented in the `auth` module).
 
 use std::borrow::Cow;
 use std::future::Future;

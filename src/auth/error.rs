@@ -1,7 +1,4 @@
-//! Authentication and permission failures, with djangorestframework(-jwt)'s messages.
-//!
-//! Each variant's `Display` is the exact `detail` DRF sends; [`AuthError::code`] is the stable
-//! code a client acts on. It renders itself (`IntoResponse`) as DRF's `{"detail", "code"}`.
+//! [`AuthError`] and its DRF-shaped response.
 
 use std::borrow::Cow;
 
@@ -10,7 +7,19 @@ use http::StatusCode;
 
 use crate::error::{ApiError, BackendError};
 
-/// Why a request could not be authenticated or was not permitted.
+/// Why a request could not be authenticated or was not permitted, with
+/// djangorestframework(-jwt)'s messages.
+///
+/// Each variant's `Display` is the exact `detail` DRF sends; [`AuthError::code`] is the stable
+/// code a client acts on. It renders itself (`IntoResponse`) as DRF's `{"detail", "code"}`.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use wxrest::auth::AuthError;
+///
+/// assert_eq!(AuthError::NotAuthenticated.to_string(), "Authentication credentials were not provided.");
+/// assert_eq!(AuthError::NotAuthenticated.into_response().status(), 401);
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthError {

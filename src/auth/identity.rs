@@ -1,17 +1,4 @@
-//! Who made the request: [`Identity`], inserted by the auth layer and extracted by handlers.
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use wxrest::auth::Identity;
-//!
-//! async fn me(user: Identity) -> String {
-//!     format!("{} (staff: {})", user.username, user.is_staff)
-//! }
-//! async fn greet(user: Option<Identity>) -> String {
-//!     user.map_or("hello, stranger".into(), |u| format!("hello, {}", u.username))
-//! }
-//! let app: Router = Router::new().route("/me", get(me)).route("/hi", get(greet));
-//! ```
+//! [`Identity`] (documented in the `auth` module).
 
 use std::sync::Arc;
 

@@ -1,22 +1,4 @@
-//! JSON Web Tokens: configuration, claims and signing, compatible with djangorestframework-jwt.
-//!
-//! [`JwtConfig`] pins one algorithm and its keys. Tokens carry djangorestframework-jwt's claims
-//! (`user_id`, `username`, `exp`, `email`, `orig_iat`), so tokens minted by a Django backend with
-//! the same secret keep working, plus ours: `jti` (a unique id), `token_type` (`access` or
-//! `refresh`), `ver` (the user's token version), `fam` (the session) and `gen` (a refresh
-//! token's generation).
-//!
-//! ```
-//! use std::time::Duration;
-//! use wxrest::auth::JwtConfig;
-//!
-//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!")
-//!     .unwrap()
-//!     .access_lifetime(Duration::from_secs(15 * 60))
-//!     .header_prefixes(["JWT", "Bearer"]);
-//! assert!(JwtConfig::hs256("too short").is_err());
-//! # let _ = jwt;
-//! ```
+//! JWT configuration, claims and signing (documented in the `auth` module).
 
 use std::sync::Arc;
 use std::time::Duration;

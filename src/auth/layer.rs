@@ -1,42 +1,4 @@
-//! [`AuthLayer`]: DRF's `authentication_classes` + `permission_classes` as a tower layer.
-//!
-//! Authenticators run in order until one answers; the identity goes into the request
-//! extensions (extract it with [`Identity`]); then the permission decides.
-//! An invalid credential is a 401 even on an `AllowAny` route (DRF authenticates every request
-//! first); a denied anonymous request is a 401 with `WWW-Authenticate`; a denied
-//! authenticated one is a 403.
-//!
-//! ```
-//! use axum::{routing::{get, post}, Router};
-//! use wxrest::auth::{IsAdminUser, IsAuthenticated, JwtAuthLayer, JwtConfig};
-//!
-//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
-//! let app: Router = Router::new()
-//!     .route("/goods", get(|| async { "goods" }))
-//!     .route_layer(JwtAuthLayer::new(jwt.clone()).permission(IsAuthenticated))
-//!     .merge(
-//!         Router::new()
-//!             .route("/admin/goods", post(|| async { "created" }))
-//!             .route_layer(JwtAuthLayer::new(jwt).permission(IsAdminUser)),
-//!     );
-//! ```
-//!
-//! It works on any tower service over `http` requests, not only axum's:
-//!
-//! ```
-//! use std::convert::Infallible;
-//! use http::{Request, Response};
-//! use tower::{ServiceBuilder, service_fn};
-//! use wxrest::auth::{IsAuthenticated, JwtAuthLayer, JwtConfig};
-//!
-//! let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
-//! let svc = ServiceBuilder::new()
-//!     .layer(JwtAuthLayer::new(jwt).permission(IsAuthenticated))
-//!     .service(service_fn(|_req: Request<String>| async {
-//!         Ok::<_, Infallible>(Response::new(String::from("secret")))
-//!     }));
-//! # let _ = svc;
-//! ```
+//! [`AuthLayer`] and its service (documented in the `auth` module).
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -1,23 +1,4 @@
-//! Permissions, as DRF's `permission_classes`: view-level [`Permission::has_permission`] and
-//! object-level [`Permission::has_object_permission`], composable with
-//! [`and`](PermissionExt::and), [`or`](PermissionExt::or) and [`not`](PermissionExt::not).
-//!
-//! Implement the trait, or pass a closure over the [`RequestContext`]:
-//!
-//! ```
-//! use wxrest::auth::{IsAdminUser, IsAuthenticated, Permission, PermissionExt, RequestContext};
-//!
-//! struct WeekdaysOnly;
-//! impl Permission for WeekdaysOnly {
-//!     fn has_permission(&self, _req: &RequestContext<'_>) -> bool {
-//!         true // look at a clock here
-//!     }
-//! }
-//!
-//! let staff_or_reading = IsAdminUser.or(|req: &RequestContext<'_>| req.is_safe_method());
-//! let policy = IsAuthenticated.and(WeekdaysOnly).and(staff_or_reading);
-//! # let _ = policy;
-//! ```
+//! Permissions and their combinators (documented on [`Permission`]).
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -89,6 +70,27 @@ pub struct Denied {
 }
 
 /// A permission: DRF's `BasePermission`.
+///
+/// As DRF's `permission_classes`: view-level [`Permission::has_permission`] and
+/// object-level [`Permission::has_object_permission`], composable with
+/// [`and`](PermissionExt::and), [`or`](PermissionExt::or) and [`not`](PermissionExt::not).
+///
+/// Implement the trait, or pass a closure over the [`RequestContext`]:
+///
+/// ```
+/// use wxrest::auth::{IsAdminUser, IsAuthenticated, Permission, PermissionExt, RequestContext};
+///
+/// struct WeekdaysOnly;
+/// impl Permission for WeekdaysOnly {
+///     fn has_permission(&self, _req: &RequestContext<'_>) -> bool {
+///         true // look at a clock here
+///     }
+/// }
+///
+/// let staff_or_reading = IsAdminUser.or(|req: &RequestContext<'_>| req.is_safe_method());
+/// let policy = IsAuthenticated.and(WeekdaysOnly).and(staff_or_reading);
+/// # let _ = policy;
+/// ```
 pub trait Permission: Send + Sync + 'static {
     /// May this request proceed at all? (default: yes)
     fn has_permission(&self, req: &RequestContext<'_>) -> bool {

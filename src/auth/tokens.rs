@@ -1,27 +1,4 @@
-//! [`TokenService`]: issues, authenticates, refreshes and revokes tokens; the one object the
-//! auth layer, the token endpoints and the WeChat login share.
-//!
-//! ```
-//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-//! use wxrest::auth::{AuthUser, JwtConfig, TokenService};
-//!
-//! let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap());
-//! let alice = AuthUser {
-//!     id: 1, username: "alice".into(), email: String::new(), is_staff: false,
-//!     is_superuser: false, is_active: true, token_version: 0,
-//! };
-//! let pair = tokens.issue(&alice).await.unwrap();
-//! let who = tokens.authenticate(&pair.token).await.unwrap();
-//! assert_eq!(who.username, "alice");
-//!
-//! // Rotation: the refresh token buys one new pair, once.
-//! let (next, _) = tokens.refresh(&pair.refresh).await.unwrap();
-//! assert!(tokens.refresh(&pair.refresh).await.is_err());
-//! // The reuse ended the whole session: the newest tokens too.
-//! assert!(tokens.refresh(&next.refresh).await.is_err());
-//! assert!(tokens.authenticate(&next.token).await.is_err());
-//! # });
-//! ```
+//! [`TokenService`] (documented in the `auth` module).
 
 use std::sync::Arc;
 
@@ -130,8 +107,13 @@ impl TokenService {
         self
     }
 
-    /// Runs `check` before every password login (`POST /token/`), e.g. a
-    /// [`UsernameThrottle`](crate::throttle::UsernameThrottle).
+    /// Runs `check` before every password login (`POST /token/`), e.g. a [`UsernameThrottle`].
+    ///
+    #[cfg_attr(
+        feature = "throttle",
+        doc = "[`UsernameThrottle`]: crate::throttle::UsernameThrottle"
+    )]
+    #[cfg_attr(not(feature = "throttle"), doc = "[`UsernameThrottle`]: crate")]
     #[must_use]
     pub fn with_login_attempts(mut self, check: impl LoginAttempts) -> Self {
         Arc::make_mut(&mut self.inner).login_attempts = Some(Arc::new(check));

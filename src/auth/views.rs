@@ -1,22 +1,4 @@
-//! Token endpoints, speaking djangorestframework-jwt's shapes and ours. Mount them where you
-//! like (usually under `/auth`); every route answers with and without the trailing slash.
-//!
-//! | route | body | answer |
-//! |---|---|---|
-//! | `POST /token/` | `{"username", "password"}` | `{"token", "refresh"}`; 400 `non_field_errors` |
-//! | `POST /token/refresh/` | `{"refresh"}` (ours rotate; djangorestframework-simplejwt's are reused) | `{"access", "token", "refresh"}`; 401 with `code` |
-//! | `POST /token/refresh/` | `{"token"}` (drf-jwt) | `{"token"}`; 400 `non_field_errors` |
-//! | `POST /token/verify/` | `{"token"}` | `{"token"}`; 400 `non_field_errors` |
-//! | `POST /logout/` | `{"refresh"?}` + token | ends this token (and the refresh family) |
-//! | `POST /logout-all/` | token | ends every token of the user |
-//!
-//! ```
-//! use axum::Router;
-//! use wxrest::auth::{JwtConfig, TokenService, token_routes};
-//!
-//! let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap());
-//! let app: Router = Router::new().nest("/auth", token_routes(tokens));
-//! ```
+//! The token endpoints (documented on [`token_routes`]).
 
 use axum::extract::State;
 use axum::routing::post;
@@ -32,7 +14,26 @@ use crate::error::ApiError;
 use crate::parsers::JsonBody;
 use crate::validation::{FieldError, Fields};
 
-/// The token endpoints as a router (see the module docs for the routes).
+/// The token endpoints as a router, speaking djangorestframework-jwt's shapes and ours. Mount
+/// them where you like (usually under `/auth`); every route answers with and without the
+/// trailing slash.
+///
+/// | route | body | answer |
+/// |---|---|---|
+/// | `POST /token/` | `{"username", "password"}` | `{"token", "refresh"}`; 400 `non_field_errors` |
+/// | `POST /token/refresh/` | `{"refresh"}` (ours rotate; djangorestframework-simplejwt's are reused) | `{"access", "token", "refresh"}`; 401 with `code` |
+/// | `POST /token/refresh/` | `{"token"}` (drf-jwt) | `{"token"}`; 400 `non_field_errors` |
+/// | `POST /token/verify/` | `{"token"}` | `{"token"}`; 400 `non_field_errors` |
+/// | `POST /logout/` | `{"refresh"?}` + token | ends this token (and the refresh family) |
+/// | `POST /logout-all/` | token | ends every token of the user |
+///
+/// ```
+/// use axum::Router;
+/// use wxrest::auth::{JwtConfig, TokenService, token_routes};
+///
+/// let tokens = TokenService::new(JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap());
+/// let app: Router = Router::new().nest("/auth", token_routes(tokens));
+/// ```
 pub fn token_routes(tokens: TokenService) -> Router {
     let authenticated = Router::new()
         .route("/logout", post(logout))

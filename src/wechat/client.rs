@@ -107,9 +107,12 @@ impl WxClient {
         }
     }
 
-    /// Shares access_tokens through `store` (e.g. a [`RedisTokenStore`](super::RedisTokenStore)
-    /// when several instances run; pass an `Arc` of a store to share it between clients). Call
-    /// it right after [`WxClient::new`]: it starts a fresh token cache.
+    /// Shares access_tokens through `store` (e.g. a [`RedisTokenStore`] when several instances
+    /// run; pass an `Arc` of a store to share it between clients). Call it right after
+    /// [`WxClient::new`]: it starts a fresh token cache.
+    ///
+    #[cfg_attr(feature = "redis", doc = "[`RedisTokenStore`]: super::RedisTokenStore")]
+    #[cfg_attr(not(feature = "redis"), doc = "[`RedisTokenStore`]: crate")]
     #[must_use]
     pub fn with_token_store(self, store: impl AccessTokenStore) -> Self {
         let provider = self.inner.provider.clone();

@@ -211,7 +211,7 @@ impl WxUsers for UserStore {
 /// remembers what each code resolved to (`{openid, unionid}` in a [`CodeCache`], never a token
 /// or the `session_key`) for [`code_ttl`](WxLoginService::code_ttl): a repeated code gets the
 /// same user with fresh tokens, and concurrent requests with one new code make exactly one
-/// `jscode2session` call (in process; across instances too with a [`RedisCodeCache`](super::RedisCodeCache)).
+/// `jscode2session` call (in process; across instances too with a [`RedisCodeCache`]).
 ///
 /// The `session_key` is stored server-side for decrypting `encryptedData`; it, the appsecret,
 /// the codes and the tokens are never logged.
@@ -243,6 +243,9 @@ impl WxUsers for UserStore {
 /// # Ok(())
 /// # }
 /// ```
+///
+#[cfg_attr(feature = "redis", doc = "[`RedisCodeCache`]: super::RedisCodeCache")]
+#[cfg_attr(not(feature = "redis"), doc = "[`RedisCodeCache`]: crate")]
 #[derive(Clone)]
 pub struct WxLoginService {
     client: WxClient,
@@ -302,8 +305,11 @@ impl WxLoginService {
         }
     }
 
-    /// Remembers resolved codes in `cache` (e.g. a [`RedisCodeCache`](super::RedisCodeCache)
-    /// shared by every instance).
+    /// Remembers resolved codes in `cache` (e.g. a [`RedisCodeCache`] shared by every
+    /// instance; an `Arc` of a cache shares it between services).
+    ///
+    #[cfg_attr(feature = "redis", doc = "[`RedisCodeCache`]: super::RedisCodeCache")]
+    #[cfg_attr(not(feature = "redis"), doc = "[`RedisCodeCache`]: crate")]
     #[must_use]
     pub fn code_cache(mut self, cache: impl CodeCache) -> Self {
         self.cache = Arc::new(cache);

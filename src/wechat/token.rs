@@ -95,6 +95,8 @@ pub(crate) fn unix_now() -> i64 {
 /// Implement it to keep tokens elsewhere; [`MemoryTokenStore`] and [`RedisTokenStore`] are
 /// ready.
 ///
+#[cfg_attr(not(feature = "redis"), doc = "[`RedisTokenStore`]: crate")]
+///
 /// ```
 /// use std::sync::Arc;
 /// use wxrest::wechat::{AccessTokenStore, MemoryTokenStore};

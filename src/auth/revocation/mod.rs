@@ -1,43 +1,4 @@
-//! What ends tokens before their `exp`: sessions (one *family* per login, shared by every token
-//! of that login however it was refreshed), rotation with reuse detection, and the per-user
-//! token version ("log out everywhere", deactivation).
-//!
-//! A family is one small record per session: the generation of the one refresh token still
-//! valid. Rotating a refresh token of generation `g` moves the family to `g + 1`; presenting
-//! any other generation is a reuse and revokes the family, which ends every token of that
-//! login, access tokens included. So the store holds O(sessions), not O(rotations). A revoked
-//! family is remembered only as long as an access token of it can live (the access lifetime
-//! after the revocation): nothing of the session is valid after that.
-//!
-//! The database holds the truth about token versions ([`UserLookup`](super::UserLookup));
-//! a [`RevocationStore`] holds families and a short-lived cache of versions.
-//! [`MemoryRevocationStore`] serves one process; [`RedisRevocationStore`] lets every instance
-//! see a logout at once. Entries expire with the tokens they concern.
-//!
-//! **Failing safe.** A refresh token whose family the store does not know is refused: a store
-//! that forgot a session (an entry evicted under memory pressure, a restart of the memory
-//! store, a flushed Redis) ends it, and the client logs in again, instead of letting a used
-//! refresh token work. Access tokens are refused only when their family is known to be
-//! revoked, so a verify-only service (or a restarted one) keeps honouring unexpired access
-//! tokens it did not issue.
-//!
-//! ```
-//! # tokio_test_block_on(async {
-//! use wxrest::auth::{MemoryRevocationStore, RevocationStore, Rotation};
-//!
-//! let store = MemoryRevocationStore::new();
-//! let exp = 4_070_908_800;
-//! store.start_family("fam-1", exp).await.unwrap();
-//! assert_eq!(store.rotate_family("fam-1", 0, exp, exp).await.unwrap(), Rotation::Rotated);
-//! // Generation 0 again: a stolen, already used refresh token. The session ends.
-//! assert_eq!(store.rotate_family("fam-1", 0, exp, exp).await.unwrap(), Rotation::Reused);
-//! assert_eq!(store.rotate_family("fam-1", 1, exp, exp).await.unwrap(), Rotation::Ended);
-//! assert!(store.access_state("fam-1", 7).await.unwrap().revoked);
-//! # });
-//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
-//! #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
-//! # }
-//! ```
+//! Sessions, rotation and token versions (documented on [`RevocationStore`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,8 +47,48 @@ pub enum Rotation {
     Ended,
 }
 
-/// Storage for sessions (refresh families) and the token-version cache. Implement it for
-/// another backend; the crate ships memory and Redis.
+/// Storage for what ends tokens before their `exp`: sessions (one *family* per login, shared by every token
+/// of that login however it was refreshed), rotation with reuse detection, and the per-user
+/// token version ("log out everywhere", deactivation).
+///
+/// A family is one small record per session: the generation of the one refresh token still
+/// valid. Rotating a refresh token of generation `g` moves the family to `g + 1`; presenting
+/// any other generation is a reuse and revokes the family, which ends every token of that
+/// login, access tokens included. So the store holds O(sessions), not O(rotations). A revoked
+/// family is remembered only as long as an access token of it can live (the access lifetime
+/// after the revocation): nothing of the session is valid after that.
+///
+/// The database holds the truth about token versions ([`UserLookup`](crate::auth::UserLookup));
+/// a [`RevocationStore`] holds families and a short-lived cache of versions.
+/// [`MemoryRevocationStore`] serves one process; [`RedisRevocationStore`] lets every instance
+/// see a logout at once; implement the trait for another backend. Entries expire with the tokens they concern.
+///
+/// **Failing safe.** A refresh token whose family the store does not know is refused: a store
+/// that forgot a session (an entry evicted under memory pressure, a restart of the memory
+/// store, a flushed Redis) ends it, and the client logs in again, instead of letting a used
+/// refresh token work. Access tokens are refused only when their family is known to be
+/// revoked, so a verify-only service (or a restarted one) keeps honouring unexpired access
+/// tokens it did not issue.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use wxrest::auth::{MemoryRevocationStore, RevocationStore, Rotation};
+///
+/// let store = MemoryRevocationStore::new();
+/// let exp = 4_070_908_800;
+/// store.start_family("fam-1", exp).await.unwrap();
+/// assert_eq!(store.rotate_family("fam-1", 0, exp, exp).await.unwrap(), Rotation::Rotated);
+/// // Generation 0 again: a stolen, already used refresh token. The session ends.
+/// assert_eq!(store.rotate_family("fam-1", 0, exp, exp).await.unwrap(), Rotation::Reused);
+/// assert_eq!(store.rotate_family("fam-1", 1, exp, exp).await.unwrap(), Rotation::Ended);
+/// assert!(store.access_state("fam-1", 7).await.unwrap().revoked);
+/// # });
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+/// # }
+/// ```
+///
+#[cfg_attr(not(feature = "redis"), doc = "[`RedisRevocationStore`]: crate")]
 #[async_trait]
 pub trait RevocationStore: Send + Sync + 'static {
     /// Is the session `family` revoked, and what is the cached token version of `user_id`?
@@ -217,6 +218,8 @@ impl Expiry<String, i64> for UntilExpiry {
 }
 
 /// An in-process store: right for one instance; use [`RedisRevocationStore`] for several.
+///
+#[cfg_attr(not(feature = "redis"), doc = "[`RedisRevocationStore`]: crate")]
 ///
 /// Bounded: at most [`DEFAULT_MAX_SESSIONS`] live sessions and as many revoked ones
 /// (configurable), each a few dozen bytes whatever the number of rotations. Past the bound the
