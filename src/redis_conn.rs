@@ -6,7 +6,9 @@
 //! URL), `new(conn)` on an existing `ConnectionManager`, and `.prefix(p)`.
 
 use std::fmt::Display;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
+#[cfg(feature = "wechat")]
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -14,6 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use crate::error::BackendError;
 
 /// Releases a lock only when it is still the caller's (compare-and-delete).
+#[cfg(feature = "wechat")]
 static UNLOCK: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r"
@@ -82,6 +85,7 @@ impl Keyspace {
     }
 
     /// Takes the lock `key` for `owner` for at most `ttl`; `false` when someone holds it.
+    #[cfg(feature = "wechat")]
     pub(crate) async fn try_lock(
         &self,
         key: &str,
@@ -100,6 +104,7 @@ impl Keyspace {
     }
 
     /// Releases the lock `key` if `owner` still holds it.
+    #[cfg(feature = "wechat")]
     pub(crate) async fn unlock(&self, key: &str, owner: &str) -> Result<(), BackendError> {
         let _: i64 = UNLOCK
             .key(key)
@@ -111,6 +116,40 @@ impl Keyspace {
 }
 
 /// `ttl` in whole milliseconds, at least 1 (Redis refuses a zero expiry).
+#[cfg(any(feature = "wechat", feature = "throttle"))]
 pub(crate) fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
+
+/// The constructors every Redis-backed store offers, written once: `open(url)`, `new(conn)`
+/// and `.prefix(p)`. The store keeps its [`Keyspace`] in a field `redis` and builds itself
+/// from one with `fn on(redis: Keyspace) -> Self`.
+macro_rules! keyspace_constructors {
+    (timeout: $secs:literal s, prefix: $prefix:literal) => {
+        #[doc = concat!(
+            "Connects to `url` (`redis://host:port/db`) on first use, with ", stringify!($secs),
+            " s timeouts, and reconnects after failures: start-up does not wait for Redis.\n\n",
+            "# Errors\n[`BackendError::Redis`](crate::BackendError::Redis) when the URL is invalid."
+        )]
+        pub fn open(url: &str) -> Result<Self, crate::BackendError> {
+            let timeout = std::time::Duration::from_secs($secs);
+            Ok(Self::on(crate::redis_conn::Keyspace::open(url, timeout, $prefix)?))
+        }
+
+        /// A store on an existing connection manager.
+        pub fn new(conn: redis::aio::ConnectionManager) -> Self {
+            Self::on(crate::redis_conn::Keyspace::new(conn, $prefix))
+        }
+
+        #[doc = concat!(
+            "Uses `prefix` for every key instead of `", $prefix, "` (to share one Redis ",
+            "database between applications, or between deployments of one)."
+        )]
+        #[must_use]
+        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+            self.redis.set_prefix(prefix.into());
+            self
+        }
+    };
+}
+pub(crate) use keyspace_constructors;

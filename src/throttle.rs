@@ -279,8 +279,7 @@ impl RateStore for MemoryRateStore {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
-    use crate::redis_conn::Keyspace;
-    use redis::aio::ConnectionManager;
+    use crate::redis_conn::{Keyspace, keyspace_constructors};
 
     /// INCR, open the window on the first hit, and read its remaining time: one atomic round trip.
     const HIT_SCRIPT: &str = r"
@@ -293,11 +292,9 @@ mod redis_store {
     return {count, ttl}
     ";
 
-    /// The default key prefix.
-    const PREFIX: &str = "wxrest:throttle:";
-
     /// Counters in Redis, shared by every instance: one Lua script per hit (`INCR` + `PEXPIRE` +
-    /// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`).
+    /// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`). While Redis is
+    /// down hits fail, and the throttle layer lets requests through.
     ///
     /// ```no_run
     /// use wxrest::throttle::{RedisRateStore, ThrottleLayer};
@@ -312,33 +309,13 @@ mod redis_store {
     }
 
     impl RedisRateStore {
-        /// Connects lazily to `url`: start-up does not fail while Redis is down; hits fail (and
-        /// the throttle layer lets requests through) until it is back.
-        pub fn open(url: &str) -> Result<Self, BackendError> {
-            Ok(Self::on(Keyspace::open(
-                url,
-                Duration::from_secs(1),
-                PREFIX,
-            )?))
-        }
-
-        /// A store on an existing connection manager.
-        pub fn new(conn: ConnectionManager) -> Self {
-            Self::on(Keyspace::new(conn, PREFIX))
-        }
+        keyspace_constructors!(timeout: 1 s, prefix: "wxrest:throttle:");
 
         fn on(redis: Keyspace) -> Self {
             Self {
                 redis,
                 script: Arc::new(redis::Script::new(HIT_SCRIPT)),
             }
-        }
-
-        /// Uses `prefix` for every key.
-        #[must_use]
-        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-            self.redis.set_prefix(prefix.into());
-            self
         }
     }
 

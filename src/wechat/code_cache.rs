@@ -204,13 +204,14 @@ impl CodeCache for MemoryCodeCache {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
-    use crate::redis_conn::{Keyspace, millis};
-    use redis::aio::ConnectionManager;
+    use crate::redis_conn::{Keyspace, keyspace_constructors, millis};
 
     /// A [`CodeCache`] in Redis, shared by every instance.
     ///
     /// Keys (under a configurable prefix, default `wxrest:`): `wx:code:{appid}:{sha256 hex}` holds
     /// the JSON entry, `wx:code-lock:{appid}:{sha256 hex}` the claim; both expire by themselves.
+    /// While Redis is down, logins fall back to asking WeChat directly; timeouts are short (1 s)
+    /// because a login waits on them.
     ///
     /// ```no_run
     /// use wxrest::wechat::RedisCodeCache;
@@ -223,30 +224,10 @@ mod redis_store {
     }
 
     impl RedisCodeCache {
-        /// Connects lazily to `url` (`redis://host:port/db`): start-up does not fail while Redis
-        /// is down, and while it is, logins fall back to asking WeChat directly. Timeouts are
-        /// short (1 s) because a login waits on them.
-        ///
-        /// # Errors
-        /// [`BackendError::Redis`] when the URL is invalid.
-        pub fn open(url: &str) -> Result<Self, BackendError> {
-            Ok(Self {
-                redis: Keyspace::open(url, Duration::from_secs(1), "wxrest:")?,
-            })
-        }
+        keyspace_constructors!(timeout: 1 s, prefix: "wxrest:");
 
-        /// A cache on an existing connection manager.
-        pub fn new(conn: ConnectionManager) -> Self {
-            Self {
-                redis: Keyspace::new(conn, "wxrest:"),
-            }
-        }
-
-        /// Uses `prefix` for every key (to share one Redis database between applications).
-        #[must_use]
-        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-            self.redis.set_prefix(prefix.into());
-            self
+        fn on(redis: Keyspace) -> Self {
+            Self { redis }
         }
 
         fn key(&self, kind: &str, appid: &str, digest: &str) -> String {

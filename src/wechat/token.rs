@@ -216,8 +216,7 @@ impl AccessTokenStore for MemoryTokenStore {
 #[cfg(feature = "redis")]
 mod redis_store {
     use super::*;
-    use crate::redis_conn::Keyspace;
-    use redis::aio::ConnectionManager;
+    use crate::redis_conn::{Keyspace, keyspace_constructors};
 
     const COMPARE_AND_DELETE_TOKEN: &str = r"
     local v = redis.call('GET', KEYS[1])
@@ -249,23 +248,7 @@ mod redis_store {
     }
 
     impl RedisTokenStore {
-        /// A store for `url` (e.g. `redis://127.0.0.1:6379`) that connects on first use (and
-        /// reconnects after failures), so an app can start while Redis is down; 1 s timeouts.
-        ///
-        /// # Errors
-        /// [`BackendError::Redis`] when the URL is invalid.
-        pub fn open(url: &str) -> Result<Self, BackendError> {
-            Ok(Self::on(Keyspace::open(
-                url,
-                Duration::from_secs(1),
-                "wxrest:",
-            )?))
-        }
-
-        /// A store over an existing connection manager.
-        pub fn new(conn: ConnectionManager) -> Self {
-            Self::on(Keyspace::new(conn, "wxrest:"))
-        }
+        keyspace_constructors!(timeout: 1 s, prefix: "wxrest:");
 
         fn on(redis: Keyspace) -> Self {
             Self {
@@ -273,14 +256,6 @@ mod redis_store {
                 owner: uuid::Uuid::new_v4().to_string(),
                 invalidate_script: Arc::new(redis::Script::new(COMPARE_AND_DELETE_TOKEN)),
             }
-        }
-
-        /// Uses `prefix` for every key (to share one Redis database between applications, or
-        /// between deployments of one).
-        #[must_use]
-        pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-            self.redis.set_prefix(prefix.into());
-            self
         }
 
         fn token_key(&self, appid: &str) -> String {

@@ -4,12 +4,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
 use super::{AccessState, DEFAULT_VERSION_TTL, RevocationStore, Rotation};
 use crate::auth::jwt::now;
 use crate::error::BackendError;
-use crate::redis_conn::Keyspace;
+use crate::redis_conn::{Keyspace, keyspace_constructors};
 
 /// `KEYS[1]` the live family (its generation), `KEYS[2]` its revoked marker. Moves the family
 /// to the next generation if `ARGV[1]` is its current one (1); on any other generation
@@ -68,20 +67,7 @@ pub struct RedisRevocationStore {
 }
 
 impl RedisRevocationStore {
-    /// Connects lazily to `url` (`redis://host:port/db`): start-up does not fail while Redis is
-    /// down, requests do (503) until it is back.
-    pub fn open(url: &str) -> Result<Self, BackendError> {
-        Ok(Self::on(Keyspace::open(
-            url,
-            Duration::from_secs(2),
-            "wxrest:",
-        )?))
-    }
-
-    /// A store on an existing connection manager.
-    pub fn new(conn: ConnectionManager) -> Self {
-        Self::on(Keyspace::new(conn, "wxrest:"))
-    }
+    keyspace_constructors!(timeout: 2 s, prefix: "wxrest:");
 
     fn on(redis: Keyspace) -> Self {
         Self {
@@ -90,13 +76,6 @@ impl RedisRevocationStore {
             rotate: Arc::new(redis::Script::new(ROTATE_SCRIPT)),
             revoke: Arc::new(redis::Script::new(REVOKE_SCRIPT)),
         }
-    }
-
-    /// Uses `prefix` for every key (to share one Redis database between applications).
-    #[must_use]
-    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.redis.set_prefix(prefix.into());
-        self
     }
 
     /// How long a cached token version is trusted (default [`DEFAULT_VERSION_TTL`]).
