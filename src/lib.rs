@@ -58,6 +58,8 @@ pub mod server;
 #[cfg(feature = "throttle")]
 #[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
 pub mod throttle;
+#[cfg(any(feature = "wechat", feature = "pay"))]
+mod upstream;
 #[cfg(feature = "db")]
 #[cfg_attr(docsrs, doc(cfg(feature = "db")))]
 pub mod user;

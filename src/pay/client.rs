@@ -422,15 +422,7 @@ fn transport(err: reqwest::Error) -> PayError {
     if err.is_timeout() {
         return PayError::Timeout;
     }
-    let err = err.without_url();
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    PayError::Transport(text)
+    PayError::Transport(crate::upstream::describe(err))
 }
 
 /// Counts a failed call in [`PAY_ERRORS_METRIC`] (free when no `metrics` recorder is

@@ -13,6 +13,7 @@ use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::Sha256;
 
 use super::PayError;
+use crate::upstream::upstream_settings;
 
 /// The default WeChat Pay API base URL.
 pub const DEFAULT_PAY_API_BASE: &str = "https://api.mch.weixin.qq.com";
@@ -144,33 +145,7 @@ impl WxPayConfig {
         self
     }
 
-    /// Sets the API base URL (e.g. a `FakeWeChatPay`'s or a proxy's).
-    #[must_use]
-    pub fn api_base(mut self, base: impl Into<String>) -> Self {
-        self.api_base = base.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// Sets the connect timeout.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the overall deadline of one API call, retries included.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets how many times a call may be retried where that is safe.
-    #[must_use]
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
+    upstream_settings!("`FakeWeChatPay`");
 
     /// The APIv3 key (for decrypting notifications).
     pub(super) fn apiv3_key(&self) -> &[u8; 32] {

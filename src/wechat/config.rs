@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::WxError;
+use crate::upstream::upstream_settings;
 
 /// The default WeChat API base URL.
 pub const DEFAULT_API_BASE: &str = "https://api.weixin.qq.com";
@@ -90,33 +91,7 @@ impl WxConfig {
         self
     }
 
-    /// Sets the API base URL (e.g. a `FakeWeChat`'s or a proxy's).
-    #[must_use]
-    pub fn api_base(mut self, base: impl Into<String>) -> Self {
-        self.api_base = base.into().trim_end_matches('/').to_owned();
-        self
-    }
-
-    /// Sets the connect timeout.
-    #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
-        self
-    }
-
-    /// Sets the overall deadline of one API call.
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
-    }
-
-    /// Sets how many times errcode -1 and connect errors are retried.
-    #[must_use]
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
-        self
-    }
+    upstream_settings!("`FakeWeChat`");
 
     /// Sets how the access_token is fetched.
     #[must_use]

@@ -140,15 +140,7 @@ impl WxError {
         if err.is_timeout() {
             return Self::Timeout;
         }
-        let err = err.without_url();
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::Transport(redact(&text, secrets))
+        Self::Transport(redact(&crate::upstream::describe(err), secrets))
     }
 }
 

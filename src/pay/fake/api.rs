@@ -212,15 +212,24 @@ fn check_merchant_signature(
     Ok(())
 }
 
+/// The request body as JSON, or WeChat Pay's 400 `PARAM_ERROR`.
+fn json_body(body: &[u8]) -> Result<Value, Answer> {
+    serde_json::from_slice::<Value>(body).map_err(|_| fail(400, "PARAM_ERROR", "body is not JSON"))
+}
+
+/// The non-empty string at `ptr` (a JSON pointer), if any.
+fn non_empty_text<'v>(v: &'v Value, ptr: &str) -> Option<&'v str> {
+    v.pointer(ptr)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
 fn prepay(shared: &Shared, body: &[u8]) -> Answer {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return fail(400, "PARAM_ERROR", "body is not JSON");
+    let v = match json_body(body) {
+        Ok(v) => v,
+        Err(answer) => return answer,
     };
-    let text = |ptr: &str| {
-        v.pointer(ptr)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+    let text = |ptr: &str| non_empty_text(&v, ptr);
     let (Some(appid), Some(mchid), Some(description), Some(no), Some(notify_url), Some(openid)) = (
         text("/appid"),
         text("/mchid"),
@@ -341,14 +350,11 @@ fn close(shared: &Shared, no: &str, body: &[u8]) -> Answer {
 }
 
 fn refund(shared: &Arc<Shared>, body: &[u8]) -> Answer {
-    let Ok(v) = serde_json::from_slice::<Value>(body) else {
-        return fail(400, "PARAM_ERROR", "body is not JSON");
+    let v = match json_body(body) {
+        Ok(v) => v,
+        Err(answer) => return answer,
     };
-    let text = |ptr: &str| {
-        v.pointer(ptr)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
+    let text = |ptr: &str| non_empty_text(&v, ptr);
     let int = |ptr: &str| v.pointer(ptr).and_then(Value::as_i64);
     let (Some(out_refund_no), Some(refund), Some(total)) = (
         text("/out_refund_no"),
