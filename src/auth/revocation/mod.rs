@@ -145,12 +145,12 @@ impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
     async fn rotate_family(
         &self,
         family: &str,
-        generation: u64,
-        expires_at: i64,
-        revoked_until: i64,
+        gen_now: u64,
+        keep_until: i64,
+        revoke_until: i64,
     ) -> Result<Rotation, BackendError> {
         (**self)
-            .rotate_family(family, generation, expires_at, revoked_until)
+            .rotate_family(family, gen_now, keep_until, revoke_until)
             .await
     }
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
