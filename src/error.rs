@@ -65,6 +65,32 @@ pub struct ApiError {
     code: Cow<'static, str>,
     body: Body,
     headers: Vec<(HeaderName, HeaderValue)>,
+    cause: Option<ErrorCause>,
+}
+
+/// Why a request failed on the server's side (the database error behind a 503, WeChat's
+/// answer behind a 502): kept for the log, never for the client.
+///
+/// [`ApiError::with_cause`] attaches one; rendering the error puts it in the response's
+/// extensions, where the layer that logs failures finds it
+/// ([`drf_fallbacks`](crate::fallbacks::drf_fallbacks) does; so can your own). Converting an
+/// error never logs, as axum's error-handling example advises: the layer does, once.
+///
+/// ```
+/// use axum::response::IntoResponse;
+/// use wxrest::{ApiError, ErrorCause};
+///
+/// let response = ApiError::unavailable().with_cause("database error: pool timed out").into_response();
+/// let cause = response.extensions().get::<ErrorCause>().unwrap();
+/// assert_eq!(cause.to_string(), "database error: pool timed out");
+/// ```
+#[derive(Debug, Clone)]
+pub struct ErrorCause(std::sync::Arc<str>);
+
+impl std::fmt::Display for ErrorCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +111,7 @@ impl ApiError {
             code: code.into(),
             body: Body::Detail(detail.into()),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -119,6 +146,7 @@ impl ApiError {
             code: Cow::Borrowed("invalid"),
             body: Body::Fields(map),
             headers: Vec::new(),
+            cause: None,
         }
     }
 
@@ -169,6 +197,24 @@ impl ApiError {
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
         self.headers.push((name, value));
         self
+    }
+
+    /// Keeps `cause` for the log (see [`ErrorCause`]); the client's body does not change.
+    ///
+    /// ```
+    /// let err = wxrest::ApiError::server_error().with_cause("signing key unreadable");
+    /// assert_eq!(err.cause().map(ToString::to_string).as_deref(), Some("signing key unreadable"));
+    /// assert_eq!(err.detail(), Some("A server error occurred."));
+    /// ```
+    #[must_use]
+    pub fn with_cause(mut self, cause: impl std::fmt::Display) -> Self {
+        self.cause = Some(ErrorCause(cause.to_string().into()));
+        self
+    }
+
+    /// The cause kept for the log, if any.
+    pub fn cause(&self) -> Option<&ErrorCause> {
+        self.cause.as_ref()
     }
 
     /// The HTTP status.
@@ -222,6 +268,9 @@ impl IntoResponse for ApiError {
         for (name, value) in self.headers {
             response.headers_mut().append(name, value);
         }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(cause);
+        }
         response
     }
 }
@@ -236,8 +285,7 @@ impl From<BackendError> for ApiError {
         {
             return ApiError::bad_request("invalid", NULL_CHARACTERS);
         }
-        tracing::error!(error = %err, "backend failure");
-        ApiError::unavailable()
+        ApiError::unavailable().with_cause(err)
     }
 }
 

@@ -5,11 +5,15 @@
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCause};
 
 /// Middleware giving the framework's own bodiless failures DRF's JSON: 405
 /// `{"detail": "Method \"PUT\" not allowed."}` (keeping `Allow`), and a JSON body on any other
 /// empty 4xx/5xx (404 from routing, 413 from a body limit, 408 from a timeout, ...).
+///
+/// It is also where failures are logged: a response carrying an [`ErrorCause`] (the database
+/// error behind a 503, WeChat's answer behind a 502) is logged once here, at `error` level for
+/// 5xx and `warn` otherwise, inside the request's span. Error conversions never log.
 ///
 /// ```
 /// use axum::{middleware, routing::get, Router};
@@ -22,6 +26,13 @@ pub async fn drf_fallbacks(req: axum::extract::Request, next: axum::middleware::
     let method = req.method().clone();
     let response = next.run(req).await;
     let status = response.status();
+    if let Some(cause) = response.extensions().get::<ErrorCause>() {
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), cause = %cause, "request failed");
+        } else {
+            tracing::warn!(status = status.as_u16(), cause = %cause, "request failed");
+        }
+    }
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }

@@ -71,7 +71,7 @@ pub mod viewset;
 #[cfg_attr(docsrs, doc(cfg(feature = "wechat")))]
 pub mod wechat;
 
-pub use error::{ApiError, BackendError, NULL_CHARACTERS};
+pub use error::{ApiError, BackendError, ErrorCause, NULL_CHARACTERS};
 
 /// The names most applications need, in one import.
 pub mod prelude {

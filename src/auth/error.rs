@@ -147,14 +147,14 @@ impl From<BackendError> for AuthError {
 
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
+        let mut error = ApiError::new(err.status(), err.code(), err.to_string());
         match &err {
             AuthError::Unavailable(source) => {
-                tracing::error!(error = %source, "authentication backend failure");
+                error = error.with_cause(format_args!("authentication backend failure: {source}"));
             }
-            AuthError::CannotIssue => tracing::error!("token issue failed"),
+            AuthError::CannotIssue => error = error.with_cause("token issue failed"),
             _ => {}
         }
-        let error = ApiError::new(err.status(), err.code(), err.to_string());
         match err {
             AuthError::Busy { retry_after } => error.with_header(
                 http::header::RETRY_AFTER,

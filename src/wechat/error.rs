@@ -176,14 +176,12 @@ impl From<WxError> for ApiError {
                 "wechat_high_risk",
                 "WeChat blocked this account for risk control.",
             ),
-            E::Busy | E::Timeout => {
-                tracing::warn!(error = %err, "WeChat unavailable");
-                Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "wechat_unavailable",
-                    UNAVAILABLE,
-                )
-            }
+            E::Busy | E::Timeout => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "wechat_unavailable",
+                UNAVAILABLE,
+            )
+            .with_cause(format_args!("WeChat unavailable: {err}")),
             E::Decrypt => Self::bad_request(
                 "session_key_stale",
                 "The WeChat session has expired; call wx.login() again.",
@@ -193,10 +191,8 @@ impl From<WxError> for ApiError {
             }
             // Transport, Malformed, Api, InvalidCredential, Config: our side or WeChat's is
             // broken; the detail (never holding secrets) goes to the log, not the client.
-            other => {
-                tracing::warn!(error = %other, "WeChat call failed");
-                Self::new(StatusCode::BAD_GATEWAY, "wechat_unavailable", UNAVAILABLE)
-            }
+            other => Self::new(StatusCode::BAD_GATEWAY, "wechat_unavailable", UNAVAILABLE)
+                .with_cause(format_args!("WeChat call failed: {other}")),
         }
     }
 }
