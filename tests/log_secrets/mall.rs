@@ -60,6 +60,10 @@ async fn call(
     }
 }
 
+async fn post(app: &Router, uri: &str, auth: Option<String>, body: Value) -> Answer {
+    call(app, "POST", uri, auth, Some(body)).await
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn a_full_mall_flow_logs_no_secret() {
     let (captured, _guard) = CapturedLogs::install();
@@ -76,12 +80,11 @@ async fn a_full_mall_flow_logs_no_secret() {
     config.seed_demo = true;
     let app = shop::build(&config).await.unwrap().router;
 
-    let login = call(
+    let login = post(
         &app,
-        "POST",
         "/auth/wx-login/",
         None,
-        Some(json!({"code": "mall-code-secret-1"})),
+        json!({"code": "mall-code-secret-1"}),
     )
     .await;
     assert_eq!(login.status, 200, "{}", login.text);
@@ -90,75 +93,68 @@ async fn a_full_mall_flow_logs_no_secret() {
     let bearer = || Some(format!("JWT {token}"));
     let session_key = fake.session_key_of("openid-mall-1").unwrap();
 
-    let phone = call(
+    let phone = post(
         &app,
-        "POST",
         "/auth/wx-phone/",
         bearer(),
-        Some(json!({"code": "mall-phone-code-3"})),
+        json!({"code": "mall-phone-code-3"}),
     )
     .await;
     assert_eq!(phone.status, 200, "{}", phone.text);
 
     let goods = call(&app, "GET", "/mall/goods/?search=Gaiwan", bearer(), None).await;
     let gid = goods.body["results"][0]["id"].as_i64().unwrap();
-    let order = call(
+    let order = post(
         &app,
-        "POST",
         "/mall/orders/",
         bearer(),
-        Some(json!({"items": [{"goods": gid, "quantity": 1}]})),
+        json!({"items": [{"goods": gid, "quantity": 1}]}),
     )
     .await;
     assert_eq!(order.status, 201, "{}", order.text);
     // Rotation, then a reuse (which ends the session: done last).
-    let refreshed = call(
+    let refreshed = post(
         &app,
-        "POST",
         "/auth/token/refresh/",
         None,
-        Some(json!({"refresh": refresh})),
+        json!({"refresh": refresh}),
     )
     .await;
     assert_eq!(refreshed.status, 200, "{}", refreshed.text);
     let new_token = refreshed.body["token"].as_str().unwrap().to_owned();
     let new_refresh = refreshed.body["refresh"].as_str().unwrap().to_owned();
-    let reused = call(
+    let reused = post(
         &app,
-        "POST",
         "/auth/token/refresh/",
         None,
-        Some(json!({"refresh": refresh})),
+        json!({"refresh": refresh}),
     )
     .await;
     assert_eq!(reused.status, 401, "{}", reused.text);
 
-    let bad_code = call(
+    let bad_code = post(
         &app,
-        "POST",
         "/auth/wx-login/",
         None,
-        Some(json!({"code": "mall-code-bad-2"})),
+        json!({"code": "mall-code-bad-2"}),
     )
     .await;
     assert_eq!(bad_code.status, 400, "{}", bad_code.text);
 
-    let password = call(
+    let password = post(
         &app,
-        "POST",
         "/auth/token/",
         None,
-        Some(json!({"username": "admin", "password": ADMIN_PASSWORD})),
+        json!({"username": "admin", "password": ADMIN_PASSWORD}),
     )
     .await;
     assert_eq!(password.status, 200, "{}", password.text);
     let admin_token = password.body["token"].as_str().unwrap().to_owned();
-    let wrong = call(
+    let wrong = post(
         &app,
-        "POST",
         "/auth/token/",
         None,
-        Some(json!({"username": "admin", "password": WRONG_PASSWORD})),
+        json!({"username": "admin", "password": WRONG_PASSWORD}),
     )
     .await;
     assert_eq!(wrong.status, 400, "{}", wrong.text);

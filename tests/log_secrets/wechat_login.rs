@@ -2,10 +2,10 @@
 //! code, or token.
 
 use serde_json::json;
-use wxrest::wechat::{FakeWeChat, Script, crypto};
+use wxrest::wechat::{FakeWeChat, Script};
 
 use crate::captured_logs::CapturedLogs;
-use crate::running_app::{IV, phone_data, start};
+use crate::running_app::{encrypted_phone, start};
 
 #[tokio::test(flavor = "current_thread")]
 async fn secrets_are_never_logged() {
@@ -33,14 +33,9 @@ async fn secrets_are_never_logged() {
         .await;
     assert_eq!(phone.status, 200, "{}", phone.text);
     let key = fake.session_key_of("openid-1").unwrap();
-    let data = crypto::encrypt(&key, IV, &phone_data("wx-other")).unwrap();
-    let bad_phone = app
-        .post(
-            "/auth/wx-phone/",
-            Some(&token),
-            json!({"encryptedData": data, "iv": IV}),
-        )
-        .await;
+    let encrypted = encrypted_phone(&key, "wx-other");
+    let data = encrypted["encryptedData"].as_str().unwrap().to_owned();
+    let bad_phone = app.post("/auth/wx-phone/", Some(&token), encrypted).await;
     assert_eq!(bad_phone.status, 400);
     assert_eq!(app.login("login-code-bad-2").await.status, 400);
     assert_eq!(app.login("login-code-busy-3").await.status, 503);

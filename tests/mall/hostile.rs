@@ -94,16 +94,34 @@ impl Mall {
             .await
     }
 
+    /// `POST /auth/wx-login/` with `body` sent as `content_type`.
+    async fn login_as(&self, content_type: &str, body: impl Into<Body>) -> (StatusCode, Value) {
+        let path = "/auth/wx-login/";
+        self.call("POST", path, None, Some(content_type), body)
+            .await
+    }
+
+    /// `method uri` as `token`, with `body` as JSON.
+    async fn send_json(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Value,
+    ) -> (StatusCode, Value) {
+        let json = Some("application/json");
+        self.call(method, uri, Some(token), json, body.to_string())
+            .await
+    }
+
+    /// `method uri` without credentials or body.
+    async fn anonymous(&self, method: &str, uri: &str) -> (StatusCode, Value) {
+        self.call(method, uri, None, None, Body::empty()).await
+    }
+
     async fn login(&self, code: &str) -> String {
-        let (status, body) = self
-            .call(
-                "POST",
-                "/auth/wx-login/",
-                None,
-                Some("application/json"),
-                json!({ "code": code }).to_string(),
-            )
-            .await;
+        let body = json!({ "code": code }).to_string();
+        let (status, body) = self.login_as("application/json", body).await;
         assert_eq!(status, 200, "{body}");
         body["token"].as_str().unwrap().to_owned()
     }
@@ -114,15 +132,7 @@ impl Mall {
 #[tokio::test]
 async fn malformed_json_is_400_with_drfs_parse_error() {
     let mall = start().await;
-    let (status, body) = mall
-        .call(
-            "POST",
-            "/auth/wx-login/",
-            None,
-            Some("application/json"),
-            "{\"code\": ",
-        )
-        .await;
+    let (status, body) = mall.login_as("application/json", "{\"code\": ").await;
     assert_eq!(status, 400);
     assert!(
         body["detail"]
@@ -136,15 +146,7 @@ async fn malformed_json_is_400_with_drfs_parse_error() {
 #[tokio::test]
 async fn a_wrong_content_type_is_415() {
     let mall = start().await;
-    let (status, body) = mall
-        .call(
-            "POST",
-            "/auth/wx-login/",
-            None,
-            Some("text/plain"),
-            "code=x",
-        )
-        .await;
+    let (status, body) = mall.login_as("text/plain", "code=x").await;
     assert_eq!(status, 415);
     assert_eq!(
         body,
@@ -155,9 +157,7 @@ async fn a_wrong_content_type_is_415() {
 #[tokio::test]
 async fn a_wrong_method_is_405_with_drfs_detail() {
     let mall = start().await;
-    let (status, body) = mall
-        .call("PUT", "/auth/wx-login/", None, None, Body::empty())
-        .await;
+    let (status, body) = mall.anonymous("PUT", "/auth/wx-login/").await;
     assert_eq!(status, 405);
     assert_eq!(
         body,
@@ -169,15 +169,7 @@ async fn a_wrong_method_is_405_with_drfs_detail() {
 async fn a_body_over_the_limit_is_413_json() {
     let mall = start_with(|c| c.body_limit = 1024).await;
     let huge = json!({ "code": "x".repeat(4096) }).to_string();
-    let (status, body) = mall
-        .call(
-            "POST",
-            "/auth/wx-login/",
-            None,
-            Some("application/json"),
-            huge,
-        )
-        .await;
+    let (status, body) = mall.login_as("application/json", huge).await;
     assert_eq!(status, 413);
     assert_eq!(body["code"], "payload_too_large", "{body}");
     assert!(body["detail"].is_string());
@@ -186,9 +178,7 @@ async fn a_body_over_the_limit_is_413_json() {
 #[tokio::test]
 async fn an_unknown_route_is_404_json() {
     let mall = start().await;
-    let (status, body) = mall
-        .call("GET", "/no/such/route/", None, None, Body::empty())
-        .await;
+    let (status, body) = mall.anonymous("GET", "/no/such/route/").await;
     assert_eq!(status, 404);
     assert_eq!(body, json!({"detail": "Not found.", "code": "not_found"}));
 }
@@ -209,9 +199,7 @@ async fn a_panicking_handler_gives_drfs_500_without_the_panic_text() {
     );
     assert!(!text.contains("hunter2") && !text.contains("secret internals"));
     // The server goes on serving.
-    let (status, _) = mall
-        .call("GET", "/healthz", None, None, Body::empty())
-        .await;
+    let (status, _) = mall.anonymous("GET", "/healthz").await;
     assert_eq!(status, 200);
 }
 
@@ -236,52 +224,46 @@ async fn goods_count(mall: &Mall, token: &str) -> i64 {
     page["count"].as_i64().unwrap()
 }
 
-#[tokio::test]
-async fn sql_metacharacters_in_search_find_nothing_and_change_nothing() {
+/// Requests `/mall/...` with each hostile value in place of `{}` in `path` and checks each
+/// answer with `check(value, status, body)`; the catalogue is intact after.
+async fn each_hostile_value(path: &str, check: impl Fn(&str, StatusCode, &Value)) {
     let mall = start().await;
     let token = mall.login("injector").await;
     for value in HOSTILE {
-        let (status, page) = mall
-            .get(&format!("/mall/goods/?search={}", enc(value)), &token)
-            .await;
-        assert_eq!(
-            (status.as_u16(), page["count"].clone()),
-            (200, json!(0)),
-            "{value}: {page}"
-        );
+        let (status, body) = mall.get(&path.replace("{}", &enc(value)), &token).await;
+        check(value, status, &body);
     }
     assert_eq!(goods_count(&mall, &token).await, 12);
+}
+
+#[tokio::test]
+async fn sql_metacharacters_in_search_find_nothing_and_change_nothing() {
+    each_hostile_value("/mall/goods/?search={}", |value, status, page| {
+        assert_eq!(status, 200, "{value}: {page}");
+        assert_eq!(page["count"], 0, "{value}: {page}");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn sql_metacharacters_in_filters_are_400() {
-    let mall = start().await;
-    let token = mall.login("injector").await;
-    for value in HOSTILE {
-        let (status, body) = mall
-            .get(&format!("/mall/goods/?price__gte={}", enc(value)), &token)
-            .await;
+    each_hostile_value("/mall/goods/?price__gte={}", |value, status, body| {
         assert_eq!(status, 400, "{value}: {body}");
-        assert_eq!(body, json!({"price__gte": ["Enter a number."]}), "{value}");
-    }
-    assert_eq!(goods_count(&mall, &token).await, 12);
+        assert_eq!(body, &json!({"price__gte": ["Enter a number."]}), "{value}");
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn sql_metacharacters_in_ordering_are_never_sql() {
-    let mall = start().await;
-    let token = mall.login("injector").await;
-    for value in HOSTILE {
-        let (status, body) = mall
-            .get(&format!("/mall/goods/?ordering={}", enc(value)), &token)
-            .await;
-        // DRF ignores fields it does not whitelist: the default ordering, every row.
+    // DRF ignores fields it does not whitelist: the default ordering, every row.
+    each_hostile_value("/mall/goods/?ordering={}", |value, status, body| {
         assert!(
             (status == 200 && body["count"] == 12) || status == 400,
             "{value}: {status} {body}"
         );
-    }
-    assert_eq!(goods_count(&mall, &token).await, 12);
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -362,12 +344,11 @@ async fn oversized_query_and_path_values_are_harmless() {
     assert!(status == 200 || status == 400 || status == 404, "{status}");
     // A 100 KB field in a JSON body is a validation error, not a database error.
     let (status, body) = mall
-        .call(
+        .send_json(
             "POST",
             "/mall/cart/",
-            Some(&token),
-            Some("application/json"),
-            json!({"goods": "x".repeat(100 * 1024), "quantity": 1}).to_string(),
+            &token,
+            json!({"goods": "x".repeat(100 * 1024), "quantity": 1}),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -384,19 +365,11 @@ async fn mall_logins_are_throttled_harder_than_browsing() {
         mall.login(&format!("login-{i}")).await;
     }
     let (status, body) = mall
-        .call(
-            "POST",
-            "/auth/wx-login/",
-            None,
-            Some("application/json"),
-            json!({"code": "login-4"}).to_string(),
-        )
+        .login_as("application/json", json!({"code": "login-4"}).to_string())
         .await;
     assert_throttled(status, &body);
     // Browsing is not a login.
-    let (status, _) = mall
-        .call("GET", "/healthz", None, None, Body::empty())
-        .await;
+    let (status, _) = mall.anonymous("GET", "/healthz").await;
     assert_eq!(status, 200);
 }
 
@@ -501,13 +474,7 @@ async fn avatar_urls_must_be_web_addresses() {
         "not a url",
     ] {
         let (status, body) = mall
-            .call(
-                "PATCH",
-                "/users/me/",
-                Some(&token),
-                Some("application/json"),
-                json!({"avatarUrl": bad}).to_string(),
-            )
+            .send_json("PATCH", "/users/me/", &token, json!({"avatarUrl": bad}))
             .await;
         assert_eq!(
             (status.as_u16(), body),
@@ -521,13 +488,7 @@ async fn avatar_urls_must_be_web_addresses() {
         "",
     ] {
         let (status, body) = mall
-            .call(
-                "PATCH",
-                "/users/me/",
-                Some(&token),
-                Some("application/json"),
-                json!({"avatar_url": good}).to_string(),
-            )
+            .send_json("PATCH", "/users/me/", &token, json!({"avatar_url": good}))
             .await;
         assert_eq!(status, 200, "{good}: {body}");
     }
@@ -568,12 +529,11 @@ async fn cart_patch_checks_sale_and_stock_like_post() {
     let scarce = add_goods(&mall, "scarce", 2, true).await;
     let withdrawn = add_goods(&mall, "withdrawn", 100, false).await;
     let (status, item) = mall
-        .call(
+        .send_json(
             "POST",
             "/mall/cart/",
-            Some(&token),
-            Some("application/json"),
-            json!({"goods": plenty, "quantity": 5}).to_string(),
+            &token,
+            json!({"goods": plenty, "quantity": 5}),
         )
         .await;
     assert_eq!(status, 201, "{item}");

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use wxrest::auth::{Identity, IsAuthenticated, JwtAuthLayer, TokenService};
 use wxrest::db::Db;
 use wxrest::user::{UserStore, profile_routes};
-use wxrest::wechat::{FakeWeChat, WxClient, WxConfig, WxLoginService};
+use wxrest::wechat::{FakeWeChat, WxClient, WxConfig, WxLoginService, crypto};
 
 use crate::auth_fixtures::jwt;
 use crate::databases::sqlite_memory;
@@ -94,6 +94,18 @@ pub struct Answer {
 }
 
 impl Answer {
+    /// DRF's answer to a request without credentials: 401 `not_authenticated`, with the
+    /// `WWW-Authenticate` challenge.
+    pub fn assert_not_authenticated(&self) {
+        assert_eq!(self.status, 401, "{}", self.text);
+        let detail = "Authentication credentials were not provided.";
+        assert_eq!(
+            self.body,
+            json!({"detail": detail, "code": "not_authenticated"})
+        );
+        assert_eq!(self.headers["www-authenticate"], "JWT realm=\"api\"");
+    }
+
     /// DRF's answer to a body that is not JSON: 400 `parse_error`.
     pub fn assert_parse_error(&self) {
         assert_eq!(self.status, 400, "{}", self.text);
@@ -104,14 +116,21 @@ impl Answer {
 }
 
 /// The IV the encrypted phone data of these tests is encrypted with.
-pub const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
+const IV: &str = "r7BXXKkLb8qrSNn05n0qiA==";
 
-/// What `wx.getPhoneNumber` encrypts, with the watermark of `appid`.
-pub fn phone_data(appid: &str) -> Value {
+/// What `wx.getPhoneNumber` encrypts (+86 13900139000), with the watermark of `appid`.
+fn phone_data(appid: &str) -> Value {
     json!({
         "phoneNumber": "+86 13900139000", "purePhoneNumber": "13900139000", "countryCode": "86",
         "watermark": { "appid": appid, "timestamp": 1_700_000_000 }
     })
+}
+
+/// The body of `POST /auth/wx-phone/` with `wx.getPhoneNumber`'s encrypted data, encrypted
+/// with the session key `key` under the watermark of `appid`.
+pub fn encrypted_phone(key: &str, appid: &str) -> Value {
+    let data = crypto::encrypt(key, IV, &phone_data(appid)).unwrap();
+    json!({"encryptedData": data, "iv": IV})
 }
 
 async fn answer(response: reqwest::Response) -> Answer {
@@ -166,6 +185,12 @@ impl App {
     pub async fn get(&self, path: &str, token: Option<&str>) -> Answer {
         let request = with_auth(self.http.get(self.url(path)), token);
         answer(request.send().await.unwrap()).await
+    }
+
+    /// `POST /auth/wx-phone/` as `token` with [`encrypted_phone`]`(key, appid)`.
+    pub async fn post_encrypted_phone(&self, token: &str, key: &str, appid: &str) -> Answer {
+        let body = encrypted_phone(key, appid);
+        self.post("/auth/wx-phone/", Some(token), body).await
     }
 
     /// `POST /auth/wx-login/ {"code": code}`.

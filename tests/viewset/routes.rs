@@ -114,6 +114,23 @@ impl Env {
         (status.as_u16(), body)
     }
 
+    /// Asserts the status `method uri` answers `who`.
+    async fn expect(
+        &self,
+        method: Method,
+        uri: &str,
+        who: Option<&str>,
+        body: Option<Value>,
+        status: u16,
+    ) {
+        let (got, answer) = self.call(method.clone(), uri, who, body).await;
+        assert_eq!(
+            got, status,
+            "{}: {method} {uri} as {who:?}: {answer}",
+            self.label
+        );
+    }
+
     async fn get(&self, uri: &str) -> (u16, Value) {
         self.call(Method::GET, uri, Some("boss"), None).await
     }
@@ -492,36 +509,24 @@ async fn update_and_partial_update_and_destroy() {
             )
             .await;
         assert_eq!((status, item["name"].clone()), (200, json!("Jasmine")));
-        assert_eq!(
-            env.call(Method::DELETE, "/items/1/", Some("boss"), None)
-                .await
-                .0,
-            204
-        );
+        env.expect(Method::DELETE, "/items/1/", Some("boss"), None, 204)
+            .await;
         assert_eq!(
             env.get("/items/1/").await,
             (404, json!({"detail": "Not found.", "code": "not_found"}))
         );
         assert_eq!(env.get("/items/abc/").await.0, 404);
-        assert_eq!(
-            env.call(Method::DELETE, "/items/1/", Some("boss"), None)
-                .await
-                .0,
-            404
-        );
+        env.expect(Method::DELETE, "/items/1/", Some("boss"), None, 404)
+            .await;
     }
 }
 
 #[tokio::test]
 async fn per_action_permissions_give_401_or_403() {
     for env in envs().await {
-        assert_eq!(env.call(Method::GET, "/items/", None, None).await.0, 401);
-        assert_eq!(
-            env.call(Method::GET, "/items/2/", Some("alice"), None)
-                .await
-                .0,
-            200
-        );
+        env.expect(Method::GET, "/items/", None, None, 401).await;
+        env.expect(Method::GET, "/items/2/", Some("alice"), None, 200)
+            .await;
         let (status, body) = env
             .call(
                 Method::POST,
@@ -532,12 +537,8 @@ async fn per_action_permissions_give_401_or_403() {
             .await;
         assert_eq!(status, 403, "{}", env.label);
         assert_eq!(body["code"], "permission_denied");
-        assert_eq!(
-            env.call(Method::DELETE, "/items/2/", Some("alice"), None)
-                .await
-                .0,
-            403
-        );
+        env.expect(Method::DELETE, "/items/2/", Some("alice"), None, 403)
+            .await;
         let (status, body) = env.call(Method::DELETE, "/items/2/", None, None).await;
         assert_eq!(
             (status, body["code"].clone()),
@@ -563,12 +564,8 @@ async fn object_permissions_guard_detail_actions() {
     .await
     {
         // Item 3 is bob's.
-        assert_eq!(
-            env.call(Method::GET, "/items/3/", Some("bob"), None)
-                .await
-                .0,
-            200
-        );
+        env.expect(Method::GET, "/items/3/", Some("bob"), None, 200)
+            .await;
         let (status, body) = env
             .call(Method::GET, "/items/3/", Some("alice"), None)
             .await;
@@ -578,23 +575,16 @@ async fn object_permissions_guard_detail_actions() {
             "{}",
             env.label
         );
-        assert_eq!(
-            env.call(
-                Method::PATCH,
-                "/items/3/",
-                Some("alice"),
-                Some(json!({"price": 1}))
-            )
-            .await
-            .0,
-            403
-        );
-        assert_eq!(
-            env.call(Method::GET, "/items/3/", Some("boss"), None)
-                .await
-                .0,
-            200
-        );
+        env.expect(
+            Method::PATCH,
+            "/items/3/",
+            Some("alice"),
+            Some(json!({"price": 1})),
+            403,
+        )
+        .await;
+        env.expect(Method::GET, "/items/3/", Some("boss"), None, 200)
+            .await;
     }
 }
 
@@ -623,29 +613,18 @@ async fn owner_scoping_hides_other_users_rows() {
             [json!("Black Tea"), json!("Oolong"), json!("Green Tea")]
         );
         // Bob's rows are "not found" for alice, for every action.
-        assert_eq!(
-            env.call(Method::GET, "/items/3/", Some("alice"), None)
-                .await
-                .0,
-            404
-        );
-        assert_eq!(
-            env.call(
-                Method::PATCH,
-                "/items/3/",
-                Some("alice"),
-                Some(json!({"price": 1}))
-            )
-            .await
-            .0,
-            404
-        );
-        assert_eq!(
-            env.call(Method::DELETE, "/items/3/", Some("alice"), None)
-                .await
-                .0,
-            404
-        );
+        env.expect(Method::GET, "/items/3/", Some("alice"), None, 404)
+            .await;
+        env.expect(
+            Method::PATCH,
+            "/items/3/",
+            Some("alice"),
+            Some(json!({"price": 1})),
+            404,
+        )
+        .await;
+        env.expect(Method::DELETE, "/items/3/", Some("alice"), None, 404)
+            .await;
         // Creating sets the owner, whatever the body says.
         let (status, made) = env
             .call(
@@ -724,18 +703,10 @@ async fn extra_actions_route_and_check_permissions() {
             env.label
         );
         assert_eq!(env.get("/items/2/").await.1["price"], 200);
-        assert_eq!(
-            env.call(Method::POST, "/items/2/discount", Some("alice"), None)
-                .await
-                .0,
-            403
-        );
-        assert_eq!(
-            env.call(Method::POST, "/items/99/discount/", Some("boss"), None)
-                .await
-                .0,
-            404
-        );
+        env.expect(Method::POST, "/items/2/discount", Some("alice"), None, 403)
+            .await;
+        env.expect(Method::POST, "/items/99/discount/", Some("boss"), None, 404)
+            .await;
         assert_eq!(
             env.call(Method::GET, "/items/cheapest/", Some("alice"), None)
                 .await,
@@ -883,7 +854,7 @@ async fn cached_lists_are_kept_per_owner() {
         assert_eq!(alice.as_array().unwrap().len(), 3, "{}", env.label);
         assert_eq!(bob.as_array().unwrap().len(), 2);
         // Permissions still run before the cache.
-        assert_eq!(env.call(Method::GET, "/items/", None, None).await.0, 401);
+        env.expect(Method::GET, "/items/", None, None, 401).await;
     }
 }
 

@@ -17,6 +17,33 @@ fn unique_appid(prefix: &str) -> String {
     format!("wx{prefix}{}", uuid::Uuid::new_v4().simple())
 }
 
+/// `n` concurrent `access_token()` calls spread over `clients` all get the same token.
+async fn concurrent_callers_get_one_token(clients: &[WxClient], n: usize) {
+    let calls: Vec<_> = (0..n)
+        .map(|i| {
+            let client = clients[i % clients.len()].clone();
+            tokio::spawn(async move { client.access_token().await })
+        })
+        .collect();
+    let mut tokens = Vec::new();
+    for call in calls {
+        tokens.push(call.await.unwrap().unwrap());
+    }
+    tokens.dedup();
+    assert_eq!(tokens.len(), 1);
+}
+
+/// Two clients of `fake` (two app instances), each with its own connection to Redis at `url`.
+async fn two_redis_clients(fake: &FakeWeChat, url: &str) -> (WxClient, WxClient) {
+    let client = async || {
+        let store = RedisTokenStore::connect(url).await.unwrap();
+        WxClient::new(fake.config())
+            .unwrap()
+            .with_token_store(Arc::new(store))
+    };
+    (client().await, client().await)
+}
+
 #[tokio::test]
 async fn access_token_is_cached_between_calls() {
     let fake = FakeWeChat::start().await;
@@ -31,18 +58,7 @@ async fn access_token_is_cached_between_calls() {
 async fn fifty_concurrent_callers_fetch_once() {
     let fake = FakeWeChat::start().await;
     let client = WxClient::new(fake.config()).unwrap();
-    let calls: Vec<_> = (0..50)
-        .map(|_| {
-            let client = client.clone();
-            tokio::spawn(async move { client.access_token().await })
-        })
-        .collect();
-    let mut tokens = Vec::new();
-    for call in calls {
-        tokens.push(call.await.unwrap().unwrap());
-    }
-    tokens.dedup();
-    assert_eq!(tokens.len(), 1);
+    concurrent_callers_get_one_token(&[client], 50).await;
     assert_eq!(fake.token_calls(), 1);
 }
 
@@ -199,24 +215,8 @@ async fn redis_store_shared_by_two_clients_fetches_once() {
     let appid = unique_appid("shared");
     let fake = FakeWeChat::builder().appid(&appid).start().await;
     // Two instances of the app: two clients, two connections to the same Redis.
-    let a = WxClient::new(fake.config())
-        .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
-    let b = WxClient::new(fake.config())
-        .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
-    let calls: Vec<_> = (0..40)
-        .map(|i| {
-            let client = if i % 2 == 0 { a.clone() } else { b.clone() };
-            tokio::spawn(async move { client.access_token().await })
-        })
-        .collect();
-    let mut tokens = Vec::new();
-    for call in calls {
-        tokens.push(call.await.unwrap().unwrap());
-    }
-    tokens.dedup();
-    assert_eq!(tokens.len(), 1);
+    let (a, b) = two_redis_clients(&fake, &url).await;
+    concurrent_callers_get_one_token(&[a, b], 40).await;
     assert_eq!(fake.token_calls(), 1);
 }
 
@@ -262,12 +262,7 @@ async fn redis_refetch_after_40001_is_shared_with_the_other_instance() {
     let appid = unique_appid("refetch");
     let fake = FakeWeChat::builder().appid(&appid).start().await;
     fake.script_phone("p", "13800138000");
-    let a = WxClient::new(fake.config())
-        .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
-    let b = WxClient::new(fake.config())
-        .unwrap()
-        .with_token_store(Arc::new(RedisTokenStore::connect(&url).await.unwrap()));
+    let (a, b) = two_redis_clients(&fake, &url).await;
     a.access_token().await.unwrap();
     b.access_token().await.unwrap();
     assert_eq!(fake.token_calls(), 1);

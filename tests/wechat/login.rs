@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use wxrest::wechat::{FakeWeChat, RedisCodeCache, Script, WxLoginService, crypto};
+use wxrest::wechat::{FakeWeChat, RedisCodeCache, Script, WxLoginService};
 
 use crate::databases;
 use crate::running_app;
-use crate::running_app::{App, IV, phone_data, start, start_with};
+use crate::running_app::{App, start, start_with};
 
 async fn scripted(code: &str, openid: &str) -> (FakeWeChat, App) {
     let fake = FakeWeChat::start().await;
@@ -318,25 +318,30 @@ async fn code_is_forgotten_after_its_ttl() {
     assert_eq!(fake.code2session_calls(), 2);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn twenty_concurrent_requests_with_one_code_make_one_wechat_call() {
-    let fake = FakeWeChat::start().await;
-    fake.script_code("code-1", Script::session("openid-1"));
-    fake.fail_next(1, Script::Delay(Duration::from_millis(200)));
-    let app = Arc::new(start(&fake).await);
-    let requests = (0..20).map(|_| {
-        let app = app.clone();
-        tokio::spawn(async move { app.login("code-1").await })
+/// Logs in `n` times at once with `code`, spread over `apps`: every login succeeds, as one
+/// user.
+async fn concurrent_logins_are_one_user(apps: &[Arc<App>], n: usize, code: &'static str) {
+    let requests = (0..n).map(|i| {
+        let app = apps[i % apps.len()].clone();
+        tokio::spawn(async move { app.login(code).await })
     });
-    let answers = futures_util::future::join_all(requests).await;
     let mut ids = Vec::new();
-    for answer in answers {
+    for answer in futures_util::future::join_all(requests).await {
         let answer = answer.unwrap();
         assert_eq!(answer.status, 200, "{}", answer.text);
         ids.push(answer.body["user"]["id"].as_i64().unwrap());
     }
     ids.dedup();
     assert_eq!(ids.len(), 1, "{ids:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_requests_with_one_code_make_one_wechat_call() {
+    let fake = FakeWeChat::start().await;
+    fake.script_code("code-1", Script::session("openid-1"));
+    fake.fail_next(1, Script::Delay(Duration::from_millis(200)));
+    let app = Arc::new(start(&fake).await);
+    concurrent_logins_are_one_user(&[app], 20, "code-1").await;
     assert_eq!(fake.code2session_calls(), 1);
 }
 
@@ -345,32 +350,12 @@ async fn two_instances_sharing_redis_make_one_wechat_call_for_a_code() {
     let Some(url) = databases::redis_url() else {
         return;
     };
-    let prefix = databases::unique_prefix("wx-code");
     let fake = FakeWeChat::start().await;
     fake.script_code("code-1", Script::session("openid-1"));
     fake.fail_next(1, Script::Delay(Duration::from_millis(300)));
-    let db = databases::sqlite_memory().await;
-    let instance = |db| {
-        let cache = RedisCodeCache::open(&url).unwrap().prefix(prefix.clone());
-        start_with(db, fake.config(), move |l: WxLoginService| {
-            l.code_cache(cache)
-        })
-    };
-    let a = Arc::new(instance(db.clone()).await);
-    let b = Arc::new(instance(db).await);
-    let requests = (0..10).map(|i| {
-        let app = if i % 2 == 0 { a.clone() } else { b.clone() };
-        tokio::spawn(async move { app.login("code-1").await })
-    });
-    let answers = futures_util::future::join_all(requests).await;
-    let mut ids = Vec::new();
-    for answer in answers {
-        let answer = answer.unwrap();
-        assert_eq!(answer.status, 200, "{}", answer.text);
-        ids.push(answer.body["user"]["id"].as_i64().unwrap());
-    }
-    ids.dedup();
-    assert_eq!(ids.len(), 1, "{ids:?}");
+    let (a, b) = two_instances(&url, &fake, |l| l).await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    concurrent_logins_are_one_user(&[a, b.clone()], 10, "code-1").await;
     assert_eq!(fake.code2session_calls(), 1);
 
     // A later retry on the other instance is answered from Redis.
@@ -682,14 +667,7 @@ async fn phone_from_encrypted_data_is_stored() {
     let (fake, app) = scripted("code-1", "openid-1").await;
     let (token, _) = app.logged_in("code-1").await;
     let key = fake.session_key_of("openid-1").unwrap();
-    let data = crypto::encrypt(&key, IV, &phone_data(fake.appid())).unwrap();
-    let answer = app
-        .post(
-            "/auth/wx-phone/",
-            Some(&token),
-            json!({"encryptedData": data, "iv": IV}),
-        )
-        .await;
+    let answer = app.post_encrypted_phone(&token, &key, fake.appid()).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert_eq!(answer.body["phone"], "13900139000");
     assert_eq!(answer.body["phone_country_code"], "86");
@@ -701,13 +679,8 @@ async fn encrypted_phone_for_another_appid_is_invalid_encrypted_data() {
     let (fake, app) = scripted("code-1", "openid-1").await;
     let (token, _) = app.logged_in("code-1").await;
     let key = fake.session_key_of("openid-1").unwrap();
-    let data = crypto::encrypt(&key, IV, &phone_data("wx-someone-else")).unwrap();
     let answer = app
-        .post(
-            "/auth/wx-phone/",
-            Some(&token),
-            json!({"encryptedData": data, "iv": IV}),
-        )
+        .post_encrypted_phone(&token, &key, "wx-someone-else")
         .await;
     assert_eq!(answer.status, 400);
     assert_eq!(
@@ -725,14 +698,7 @@ async fn encrypted_phone_with_a_stale_session_key_is_session_key_stale() {
     let (token, _) = app.logged_in("code-1").await;
     let stale = "tiihtNczf5v6AKRyjwEUhQ==";
     assert_ne!(fake.session_key_of("openid-1").unwrap(), stale);
-    let data = crypto::encrypt(stale, IV, &phone_data(fake.appid())).unwrap();
-    let answer = app
-        .post(
-            "/auth/wx-phone/",
-            Some(&token),
-            json!({"encryptedData": data, "iv": IV}),
-        )
-        .await;
+    let answer = app.post_encrypted_phone(&token, stale, fake.appid()).await;
     assert_eq!(answer.status, 400);
     assert_eq!(answer.body["code"], "session_key_stale");
 }
@@ -768,14 +734,7 @@ async fn phone_without_a_token_is_401() {
     let answer = app
         .post("/auth/wx-phone/", None, json!({"code": "phone-code"}))
         .await;
-    assert_eq!(answer.status, 401);
-    assert_eq!(
-        answer.body,
-        json!({
-            "detail": "Authentication credentials were not provided.",
-            "code": "not_authenticated"
-        })
-    );
+    answer.assert_not_authenticated();
     assert_eq!(fake.phone_calls(), 0);
 }
 

@@ -152,15 +152,7 @@ async fn me_without_a_token_is_401_with_the_drf_body() {
         app.patch("/users/me/", None, json!({"nickname": "x"}))
             .await,
     ] {
-        assert_eq!(answer.status, 401);
-        assert_eq!(
-            answer.body,
-            json!({
-                "detail": "Authentication credentials were not provided.",
-                "code": "not_authenticated"
-            })
-        );
-        assert_eq!(answer.headers["www-authenticate"], "JWT realm=\"api\"");
+        answer.assert_not_authenticated();
     }
 }
 
