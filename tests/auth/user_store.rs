@@ -748,3 +748,17 @@ mod deactivation {
         }
     }
 }
+
+/// The test databases' own URL rewriting (one MySQL database per test).
+#[test]
+fn with_database_replaces_only_the_path() {
+    assert_eq!(
+        databases::with_database("mysql://root@127.0.0.1:3306/test", "x"),
+        "mysql://root@127.0.0.1:3306/x"
+    );
+    assert_eq!(
+        databases::with_database("mysql://u:p@h/test?ssl-mode=disabled", "x"),
+        "mysql://u:p@h/x?ssl-mode=disabled"
+    );
+    assert_eq!(databases::with_database("mysql://h", "x"), "mysql://h/x");
+}
