@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use async_trait::async_trait;
+use serde_json::json;
 use wxrest::BackendError;
-use wxrest::auth::{AuthUser, Claims, JwtConfig, UserIdClaim, UserLookup};
+use wxrest::auth::{AuthUser, Claims, JwtConfig, UserLookup};
 
 /// The HS256 secret every test token is signed with.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
@@ -24,25 +25,14 @@ pub fn now() -> i64 {
         .as_secs() as i64
 }
 
-/// The claims of a djangorestframework-jwt token of user 1 (no `jti`, type or version).
+/// The claims of a djangorestframework-jwt token of user 1, as drf-jwt writes its payload:
+/// user id, username, e-mail, expiry and the `orig_iat` of its refresh window (no `jti`, type
+/// or version).
 pub fn legacy_claims(username: &str, exp: i64, orig_iat: Option<i64>) -> Claims {
-    Claims {
-        user_id: UserIdClaim::Int(1),
-        username: username.into(),
-        exp,
-        email: String::new(),
-        orig_iat,
-        iat: None,
-        jti: None,
-        token_type: None,
-        ver: None,
-        fam: None,
-        generation: None,
-        is_staff: false,
-        is_superuser: false,
-        iss: None,
-        aud: None,
-    }
+    let payload = json!({
+        "user_id": 1, "username": username, "email": "", "exp": exp, "orig_iat": orig_iat
+    });
+    serde_json::from_value(payload).unwrap()
 }
 
 /// Users kept in memory, passwords in clear (tests only).
