@@ -20,7 +20,7 @@ cargo build --release --example mall
 cargo build --release -p wxrest-soak
 
 # The soak sends thousands of requests per minute from one IP and 32 users: lift the throttles
-# (their behaviour is covered by tests/throttle.rs) so the run measures the mall, not the limits.
+# (their behaviour is covered by tests/auth/throttle.rs) so the run measures the mall, not the limits.
 WXREST_BIND="127.0.0.1:$PORT" \
 DATABASE_URL="sqlite://$DB?mode=rwc" \
 MALL_SEED_DEMO=1 \

@@ -1,0 +1,326 @@
+//! Throttling as DRF's throttle classes do it: per client IP, per user, named scopes, 429 with
+//! DRF's body and `Retry-After`, windows that reset, and counters shared through Redis.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::auth_fixtures::{MemoryUsers, jwt, user};
+use crate::databases::{redis_url, unique_prefix};
+use crate::oneshot::{post_json, send};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::{Router, routing};
+use http::Request;
+use http::request::Parts;
+use serde_json::{Value, json};
+use wxrest::auth::{AuthLayer, Identity, Scheme, TokenService, token_routes};
+use wxrest::throttle::{
+    MemoryRateStore, Rate, RateStore, RedisRateStore, ThrottleLayer, UsernameThrottle,
+};
+
+fn rate(text: &str) -> Rate {
+    text.parse().unwrap()
+}
+
+/// `X-User: 7` authenticates as user 7 (a cheap stand-in for JWT).
+fn header_users() -> AuthLayer {
+    AuthLayer::new().authenticator(|parts: &Parts| {
+        let id = parts
+            .headers
+            .get("x-user")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<i64>().ok());
+        async move { Ok(id.map(|id| Identity::new(id, format!("u{id}"), Scheme::Custom("test")))) }
+    })
+}
+
+fn app(throttle: ThrottleLayer) -> Router {
+    Router::new()
+        .route("/goods", routing::get(|| async { "goods" }))
+        .route("/login", routing::post(|| async { "token" }))
+        .layer(throttle)
+        .layer(header_users())
+}
+
+fn request(method: &str, path: &str, ip: &str, user: Option<i64>) -> Request<Body> {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(id) = user {
+        req = req.header("x-user", id.to_string());
+    }
+    let mut req = req.body(Body::empty()).unwrap();
+    let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+async fn statuses(app: &Router, n: usize, make: impl Fn() -> Request<Body>) -> Vec<u16> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(send(app, make()).await.0.as_u16());
+    }
+    out
+}
+
+#[tokio::test]
+async fn anonymous_requests_are_limited_per_client_ip() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("3/min")));
+    let one = statuses(&app, 4, || request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(one, [200, 200, 200, 429]);
+    // Another IP has its own allowance; users are not anonymous.
+    assert_eq!(
+        send(&app, request("GET", "/goods", "10.0.0.2", None))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(&app, request("GET", "/goods", "10.0.0.1", Some(1)))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn users_are_limited_per_user_whatever_their_ip() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).user(rate("2/min")));
+    assert_eq!(
+        send(&app, request("GET", "/goods", "10.0.0.1", Some(7)))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(&app, request("GET", "/goods", "10.0.0.2", Some(7)))
+            .await
+            .0,
+        200
+    );
+    let (status, _, body) = send(&app, request("GET", "/goods", "10.0.0.3", Some(7))).await;
+    assert_eq!(
+        (status.as_u16(), body["code"].clone()),
+        (429, json!("throttled"))
+    );
+    // Another user on the same IP is unaffected.
+    assert_eq!(
+        send(&app, request("GET", "/goods", "10.0.0.1", Some(8)))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn throttled_requests_get_drfs_429_body_and_retry_after() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
+    send(&app, request("GET", "/goods", "10.0.0.1", None)).await;
+    let (status, headers, body) = send(&app, request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(status, 429);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((59..=60).contains(&retry), "Retry-After: {retry}");
+    assert_eq!(
+        body,
+        json!({
+            "detail": format!("Request was throttled. Expected available in {retry} seconds."),
+            "code": "throttled",
+        })
+    );
+}
+
+#[tokio::test]
+async fn the_window_resets_after_its_period() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("2/second")));
+    let make = || request("GET", "/goods", "10.0.0.1", None);
+    assert_eq!(statuses(&app, 3, make).await, [200, 200, 429]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(statuses(&app, 3, make).await, [200, 200, 429]);
+}
+
+fn is_login(parts: &Parts) -> bool {
+    parts.uri.path() == "/login"
+}
+
+#[tokio::test]
+async fn a_named_scope_is_stricter_than_the_default() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new())
+        .anon(rate("10/min"))
+        .scope("login", rate("2/min"), is_login));
+    let logins = statuses(&app, 3, || request("POST", "/login", "10.0.0.1", None)).await;
+    assert_eq!(logins, [200, 200, 429]);
+    // The scope's limit is its own: browsing goes on under the anonymous rate.
+    let (status, _, body) = send(&app, request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(
+        (status.as_u16(), body),
+        (200, Value::String("goods".into()))
+    );
+}
+
+/// A request through our proxy at 192.168.0.1, which appended `client` to whatever
+/// `X-Forwarded-For` the client sent (`forged`), as nginx's `$proxy_add_x_forwarded_for` does.
+fn through_proxy(forged: Option<&str>, client: &str) -> Request<Body> {
+    let mut req = request("GET", "/goods", "192.168.0.1", None);
+    let header = match forged {
+        Some(forged) => format!("{forged}, {client}"),
+        None => client.to_owned(),
+    };
+    req.headers_mut()
+        .insert("x-forwarded-for", header.parse().unwrap());
+    req
+}
+
+#[tokio::test]
+async fn forwarded_for_is_ignored_unless_proxies_are_configured() {
+    let untrusted = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
+    assert_eq!(
+        send(&untrusted, through_proxy(None, "1.1.1.1")).await.0,
+        200
+    );
+    // A client cannot mint itself a fresh allowance with a forged header.
+    assert_eq!(
+        send(&untrusted, through_proxy(None, "2.2.2.2")).await.0,
+        429
+    );
+}
+
+#[tokio::test]
+async fn with_one_proxy_the_rightmost_forwarded_address_is_the_client() {
+    let trusted = app(ThrottleLayer::new(MemoryRateStore::new())
+        .anon(rate("1/min"))
+        .num_proxies(1));
+    assert_eq!(send(&trusted, through_proxy(None, "1.1.1.1")).await.0, 200);
+    assert_eq!(send(&trusted, through_proxy(None, "2.2.2.2")).await.0, 200);
+    assert_eq!(send(&trusted, through_proxy(None, "1.1.1.1")).await.0, 429);
+    // Addresses the client put in front of the proxy's own entry change nothing.
+    for forged in ["3.3.3.3", "4.4.4.4, 5.5.5.5", "not-an-ip"] {
+        assert_eq!(
+            send(&trusted, through_proxy(Some(forged), "1.1.1.1"))
+                .await
+                .0,
+            429,
+            "{forged}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn with_two_proxies_the_second_address_from_the_right_is_the_client() {
+    let trusted = app(ThrottleLayer::new(MemoryRateStore::new())
+        .anon(rate("1/min"))
+        .num_proxies(2));
+    // The edge proxy appended the client, the inner one appended the edge (10.0.0.9).
+    let hops =
+        |forged: &str, client: &str| through_proxy(Some(forged), &format!("{client}, 10.0.0.9"));
+    assert_eq!(send(&trusted, hops("7.7.7.7", "1.1.1.1")).await.0, 200);
+    assert_eq!(send(&trusted, hops("8.8.8.8", "1.1.1.1")).await.0, 429);
+    assert_eq!(send(&trusted, hops("7.7.7.7", "2.2.2.2")).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_client_scope_counts_per_address_whatever_token_is_attached() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new())
+        .user(rate("100/min"))
+        .client_scope("login", rate("2/min"), is_login));
+    // Five different users' tokens from one address share the address's two logins.
+    let mut seen = Vec::new();
+    for user in 1..=5 {
+        seen.push(
+            send(&app, request("POST", "/login", "10.0.0.1", Some(user)))
+                .await
+                .0
+                .as_u16(),
+        );
+    }
+    assert_eq!(seen, [200, 200, 429, 429, 429]);
+    // Another address has its own.
+    assert_eq!(
+        send(&app, request("POST", "/login", "10.0.0.2", Some(1)))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn two_layers_sharing_one_redis_store_hold_the_limit_together() {
+    let Some(url) = redis_url() else { return };
+    let prefix = unique_prefix("throttle-shared");
+    let layer = || {
+        ThrottleLayer::new(RedisRateStore::open(&url).unwrap().prefix(prefix.clone()))
+            .anon(rate("3/min"))
+    };
+    let (a, b) = (app(layer()), app(layer()));
+    let mut seen = Vec::new();
+    for app in [&a, &b, &a, &b] {
+        seen.push(
+            send(app, request("GET", "/goods", "10.0.0.1", None))
+                .await
+                .0
+                .as_u16(),
+        );
+    }
+    assert_eq!(seen, [200, 200, 200, 429]);
+    let (_, headers, body) = send(&a, request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(body["code"], "throttled");
+    assert!(headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn redis_windows_expire() {
+    let Some(url) = redis_url() else { return };
+    let store = RedisRateStore::open(&url)
+        .unwrap()
+        .prefix(unique_prefix("throttle-expire"));
+    let period = Duration::from_millis(300);
+    assert_eq!(store.hit("k", period).await.unwrap().count, 1);
+    let second = store.hit("k", period).await.unwrap();
+    assert_eq!(second.count, 2);
+    assert!(second.resets_in <= period);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.hit("k", period).await.unwrap().count, 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_open() {
+    // Nothing listens on port 1: every hit fails, and throttling lets requests through.
+    let store = RedisRateStore::open("redis://127.0.0.1:1").unwrap();
+    let app = app(ThrottleLayer::new(store).anon(rate("1/min")));
+    let seen = statuses(&app, 3, || request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(seen, [200, 200, 200]);
+}
+
+#[tokio::test]
+async fn password_logins_are_limited_per_username_from_any_address() {
+    let users = MemoryUsers::with([(user(1, "alice"), "right-password"), (user(2, "bob"), "pw")]);
+    let tokens = TokenService::new(jwt())
+        .with_users(users)
+        .with_login_attempts(UsernameThrottle::new(MemoryRateStore::new(), rate("2/min")));
+    let app = Router::new().nest("/auth", token_routes(tokens));
+    let login = |name: &str, password: &str, ip: &str| {
+        let mut req = post_json(
+            "/auth/token/",
+            None,
+            json!({"username": name, "password": password}),
+        );
+        let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+        req.extensions_mut().insert(ConnectInfo(addr));
+        req
+    };
+    assert_eq!(
+        send(&app, login("alice", "guess-1", "10.0.0.1")).await.0,
+        400
+    );
+    assert_eq!(
+        send(&app, login("alice", "guess-2", "10.0.0.2")).await.0,
+        400
+    );
+    // A third guess from yet another address, even the right password, waits.
+    let (status, headers, body) = send(&app, login("alice", "right-password", "10.0.0.3")).await;
+    assert_eq!(status, 429);
+    assert_eq!(body["code"], "throttled");
+    assert!(headers.contains_key("retry-after"));
+    // Another username has its own allowance.
+    assert_eq!(send(&app, login("bob", "pw", "10.0.0.3")).await.0, 200);
+    // Huge usernames are counted like any other (by digest), not refused with a 500.
+    let long = "x".repeat(100_000);
+    assert_eq!(send(&app, login(&long, "p", "10.0.0.4")).await.0, 400);
+}
