@@ -2,6 +2,8 @@
 //! service directly (no clone of it, no box), a decision that must wait takes the inner
 //! service along, and a refusal answers without calling it.
 
+mod support;
+
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,7 +17,7 @@ use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use tower::{Layer, Service, ServiceExt};
 use wxrest::BackendError;
-use wxrest::auth::{AuthUser, IsAuthenticated, JwtAuthLayer, JwtConfig, TokenService};
+use wxrest::auth::{IsAuthenticated, JwtAuthLayer, TokenService};
 use wxrest::gate::{Decide, Decision, Gate};
 use wxrest::throttle::{Hit, MemoryRateStore, RateStore, ThrottleLayer};
 
@@ -72,23 +74,30 @@ fn request(auth: Option<&str>) -> Request<Body> {
     req.body(Body::empty()).unwrap()
 }
 
+/// The gate's answer: through, or 403 `closed`.
+fn verdict(open: bool, parts: Parts) -> Result<Parts, wxrest::ApiError> {
+    if open {
+        Ok(parts)
+    } else {
+        Err(wxrest::ApiError::new(
+            StatusCode::FORBIDDEN,
+            "closed",
+            "Closed.",
+        ))
+    }
+}
+
+/// Decides at once.
 #[derive(Clone)]
 struct Now(bool);
 
 impl Decide for Now {
     fn decide(&self, parts: Parts) -> Decision {
-        if self.0 {
-            Decision::Ready(Ok(parts))
-        } else {
-            Decision::Ready(Err(wxrest::ApiError::new(
-                StatusCode::FORBIDDEN,
-                "closed",
-                "Closed.",
-            )))
-        }
+        Decision::Ready(verdict(self.0, parts))
     }
 }
 
+/// Decides after a wait.
 #[derive(Clone)]
 struct Later(bool);
 
@@ -97,39 +106,32 @@ impl Decide for Later {
         let open = self.0;
         Decision::Later(Box::pin(async move {
             tokio::task::yield_now().await;
-            if open {
-                Ok(parts)
-            } else {
-                Err(wxrest::ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "closed",
-                    "Closed.",
-                ))
-            }
+            verdict(open, parts)
         }))
     }
 }
 
-#[tokio::test]
-async fn a_ready_decision_calls_the_inner_service_without_cloning_it() {
+/// Three open requests through one gate: the inner service's (calls, clones).
+async fn three_through(decide: impl Decide + Clone) -> (usize, usize) {
     let (inner, counts) = counted();
-    let mut gate = Gate::new(Now(true), inner);
+    let mut gate = Gate::new(decide, inner);
     for _ in 0..3 {
         assert_eq!(send(&mut gate, request(None)).await, StatusCode::OK);
     }
-    assert_eq!(counts.calls.load(Ordering::SeqCst), 3);
-    assert_eq!(counts.clones.load(Ordering::SeqCst), 0);
+    (
+        counts.calls.load(Ordering::SeqCst),
+        counts.clones.load(Ordering::SeqCst),
+    )
+}
+
+#[tokio::test]
+async fn a_ready_decision_calls_the_inner_service_without_cloning_it() {
+    assert_eq!(three_through(Now(true)).await, (3, 0));
 }
 
 #[tokio::test]
 async fn a_decision_that_waits_takes_a_ready_clone_along() {
-    let (inner, counts) = counted();
-    let mut gate = Gate::new(Later(true), inner);
-    for _ in 0..3 {
-        assert_eq!(send(&mut gate, request(None)).await, StatusCode::OK);
-    }
-    assert_eq!(counts.calls.load(Ordering::SeqCst), 3);
-    assert_eq!(counts.clones.load(Ordering::SeqCst), 3);
+    assert_eq!(three_through(Later(true)).await, (3, 3));
 }
 
 #[tokio::test]
@@ -157,24 +159,17 @@ async fn refusals_answer_without_calling_the_inner_service() {
     assert_eq!(counts.calls.load(Ordering::SeqCst), 0);
 }
 
-const KEY: &str = "gate-test-secret-0123456789abcdef0123456789";
-
-fn alice() -> AuthUser {
-    AuthUser {
-        id: 1,
-        username: "alice".into(),
-        email: String::new(),
-        is_staff: false,
-        is_superuser: false,
-        is_active: true,
-        token_version: 0,
-    }
-}
-
 #[tokio::test]
 async fn the_auth_layer_waits_for_a_new_token_and_decides_a_seen_one_at_once() {
-    let tokens = TokenService::new(JwtConfig::hs256(KEY).unwrap());
-    let token = format!("JWT {}", tokens.issue(&alice()).await.unwrap().token);
+    let tokens = TokenService::new(support::jwt());
+    let token = format!(
+        "JWT {}",
+        tokens
+            .issue(&support::user(1, "alice"))
+            .await
+            .unwrap()
+            .token
+    );
     let (inner, counts) = counted();
     let mut svc = JwtAuthLayer::new(tokens)
         .permission(IsAuthenticated)
@@ -193,7 +188,7 @@ async fn the_auth_layer_waits_for_a_new_token_and_decides_a_seen_one_at_once() {
 #[tokio::test]
 async fn the_auth_layer_refuses_at_once_with_drf_bodies() {
     let (inner, counts) = counted();
-    let mut svc = JwtAuthLayer::new(JwtConfig::hs256(KEY).unwrap())
+    let mut svc = JwtAuthLayer::new(support::jwt())
         .permission(IsAuthenticated)
         .layer(inner);
     let anonymous = svc

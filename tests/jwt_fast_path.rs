@@ -17,10 +17,7 @@ use wxrest::auth::{AuthError, Claims, JwtConfig};
 const KEY: &str = "fast-path-secret-0123456789abcdef0123456789";
 
 fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
+    jsonwebtoken::get_current_timestamp() as i64
 }
 
 /// `header.payload.signature`, signed with `KEY` (whatever the header says).
