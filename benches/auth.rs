@@ -1,6 +1,6 @@
 //! The auth path's cost: token verification against `jsonwebtoken::decode` and a bare
-//! HMAC-SHA256 (the floor), a whole `AuthService` call against the bare inner service, and
-//! token issue. Run with `cargo bench --bench auth`; see BENCHMARKS.md.
+//! HMAC-SHA256 (the floor), a whole call through the auth layer's `Gate` against the bare
+//! inner service, and token issue. Run with `cargo bench --bench auth`; see BENCHMARKS.md.
 
 use std::convert::Infallible;
 use std::hint::black_box;

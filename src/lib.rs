@@ -15,6 +15,8 @@
 //!   endpoints, and a docs page.
 //! * `pay` (feature `pay`): WeChat Pay API v3 for mini-programs.
 //! * `server` (feature `server`): serving with header deadlines and a connection bound.
+//! * [`gate`]: the middleware shape the auth and throttle layers share (decide on the request
+//!   head, then answer or call the inner service), for gates of your own.
 //!
 //! `default-features = false` leaves the auth core; the default features turn on every part.
 //!
@@ -42,7 +44,7 @@ pub mod db;
 pub mod dev;
 mod error;
 pub mod fallbacks;
-mod gate;
+pub mod gate;
 #[cfg(feature = "openapi")]
 #[cfg_attr(docsrs, doc(cfg(feature = "openapi")))]
 pub mod openapi;

@@ -54,23 +54,23 @@
 #![cfg_attr(not(feature = "server"), doc = "[`Server`]: crate")]
 #![cfg_attr(not(feature = "redis"), doc = "[`RedisRateStore`]: crate")]
 
-use std::fmt;
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use axum::extract::ConnectInfo;
-use axum::response::Response;
-use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, Request, StatusCode};
-use tower::{Layer, Service};
+use http::{HeaderValue, StatusCode};
+use tower::Layer;
 
 use crate::auth::Identity;
 use crate::error::{ApiError, BackendError};
+use crate::gate::{Decide, Decision, Gate};
 
 /// A number of requests per period, parsed from DRF's notation.
 ///
@@ -190,6 +190,14 @@ pub struct Hit {
 pub trait RateStore: Send + Sync + 'static {
     /// Counts one hit of `key` in its window of `period`, atomically.
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError>;
+
+    /// The same hit counted without waiting, when this store can (counters in memory);
+    /// `None` (the default) sends it to [`hit`](Self::hit). The throttle layer decides a
+    /// request without any allocation beyond its keys when every hit is counted here.
+    fn hit_now(&self, key: &str, period: Duration) -> Option<Result<Hit, BackendError>> {
+        let _ = (key, period);
+        None
+    }
 }
 
 /// A shared store (`Arc<dyn RateStore>` or `Arc<S>`) is a store too: hand clones of one to the
@@ -199,20 +207,50 @@ impl<S: RateStore + ?Sized> RateStore for Arc<S> {
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
         (**self).hit(key, period).await
     }
+
+    fn hit_now(&self, key: &str, period: Duration) -> Option<Result<Hit, BackendError>> {
+        (**self).hit_now(key, period)
+    }
 }
 
-#[derive(Clone, Copy)]
+/// One key's window: fixed at its first hit, counted atomically.
 struct Window {
     started: Instant,
     period: Duration,
-    count: u64,
+    count: AtomicU64,
+}
+
+impl Window {
+    fn live(&self, now: Instant) -> bool {
+        self.started + self.period > now
+    }
+
+    fn resets_in(&self, now: Instant) -> Duration {
+        (self.started + self.period).saturating_duration_since(now)
+    }
 }
 
 struct UntilWindowEnds;
 
-impl moka::Expiry<String, Window> for UntilWindowEnds {
-    fn expire_after_create(&self, _key: &String, w: &Window, now: Instant) -> Option<Duration> {
-        Some((w.started + w.period).saturating_duration_since(now))
+impl moka::Expiry<String, Arc<Window>> for UntilWindowEnds {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        w: &Arc<Window>,
+        now: Instant,
+    ) -> Option<Duration> {
+        Some(w.resets_in(now))
+    }
+
+    /// A key's next window (its first hit after the last ended) expires with itself.
+    fn expire_after_update(
+        &self,
+        _key: &String,
+        w: &Arc<Window>,
+        now: Instant,
+        _current: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(w.resets_in(now))
     }
 }
 
@@ -230,7 +268,7 @@ impl moka::Expiry<String, Window> for UntilWindowEnds {
 /// ```
 #[derive(Clone)]
 pub struct MemoryRateStore {
-    windows: moka::sync::Cache<String, Window>,
+    windows: moka::sync::Cache<String, Arc<Window>>,
 }
 
 impl Default for MemoryRateStore {
@@ -254,25 +292,39 @@ impl MemoryRateStore {
 #[async_trait]
 impl RateStore for MemoryRateStore {
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
+        Ok(self.count(key, period))
+    }
+
+    fn hit_now(&self, key: &str, period: Duration) -> Option<Result<Hit, BackendError>> {
+        Some(Ok(self.count(key, period)))
+    }
+}
+
+impl MemoryRateStore {
+    /// A hit on a live window is a read and an atomic increment; only a key's first hit in a
+    /// window writes to the cache (atomically per key: concurrent first hits share one window).
+    fn count(&self, key: &str, period: Duration) -> Hit {
         let now = Instant::now();
-        let entry = self.windows.entry_by_ref(key).and_upsert_with(|old| {
-            match old.map(|e| e.into_value()) {
-                Some(w) if w.started + w.period > now => Window {
-                    count: w.count + 1,
-                    ..w
-                },
-                _ => Window {
-                    started: now,
-                    period,
-                    count: 1,
-                },
-            }
-        });
-        let w = entry.into_value();
-        Ok(Hit {
-            count: w.count,
-            resets_in: (w.started + w.period).saturating_duration_since(now),
-        })
+        let window = match self.windows.get(key) {
+            Some(window) if window.live(now) => window,
+            _ => self
+                .windows
+                .entry_by_ref(key)
+                .and_upsert_with(|old| match old.map(|e| e.into_value()) {
+                    Some(window) if window.live(now) => window,
+                    _ => Arc::new(Window {
+                        started: now,
+                        period,
+                        count: AtomicU64::new(0),
+                    }),
+                })
+                .into_value(),
+        };
+        let count = window.count.fetch_add(1, Ordering::Relaxed) + 1;
+        Hit {
+            count,
+            resets_in: window.resets_in(now),
+        }
     }
 }
 
@@ -390,7 +442,7 @@ impl crate::auth::LoginAttempts for UsernameThrottle {
         let mut key = String::with_capacity(15 + 64);
         key.push_str("login-username:");
         for byte in digest {
-            key.push_str(&format!("{byte:02x}"));
+            let _ = write!(key, "{byte:02x}");
         }
         match self.store.hit(&key, self.rate.period).await {
             Ok(hit) if hit.count > self.rate.requests => Err(throttled(hit.resets_in)),
@@ -543,45 +595,92 @@ impl ThrottleLayer {
 }
 
 impl<S> Layer<S> for ThrottleLayer {
-    type Service = Throttle<S>;
+    type Service = Gate<ThrottleLayer, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Throttle {
-            inner,
-            config: self.config.clone(),
+        Gate::new(self.clone(), inner)
+    }
+}
+
+/// Every applicable counter is hit, as DRF checks every throttle class; the first rule over
+/// its limit answers 429 (with the longest wait). Decided at once when the store counts in
+/// memory; store failures let the request through.
+impl Decide for ThrottleLayer {
+    fn decide(&self, parts: Parts) -> Decision {
+        thread_local! {
+            /// The key being counted: written in place, no allocation per request.
+            static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let store = &self.config.store;
+        let mut wait = None;
+        // Keys for a store that must be waited for, from its first `None` on.
+        let mut later: Option<Vec<(String, Rate)>> = None;
+        self.config.each_rule(&parts, |rule, who| {
+            if let Some(keys) = &mut later {
+                keys.push((format!("{}:{who}", rule.name), rule.rate));
+                return;
+            }
+            let hit = KEY.with_borrow_mut(|key| {
+                key.clear();
+                let _ = write!(key, "{}:{who}", rule.name);
+                store.hit_now(key, rule.rate.period)
+            });
+            match hit {
+                Some(hit) => count(&mut wait, hit, &rule.rate),
+                None => later = Some(vec![(format!("{}:{who}", rule.name), rule.rate)]),
+            }
+        });
+        let Some(keys) = later else {
+            return Decision::Ready(verdict(parts, wait));
+        };
+        let store = store.clone();
+        Decision::Later(Box::pin(async move {
+            for (key, rate) in &keys {
+                count(&mut wait, store.hit(key, rate.period).await, rate);
+            }
+            verdict(parts, wait)
+        }))
+    }
+}
+
+/// Adds one hit's wait, if over `rate`, to the longest so far.
+fn count(wait: &mut Option<Duration>, hit: Result<Hit, BackendError>, rate: &Rate) {
+    match hit {
+        Ok(hit) if hit.count > rate.requests => {
+            *wait = Some(wait.map_or(hit.resets_in, |w| w.max(hit.resets_in)));
+        }
+        Ok(_) => {}
+        Err(err) => {
+            tracing::warn!(error = %err, "throttle store failed; letting the request through");
         }
     }
 }
 
-/// The service [`ThrottleLayer`] wraps around yours.
-#[derive(Clone)]
-pub struct Throttle<S> {
-    inner: S,
-    config: Arc<Config>,
+fn verdict(parts: Parts, wait: Option<Duration>) -> Result<Parts, ApiError> {
+    match wait {
+        None => Ok(parts),
+        Some(wait) => Err(throttled(wait)),
+    }
 }
 
 impl Config {
-    fn client_ip(&self, parts: &Parts) -> String {
+    /// The client's address: the `num_proxies`th forwarded one, else the socket's peer.
+    fn client(&self, parts: &Parts) -> Option<IpAddr> {
         if self.num_proxies > 0
             && let Some(ip) = forwarded_client(parts, self.num_proxies)
         {
-            return ip.to_string();
+            return Some(ip);
         }
         parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string())
+            .map(|c| c.0.ip())
     }
 
-    /// The keys this request counts under, with their rates.
-    fn keys(&self, parts: &Parts) -> Vec<(String, Rate)> {
+    /// Calls `f` with each rule that applies to this request and whom it counts.
+    fn each_rule(&self, parts: &Parts, mut f: impl FnMut(&Rule, Who)) {
         let user = parts.extensions.get::<Identity>().map(|i| i.user_id);
-        let mut ip = None;
-        let mut who = |config: &Config, per: Per| match (user, per) {
-            (Some(id), Per::UserOrClient) => format!("user:{id}"),
-            _ => format!("ip:{}", ip.get_or_insert_with(|| config.client_ip(parts))),
-        };
-        let mut keys = Vec::with_capacity(self.rules.len());
+        let mut client = None;
         for rule in &self.rules {
             let applies = match &rule.applies {
                 Applies::Anonymous => user.is_none(),
@@ -589,28 +688,31 @@ impl Config {
                 Applies::Matching(p) => p(parts),
             };
             if applies {
-                keys.push((format!("{}:{}", rule.name, who(self, rule.per)), rule.rate));
+                let who = match (user, rule.per) {
+                    (Some(id), Per::UserOrClient) => Who::User(id),
+                    _ => Who::Client(*client.get_or_insert_with(|| self.client(parts))),
+                };
+                f(rule, who);
             }
         }
-        keys
     }
+}
 
-    /// `Some(wait)` when a rule is over its limit. Every applicable counter is hit, as DRF
-    /// checks every throttle class; store failures let the request through.
-    async fn decide(self: Arc<Self>, keys: Vec<(String, Rate)>) -> Option<Duration> {
-        let mut wait: Option<Duration> = None;
-        for (key, rate) in keys {
-            match self.store.hit(&key, rate.period).await {
-                Ok(hit) if hit.count > rate.requests => {
-                    wait = Some(wait.map_or(hit.resets_in, |w| w.max(hit.resets_in)));
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "throttle store failed; letting the request through");
-                }
-            }
+/// Whom a rule counts a request against; its key is `{rule}:user:{id}` or `{rule}:ip:{addr}`
+/// (`ip:unknown` without an address).
+#[derive(Clone, Copy)]
+enum Who {
+    User(i64),
+    Client(Option<IpAddr>),
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Who::User(id) => write!(f, "user:{id}"),
+            Who::Client(Some(ip)) => write!(f, "ip:{ip}"),
+            Who::Client(None) => f.write_str("ip:unknown"),
         }
-        wait
     }
 }
 
@@ -651,43 +753,6 @@ pub fn throttled(wait: Duration) -> ApiError {
     )
     .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
 }
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Throttle<S>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let (parts, body) = req.into_parts();
-        let keys = self.config.keys(&parts);
-        let config = self.config.clone();
-        ResponseFuture::new(
-            Box::pin(async move {
-                match config.decide(keys).await {
-                    None => Ok(parts),
-                    Some(wait) => Err(throttled(wait)),
-                }
-            }),
-            body,
-            inner,
-        )
-    }
-}
-
-/// The response future of [`Throttle`]: count the hit, then call the inner service.
-pub type ResponseFuture<S, B> = crate::gate::GateFuture<S, B>;
 
 #[cfg(test)]
 mod tests {

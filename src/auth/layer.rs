@@ -1,13 +1,10 @@
 //! [`AuthLayer`] and its service (documented in the `auth` module).
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use axum::response::Response;
-use bytes::Bytes;
-use http::Request;
+use http::HeaderValue;
 use http::request::Parts;
-use tower::{Layer, Service};
+use tower::Layer;
 
 use super::authenticator::{Authenticator, JwtAuthenticator};
 use super::error::AuthError;
@@ -15,6 +12,7 @@ use super::identity::{AuthState, Identity, reject};
 use super::permission::{AllowAny, Permission, RequestContext};
 use super::tokens::TokenService;
 use crate::error::ApiError;
+use crate::gate::{Decide, Decision, Gate};
 
 /// The layer. Cheap to clone.
 #[derive(Clone)]
@@ -91,85 +89,70 @@ impl JwtAuthLayer {
 }
 
 impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
+    type Service = Gate<AuthLayer, S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService {
-            inner,
-            config: self.config.clone(),
-        }
+        Gate::new(self.clone(), inner)
     }
 }
 
-/// The service [`AuthLayer`] wraps around yours.
-#[derive(Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    config: Arc<Config>,
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for AuthService<S>
-where
-    S: Service<Request<ReqBody>, Response = http::Response<ResBody>> + Clone + Send + 'static,
-    ReqBody: Send + 'static,
-    ResBody: http_body::Body<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = ResponseFuture<S, ReqBody>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The ready service goes with the request; a fresh clone stays for the next call.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let (parts, body) = req.into_parts();
-        let config = self.config.clone();
-        ResponseFuture::new(
-            Box::pin(async move { config.decide(parts).await }),
-            body,
-            inner,
-        )
-    }
-}
-
-impl Config {
-    async fn decide(&self, mut parts: Parts) -> Result<Parts, ApiError> {
-        // An outer auth layer may have authenticated the request already: this one then only
-        // applies its permission (authenticate once for the app, permissions per route).
-        let outer = parts.extensions.get::<AuthState>().cloned();
-        let inherited = outer.is_some() && self.authenticators.is_empty();
-        let challenge = self
-            .authenticators
-            .first()
-            .and_then(|a| a.challenge(&parts))
-            .or_else(|| outer.and_then(|state| state.challenge));
-        let mut found: Option<Identity> = None;
+/// Authenticators in order, then the permission. Decided at once when every authenticator
+/// that answers can answer without waiting (no credentials, a token verified before); the
+/// first one that must wait (a first sight of a token, a password) continues asynchronously.
+impl Decide for AuthLayer {
+    fn decide(&self, parts: Parts) -> Decision {
+        let config = &self.config;
         if parts.extensions.get::<Identity>().is_none() {
-            for authenticator in &self.authenticators {
-                match authenticator.authenticate(&parts).await {
-                    Ok(None) => continue,
-                    Ok(Some(identity)) => {
-                        found = Some(identity);
-                        break;
+            for (index, authenticator) in config.authenticators.iter().enumerate() {
+                match authenticator.authenticate_now(&parts) {
+                    Some(Ok(None)) => continue,
+                    Some(Ok(Some(identity))) => {
+                        return Decision::Ready(config.admit(parts, Some(identity)));
                     }
-                    Err(err) => {
-                        log_failure(&err);
-                        return Err(reject(challenge.as_ref(), err));
+                    Some(Err(err)) => return Decision::Ready(Err(config.refuse(&parts, err))),
+                    None => {
+                        let config = config.clone();
+                        return Decision::Later(Box::pin(async move {
+                            config.authenticate_from(index, parts).await
+                        }));
                     }
                 }
             }
         }
+        Decision::Ready(config.admit(parts, None))
+    }
+}
+
+impl Config {
+    /// Runs the authenticators from `start` on, waiting for each, then [`admit`](Self::admit).
+    async fn authenticate_from(
+        self: Arc<Self>,
+        start: usize,
+        parts: Parts,
+    ) -> Result<Parts, ApiError> {
+        let mut found = None;
+        for authenticator in &self.authenticators[start..] {
+            match authenticator.authenticate(&parts).await {
+                Ok(None) => continue,
+                Ok(Some(identity)) => {
+                    found = Some(identity);
+                    break;
+                }
+                Err(err) => return Err(self.refuse(&parts, err)),
+            }
+        }
+        self.admit(parts, found)
+    }
+
+    /// The permission decides on the identity found (or the one an outer layer inserted);
+    /// admitted, the head carries the identity and what a later 401 needs.
+    fn admit(&self, mut parts: Parts, found: Option<Identity>) -> Result<Parts, ApiError> {
         {
             let identity = found
                 .as_ref()
                 .or_else(|| parts.extensions.get::<Identity>());
             if identity.is_some_and(|i| !i.is_active) {
-                return Err(reject(challenge.as_ref(), AuthError::UserInactive));
+                return Err(self.reject(&parts, AuthError::UserInactive));
             }
             let ctx = RequestContext::new(&parts, identity);
             if let Err(denied) = self.permission.check(&ctx) {
@@ -177,10 +160,15 @@ impl Config {
                     None => AuthError::NotAuthenticated,
                     Some(_) => AuthError::PermissionDenied(denied.message),
                 };
-                return Err(reject(challenge.as_ref(), err));
+                return Err(self.reject(&parts, err));
             }
         }
+        // An outer auth layer may have authenticated the request already: this one then only
+        // applied its permission (authenticate once for the app, permissions per route).
+        let inherited =
+            self.authenticators.is_empty() && parts.extensions.get::<AuthState>().is_some();
         if !inherited {
+            let challenge = self.challenge(&parts);
             parts.extensions.insert(AuthState { challenge });
         }
         if let Some(identity) = found {
@@ -189,6 +177,29 @@ impl Config {
             parts.extensions.insert(identity);
         }
         Ok(parts)
+    }
+
+    /// The `WWW-Authenticate` value of a 401: the first authenticator's, else an outer layer's.
+    fn challenge(&self, parts: &Parts) -> Option<HeaderValue> {
+        self.authenticators
+            .first()
+            .and_then(|a| a.challenge(parts))
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<AuthState>()
+                    .and_then(|state| state.challenge.clone())
+            })
+    }
+
+    /// An authenticator's error, logged, as the response.
+    fn refuse(&self, parts: &Parts, err: AuthError) -> ApiError {
+        log_failure(&err);
+        self.reject(parts, err)
+    }
+
+    fn reject(&self, parts: &Parts, err: AuthError) -> ApiError {
+        reject(self.challenge(parts).as_ref(), err)
     }
 }
 
@@ -203,6 +214,3 @@ pub const AUTH_FAILURES_METRIC: &str = "wxrest_auth_failures_total";
 fn log_failure(err: &AuthError) {
     tracing::debug!(code = err.code(), reason = %err, "authentication failed");
 }
-
-/// The response future of [`AuthService`]: authenticate, then call the inner service.
-pub type ResponseFuture<S, B> = crate::gate::GateFuture<S, B>;

@@ -172,7 +172,7 @@ pub use jwt::{
     Claims, ConfigError, JwtConfig, MIN_SECRET_LEN, TokenPair, TokenType, UserIdClaim,
     VERIFIED_CACHE_CAPACITY,
 };
-pub use layer::{AUTH_FAILURES_METRIC, AuthLayer, AuthService, JwtAuthLayer, ResponseFuture};
+pub use layer::{AUTH_FAILURES_METRIC, AuthLayer, JwtAuthLayer};
 pub use permission::{
     AllowAny, And, Denied, IsAdminUser, IsAuthenticated, IsAuthenticatedOrReadOnly, Not,
     ObjectPermission, Or, Permission, PermissionExt, RequestContext, WithMessage,

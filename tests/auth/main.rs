@@ -9,7 +9,9 @@ mod databases;
 mod oneshot;
 
 mod fuzz;
+mod gate;
 mod jwt_attacks;
+mod jwt_fast_path;
 mod layer;
 mod passwords;
 mod simplejwt;

@@ -16,6 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -418,7 +419,7 @@ pub async fn build_with(
     // Before the orders viewset's document: the payment actions' descriptions win.
     let doc = doc.merge(payment::payment_openapi());
     let (orders, doc) = orders::routes(&db, doc, &lists, &payments);
-    let router = Router::new()
+    let api = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready).with_state(db.clone()))
         .nest("/auth", token_routes(tokens.clone()).merge(login.router()))
@@ -430,26 +431,40 @@ pub async fn build_with(
         .merge(bench_routes(config.bench_routes))
         .merge(extra)
         .fallback(|| async { ApiError::not_found() })
+        // After routing (the metrics label requests with the route template), as ONE layer:
+        // axum boxes each `Router::layer` call into every route and clones the boxes per
+        // request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(telemetry::TrackLayer)
+                .layer(cors(&config.cors_origins))
+                .layer(JwtAuthLayer::new(tokens.clone()))
+                .layer(throttle(config, rates))
+                // A body that trickles in holds a connection: give it a deadline too.
+                .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        );
+    // Before routing, wrapped around the API once: compression, and DRF's JSON for the
+    // router's own bodiless 404/405.
+    let api = ServiceBuilder::new()
+        .layer(CompressionLayer::new().gzip(true))
         .layer(axum::middleware::from_fn(wxrest::fallbacks::drf_fallbacks))
-        .layer(DefaultBodyLimit::max(config.body_limit))
-        // A body that trickles in holds a connection: give it a deadline too.
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
-        .layer(throttle(config, rates))
-        .layer(JwtAuthLayer::new(tokens.clone()))
-        .layer(cors(&config.cors_origins))
-        .layer(axum::middleware::from_fn(telemetry::track))
-        .layer(CompressionLayer::new().gzip(true));
+        .service(api);
     // WeChat Pay's notifications: outside the throttle (WeChat Pay sends from few addresses)
     // and the JWT layer (it authenticates by signature), inside the body limit, tracing and
     // panic catching.
-    let notify = payment::notify_routes(&payments)
-        .layer(DefaultBodyLimit::max(MAX_NOTIFICATION_BYTES))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
-        .layer(axum::middleware::from_fn(telemetry::track));
-    let router = outer_layers(router)
-        .merge(outer_layers(notify))
-        // Outside the API's stack: the scraper's bearer token is not a JWT.
-        .merge(metrics_on_api_port(config));
+    let notify = payment::notify_routes(&payments).layer(
+        ServiceBuilder::new()
+            .layer(telemetry::TrackLayer)
+            .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
+            .layer(DefaultBodyLimit::max(MAX_NOTIFICATION_BYTES)),
+    );
+    let router = outer_layers(notify.fallback_service(api));
+    // Outside the API's stack: the scraper's bearer token is not a JWT.
+    let router = match metrics_on_api_port(config) {
+        Some(metrics) => metrics.fallback_service(router),
+        None => router,
+    };
     Ok(Shop {
         router,
         db,
@@ -458,12 +473,17 @@ pub async fn build_with(
     })
 }
 
-/// Tracing, panic catching and request ids: around every route.
-fn outer_layers(router: Router) -> Router {
-    router
+/// Request ids, panic catching and tracing: around every route but `/metrics`, once.
+fn outer_layers(routes: Router) -> Router {
+    let stack = ServiceBuilder::new()
+        // Outermost: every response, a panic's included, carries the request id.
+        .map_request(telemetry::sanitize_request_id::<axum::body::Body>)
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(wxrest::fallbacks::catch_panic())
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(|req: &http::Request<_>| {
+                .make_span_with(|req: &http::Request<axum::body::Body>| {
                     // The path only: query strings may carry tokens.
                     tracing::info_span!(
                         "request",
@@ -475,11 +495,8 @@ fn outer_layers(router: Router) -> Router {
                 })
                 .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
         )
-        .layer(wxrest::fallbacks::catch_panic())
-        // Outermost: every response, a panic's included, carries the request id.
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(axum::middleware::from_fn(telemetry::sanitize_request_id))
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
 
 /// `/metrics` alone, for its own listen address (`MALL_METRICS_BIND`).
@@ -492,12 +509,10 @@ pub fn metrics_router() -> Router {
 
 /// `/metrics` on the API port only with `MALL_METRICS_TOKEN`, and then only for
 /// `Authorization: Bearer <token>`: request counts and latencies are not for the public.
-fn metrics_on_api_port(config: &Config) -> Router {
-    let Some(token) = config.metrics_token.clone() else {
-        return Router::new();
-    };
+fn metrics_on_api_port(config: &Config) -> Option<Router> {
+    let token = config.metrics_token.clone()?;
     let expected: Arc<[u8]> = Arc::from(format!("Bearer {token}").into_bytes());
-    metrics_router().route_layer(axum::middleware::from_fn(
+    Some(metrics_router().route_layer(axum::middleware::from_fn(
         move |req: axum::extract::Request, next: axum::middleware::Next| {
             let expected = expected.clone();
             async move {
@@ -512,7 +527,7 @@ fn metrics_on_api_port(config: &Config) -> Router {
                 }
             }
         },
-    ))
+    )))
 }
 
 /// Compares without an early exit on the first difference.

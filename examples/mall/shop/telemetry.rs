@@ -12,14 +12,20 @@
 //! One Prometheus recorder serves the whole process (the `metrics` facade has one global
 //! recorder), so several shops built in one process (the tests) share it.
 
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{OnceLock, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::extract::MatchedPath;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
 
 /// The header carrying the request id, in and out.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -81,28 +87,164 @@ pub async fn metrics_view(
         .into_response()
 }
 
-/// Counts every routed request and records its latency. Add it with `Router::layer`, which
-/// runs it after routing, so the route template ([`MatchedPath`]) is known: labels stay few
-/// whatever paths clients send.
-pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!(
-        REQUESTS_METRIC,
-        "method" => method,
-        "route" => route.clone(),
-        "status" => status
-    )
-    .increment(1);
-    metrics::histogram!(LATENCY_METRIC, "method" => method, "route" => route)
-        .record(start.elapsed().as_secs_f64());
-    response
+/// Counts every routed request and records its latency: [`Track`] around each route. Add it
+/// with `Router::layer`, which runs it after routing, so the route template ([`MatchedPath`])
+/// is known: labels stay few whatever paths clients send.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TrackLayer;
+
+impl<S> Layer<S> for TrackLayer {
+    type Service = Track<S>;
+
+    fn layer(&self, inner: S) -> Track<S> {
+        Track { inner }
+    }
+}
+
+/// The service of [`TrackLayer`]: no clone of the inner service, no box, and (after a
+/// route's first request with a method and status) no allocation: the metric handles are
+/// looked up once and kept in [`Handles`].
+#[derive(Debug, Clone)]
+pub struct Track<S> {
+    inner: S,
+}
+
+impl<S, B, ResBody> Service<http::Request<B>> for Track<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = TrackFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = method_label(req.method());
+        let route = req.extensions().get::<MatchedPath>().cloned();
+        TrackFuture {
+            inner: self.inner.call(req),
+            start: Instant::now(),
+            method,
+            route,
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`Track`]: records when the response is ready.
+    pub struct TrackFuture<F> {
+        #[pin]
+        inner: F,
+        start: Instant,
+        method: &'static str,
+        route: Option<MatchedPath>,
+    }
+}
+
+impl<F, ResBody, E> Future for TrackFuture<F>
+where
+    F: Future<Output = Result<http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx));
+        if let Ok(response) = &result {
+            let route = this.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            Handles::global().record(
+                this.method,
+                route,
+                response.status().as_u16(),
+                this.start.elapsed(),
+            );
+        }
+        Poll::Ready(result)
+    }
+}
+
+/// The request counters and latency histograms in use, by route, method and status: the
+/// `metrics` facade would build a labelled key (allocations) and look it up in the registry
+/// on every request; here that happens once per combination. Bounded: routes are templates,
+/// methods and statuses few.
+#[derive(Default)]
+pub struct Handles {
+    by_route: RwLock<HashMap<String, RouteHandles>>,
+}
+
+#[derive(Default)]
+struct RouteHandles {
+    requests: Vec<(&'static str, u16, Counter)>,
+    latency: Vec<(&'static str, Histogram)>,
+}
+
+impl RouteHandles {
+    fn get(&self, method: &str, status: u16) -> Option<(&Counter, &Histogram)> {
+        let counter = self
+            .requests
+            .iter()
+            .find(|(m, s, _)| *m == method && *s == status)
+            .map(|(_, _, c)| c)?;
+        let histogram = self
+            .latency
+            .iter()
+            .find(|(m, _)| *m == method)
+            .map(|(_, h)| h)?;
+        Some((counter, histogram))
+    }
+}
+
+impl Handles {
+    /// The process's handles (one recorder per process, as the `metrics` facade).
+    pub fn global() -> &'static Handles {
+        static HANDLES: OnceLock<Handles> = OnceLock::new();
+        HANDLES.get_or_init(Handles::default)
+    }
+
+    fn record(&self, method: &'static str, route: &str, status: u16, elapsed: Duration) {
+        if RECORDER.get().is_none() {
+            // No recorder of ours yet (no `/metrics`): the facade's would be a no-op, and a
+            // handle taken now would stay one.
+            return;
+        }
+        let seconds = elapsed.as_secs_f64();
+        {
+            let by_route = self.by_route.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((counter, histogram)) =
+                by_route.get(route).and_then(|r| r.get(method, status))
+            {
+                counter.increment(1);
+                histogram.record(seconds);
+                return;
+            }
+        }
+        let mut by_route = self.by_route.write().unwrap_or_else(|e| e.into_inner());
+        let handles = by_route.entry(route.to_owned()).or_default();
+        if !handles
+            .requests
+            .iter()
+            .any(|(m, s, _)| *m == method && *s == status)
+        {
+            let counter = metrics::counter!(
+                REQUESTS_METRIC,
+                "method" => method,
+                "route" => route.to_owned(),
+                "status" => status.to_string()
+            );
+            handles.requests.push((method, status, counter));
+        }
+        if !handles.latency.iter().any(|(m, _)| *m == method) {
+            let histogram = metrics::histogram!(LATENCY_METRIC, "method" => method, "route" => route.to_owned());
+            handles.latency.push((method, histogram));
+        }
+        if let Some((counter, histogram)) = handles.get(method, status) {
+            counter.increment(1);
+            histogram.record(seconds);
+        }
+    }
 }
 
 fn method_label(method: &Method) -> &'static str {
@@ -120,7 +262,8 @@ fn method_label(method: &Method) -> &'static str {
 
 /// Drops a client-provided `X-Request-Id` that is too long or not printable ASCII, so the
 /// request-id layer generates one instead: a client cannot put arbitrary text in our logs.
-pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+/// A plain request map (`tower::util::MapRequestLayer`): nothing cloned or boxed.
+pub fn sanitize_request_id<B>(mut req: http::Request<B>) -> http::Request<B> {
     let acceptable = req.headers().get(REQUEST_ID).is_none_or(|v| {
         let bytes = v.as_bytes();
         !bytes.is_empty()
@@ -130,7 +273,7 @@ pub async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     if !acceptable {
         req.headers_mut().remove(REQUEST_ID);
     }
-    next.run(req).await
+    req
 }
 
 /// The request id of `req` for its log span (set by the request-id layer).

@@ -1,6 +1,4 @@
-//! The response future shared by the crate's middleware: decide on the request head
-//! asynchronously (authenticate, count a hit), then either answer with the decision's error or
-//! call the inner service. Pin-projected: no box beyond the decision itself.
+//! The response future of [`Gate`](super::Gate).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -14,15 +12,14 @@ use http::request::Parts;
 use pin_project_lite::pin_project;
 use tower::Service;
 
+use crate::auth::BoxFuture;
 use crate::error::ApiError;
 
-/// A decision on a request head: the (possibly enriched) head to go on with, or the answer.
-pub(crate) type Decision = Pin<Box<dyn Future<Output = Result<Parts, ApiError>> + Send>>;
-
 pin_project! {
-    /// The response future of the crate's layers ([`AuthService`](crate::auth::AuthService),
-    /// [`Throttle`](crate::throttle::Throttle)): decide, then call the inner service.
-    pub struct GateFuture<S, B>
+    /// The response future of [`Gate`](super::Gate): the inner service's response, a refusal,
+    /// or a decision still pending followed by the inner call. No box beyond a pending
+    /// decision's own.
+    pub struct ResponseFuture<S, B>
     where
         S: Service<Request<B>>,
     {
@@ -38,7 +35,7 @@ pin_project! {
         S: Service<Request<B>>,
     {
         Deciding {
-            fut: Decision,
+            decision: BoxFuture<'static, Result<Parts, ApiError>>,
             body: Option<B>,
             inner: Option<S>,
         },
@@ -46,19 +43,42 @@ pin_project! {
             #[pin]
             fut: S::Future,
         },
+        Refused {
+            refusal: Option<ApiError>,
+        },
     }
 }
 
-impl<S, B> GateFuture<S, B>
+impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// Decides with `fut`, then sends the head it returns, with `body`, to `inner` (a ready
-    /// service).
-    pub(crate) fn new(fut: Decision, body: B, inner: S) -> Self {
+    /// The inner service was called at once.
+    pub(super) fn calling(fut: S::Future) -> Self {
+        Self {
+            state: State::Calling { fut },
+        }
+    }
+
+    /// Refused at once.
+    pub(super) fn refused(refusal: ApiError) -> Self {
+        Self {
+            state: State::Refused {
+                refusal: Some(refusal),
+            },
+        }
+    }
+
+    /// Decides with `decision`, then sends the head it returns, with `body`, to `inner` (a
+    /// ready service).
+    pub(super) fn deciding(
+        decision: BoxFuture<'static, Result<Parts, ApiError>>,
+        body: B,
+        inner: S,
+    ) -> Self {
         Self {
             state: State::Deciding {
-                fut,
+                decision,
                 body: Some(body),
                 inner: Some(inner),
             },
@@ -66,7 +86,7 @@ where
     }
 }
 
-impl<S, B, ResBody> Future for GateFuture<S, B>
+impl<S, B, ResBody> Future for ResponseFuture<S, B>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>>,
     ResBody: http_body::Body<Data = Bytes> + Send + 'static,
@@ -78,8 +98,12 @@ where
         let mut this = self.project();
         loop {
             match this.state.as_mut().project() {
-                StateProj::Deciding { fut, body, inner } => {
-                    let parts = match ready!(fut.as_mut().poll(cx)) {
+                StateProj::Deciding {
+                    decision,
+                    body,
+                    inner,
+                } => {
+                    let parts = match ready!(decision.as_mut().poll(cx)) {
                         Ok(parts) => parts,
                         Err(err) => return Poll::Ready(Ok(err.into_response())),
                     };
@@ -92,6 +116,13 @@ where
                 StateProj::Calling { fut } => {
                     let response = ready!(fut.poll(cx))?;
                     return Poll::Ready(Ok(response.map(Body::new)));
+                }
+                StateProj::Refused { refusal } => {
+                    let response = refusal
+                        .take()
+                        .unwrap_or_else(ApiError::unavailable)
+                        .into_response();
+                    return Poll::Ready(Ok(response));
                 }
             }
         }
