@@ -408,6 +408,26 @@ pub(crate) fn recognised(
     kept
 }
 
+/// The columns whose values decide which rows a list with the recognised `params` shows, and in
+/// which order: its filters' fields, the search fields when it searches, its ordering (the
+/// default one when none is asked, and `id`). A cached page depends on their versions.
+pub(crate) fn dependencies(schema: &Schema, params: &[(String, String)]) -> Vec<&'static str> {
+    let mut columns: Vec<&'static str> = Vec::new();
+    let mut ordering_param = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "search" => columns.extend(schema.fields.iter().filter(|f| f.search).map(|f| f.name)),
+            "ordering" => ordering_param = Some(value.as_str()),
+            k if RESERVED.contains(&k) => {}
+            k => columns.extend(filter_target(schema, k).map(|(f, _)| f.name)),
+        }
+    }
+    columns.extend(ordering(schema, ordering_param).into_iter().map(|(n, _)| n));
+    columns.sort_unstable();
+    columns.dedup();
+    columns
+}
+
 /// Query parameters as pairs, later duplicates winning for single-valued lookups.
 pub fn params(query: Option<&str>) -> Vec<(String, String)> {
     let mut seen: HashMap<String, usize> = HashMap::new();
