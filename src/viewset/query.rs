@@ -347,24 +347,25 @@ pub fn select_list(schema: &Schema, dialect: Dialect) -> String {
         .join(", ")
 }
 
-/// Reads a row into JSON by the schema.
+/// Reads a row selected by [`select_list`] into JSON by the schema: columns by position (the
+/// select list's order), not looked up by name.
 pub fn row_to_json(schema: &Schema, row: &AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
     let mut map = Map::with_capacity(schema.fields.len());
-    for f in &schema.fields {
+    for (i, f) in schema.fields.iter().enumerate() {
         let value = match f.kind {
             Kind::Int => row
-                .try_get::<Option<i64>, _>(f.name)?
+                .try_get::<Option<i64>, _>(i)?
                 .map_or(Value::Null, Value::from),
             Kind::Text => row
-                .try_get::<Option<String>, _>(f.name)?
+                .try_get::<Option<String>, _>(i)?
                 .map_or(Value::Null, Value::from),
             Kind::Timestamp => row
-                .try_get::<Option<i64>, _>(f.name)?
+                .try_get::<Option<i64>, _>(i)?
                 .map_or(Value::Null, format_time),
-            Kind::Bool => match row.try_get::<Option<bool>, _>(f.name) {
+            Kind::Bool => match row.try_get::<Option<bool>, _>(i) {
                 Ok(b) => b.map_or(Value::Null, Value::from),
                 Err(sqlx::Error::ColumnDecode { .. }) => row
-                    .try_get::<Option<i64>, _>(f.name)?
+                    .try_get::<Option<i64>, _>(i)?
                     .map_or(Value::Null, |i| Value::from(i != 0)),
                 Err(e) => return Err(e),
             },

@@ -37,7 +37,8 @@
 //!
 //! With several instances, share the versions through Redis ([`ListCache::open`]): a list
 //! then costs two Redis round trips (the page's versions, the rows' versions), each one
-//! `MGET`, instead of a COUNT and a page query.
+//! `MGET`, instead of a COUNT and a page query. (A write's bump is one script over several
+//! keys: a single Redis server or primary, not Redis Cluster.)
 //!
 //! ```
 //! # async fn run(db: wxrest::db::Db) {
@@ -230,7 +231,7 @@ impl ListCache {
                     .weigher(|key: &Key, entry: &Entry| {
                         let key = match key {
                             Key::Page(k) => k.len(),
-                            Key::Row { .. } => 24,
+                            Key::Row { .. } => std::mem::size_of::<Key>(),
                         };
                         let body = match entry {
                             Entry::Page(p) => p.head.len() + p.ids.len() * 8 + p.tail.len(),

@@ -190,11 +190,9 @@ impl Versions {
                     .arg(&keys)
                     .query_async(&mut conn.clone())
                     .await?;
-                let all = values.first().copied().flatten().unwrap_or_default();
-                Ok(values[1..]
-                    .iter()
-                    .map(|v| v.unwrap_or_default().max(all))
-                    .collect())
+                let mut values = values.into_iter().map(Option::unwrap_or_default);
+                let all = values.next().unwrap_or_default();
+                Ok(values.map(|v| v.max(all)).collect())
             }
         }
     }
@@ -265,4 +263,65 @@ fn clock_key(prefix: &str) -> String {
 
 fn poisoned<T>(_: std::sync::PoisonError<T>) -> BackendError {
     BackendError::Other("list cache versions poisoned".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Change, MAX_ROW_VERSIONS, Versions};
+
+    fn rows<'a>(table: &'a str, columns: &'a [&'a str], ids: &'a [i64]) -> Change<'a> {
+        Change {
+            table,
+            membership: false,
+            all_rows: false,
+            columns,
+            ids,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_after_a_stamp_is_newer_than_its_clock() {
+        // The race a list must not lose: versions read, then a write, then the list's query
+        // result is stored. The write's versions exceed the stamp, so nothing read before it is
+        // kept under them.
+        let v = Versions::memory();
+        let stamp = v.stamp("goods", &["price"]).await.unwrap();
+        v.bump(rows("goods", &["stock"], &[7])).await.unwrap();
+        let [row] = v.rows("goods", &[7]).await.unwrap()[..] else {
+            panic!("one version per id")
+        };
+        assert!(row > stamp.clock);
+        // A column the page does not read leaves its stamp alone; one it reads moves it.
+        assert_eq!(v.stamp("goods", &["price"]).await.unwrap().page, stamp.page);
+        v.bump(rows("goods", &["price"], &[7])).await.unwrap();
+        assert!(v.stamp("goods", &["price"]).await.unwrap().page > stamp.page);
+    }
+
+    #[tokio::test]
+    async fn dropping_row_versions_raises_every_row_above_what_it_was() {
+        let v = Versions::memory();
+        v.bump(rows("goods", &[], &[1])).await.unwrap();
+        let before = v.rows("goods", &[1, 2]).await.unwrap();
+        let many: Vec<i64> = (10..10 + MAX_ROW_VERSIONS as i64).collect();
+        v.bump(rows("other", &[], &many)).await.unwrap();
+        let after = v.rows("goods", &[1, 2]).await.unwrap();
+        assert!(
+            after[0] > before[0] && after[1] > before[1],
+            "{before:?} -> {after:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn touch_makes_every_row_newer() {
+        let v = Versions::memory();
+        let before = v.rows("goods", &[1, 2]).await.unwrap();
+        let change = Change {
+            membership: true,
+            all_rows: true,
+            ..rows("goods", &[], &[])
+        };
+        v.bump(change).await.unwrap();
+        let after = v.rows("goods", &[1, 2]).await.unwrap();
+        assert!(after.iter().zip(&before).all(|(a, b)| a > b));
+    }
 }
