@@ -324,9 +324,31 @@ async fn cached_list<T: Model>(
         header("x-forwarded-proto"),
         parts.uri.path(),
     ));
+    let keep = cfg.related.is_none();
     if let Some(page) = cache.page(&key) {
-        let bodies = cached_rows(cfg, cache, &page.ids).await?;
-        return Ok(assemble(&page.head, bodies.iter().flatten(), page.tail));
+        let versions = match keep && !page.ids.is_empty() {
+            true => cache.row_versions(table, &page.ids).await?,
+            false => Vec::new(),
+        };
+        // No row changed since the page was last assembled: its bytes answer as they are.
+        if keep
+            && let Some((assembled_at, body)) = &page.body
+            && *assembled_at == versions
+        {
+            return Ok(body.clone());
+        }
+        let bodies = cached_rows(cfg, cache, &page.ids, &versions).await?;
+        let body = assemble(&page.head, bodies.iter().flatten(), page.tail);
+        if keep && bodies.iter().all(Option::is_some) {
+            let page = CachedPage {
+                head: page.head.clone(),
+                ids: page.ids.clone(),
+                tail: page.tail,
+                body: Some((versions, body.clone())),
+            };
+            cache.put_page(key, page);
+        }
+        return Ok(body);
     }
     let page = list_page(cfg, parts, params, identity).await?;
     let ids: Vec<i64> = page
@@ -336,43 +358,53 @@ async fn cached_list<T: Model>(
         .collect();
     let (head, tail) = (Bytes::from(page.head()), page.tail());
     let bodies = render_rows(cfg, page.rows).await?;
-    if cfg.related.is_none() && !ids.is_empty() {
+    let body = assemble(&head, &bodies, tail);
+    let mut assembled = None;
+    if keep {
         // Read after the query: a body is kept only if its row was not bumped since the stamp
-        // (so the query saw its latest write).
-        let versions = cache.row_versions(table, &ids).await?;
-        for ((id, version), body) in ids.iter().zip(versions).zip(&bodies) {
-            if version <= stamp.clock {
-                cache.put_row(table, *id, version, body.clone());
+        // (so the query saw its latest write); the whole page only if none was.
+        let versions = match ids.is_empty() {
+            true => Vec::new(),
+            false => cache.row_versions(table, &ids).await?,
+        };
+        for ((id, version), row) in ids.iter().zip(&versions).zip(&bodies) {
+            if *version <= stamp.clock {
+                cache.put_row(table, *id, *version, row.clone());
             }
         }
+        if versions.iter().all(|v| *v <= stamp.clock) {
+            assembled = Some((versions, body.clone()));
+        }
     }
-    let body = assemble(&head, &bodies, tail);
-    cache.put_page(key, CachedPage { head, ids, tail });
+    let page = CachedPage {
+        head,
+        ids,
+        tail,
+        body: assembled,
+    };
+    cache.put_page(key, page);
     Ok(body)
 }
 
 /// The bodies of rows `ids` in order (`None` for a row deleted since the page was cached):
-/// from the cache at their current versions, the rest read in one query and kept. Viewsets
-/// with a related-objects hook render from other tables too: their bodies are not kept.
+/// from the cache at their `versions` (read before this call), the rest read in one query and
+/// kept. Viewsets with a related-objects hook render from other tables too: their bodies are
+/// not kept (`versions` is empty).
 async fn cached_rows<T: Model>(
     cfg: &Config<T>,
     cache: &ListCache,
     ids: &[i64],
+    versions: &[u64],
 ) -> Result<Vec<Option<Bytes>>, CacheMiss> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let table = cfg.table.schema.table;
     let keep = cfg.related.is_none();
-    let versions = if keep {
-        cache.row_versions(table, ids).await?
-    } else {
-        Vec::new()
-    };
     let mut bodies: Vec<Option<Bytes>> = match keep {
         true => ids
             .iter()
-            .zip(&versions)
+            .zip(versions)
             .map(|(id, v)| cache.row(table, *id, *v))
             .collect(),
         false => vec![None; ids.len()],

@@ -1,60 +1,4 @@
-//! Cached list pages that survive writes which do not concern them: what DRF never had, and
-//! what lets a busy list answer without SQL while orders change stock.
-//!
-//! A cached list is two kinds of entries, after Rails' per-record fragment caching and
-//! Facebook's TAO (association lists and objects cached apart), invalidated by what changed
-//! as django-cacheops does:
-//!
-//! - a **page**: the ids on it, the count and the links, keyed by the recognised query
-//!   parameters, the caller's scope, host, scheme and path, and the largest version among what
-//!   its membership and order depend on: the table's *membership* version (inserts, deletes,
-//!   [`touch`](ListCache::touch)) and the version of each column its filters, search fields,
-//!   ordering (the default one too), cursor field and scope field read;
-//! - a **row body**: one row's rendered JSON, keyed by the table, the id and the row's version
-//!   (its own, or the table's all-rows version if newer). A page answer is its head, the
-//!   bodies joined by `,` and its tail, as bytes; bodies missing from the cache are read in
-//!   one `WHERE id IN (...)`.
-//!
-//! Writes say what they changed. A viewset's own update changes the columns it validated
-//! (and its automatic timestamps) of one row; create and destroy change membership. A hook
-//! that writes with raw SQL declares it: [`WriteContext::changed`](super::WriteContext::changed)
-//! / [`ListCache::changed`] for "these columns of these rows", [`touch`](ListCache::touch) for
-//! "anything in this table". So an order decrementing `stock` leaves every page whose
-//! filters and order do not read `stock` cached, and only the ordered goods' bodies are read
-//! again.
-//!
-//! Correctness: a page's versions are read *before* its query, and every write bumps its
-//! versions before its response leaves, so no client reads a page older than its own completed
-//! write, and a racing write is never hidden (the entry lands under the old versions). A row
-//! body read by a page's query is kept only if its row has not been bumped since the versions
-//! were read. Versions come from one monotonic clock (see [`MAX_ROW_VERSIONS`] and
-//! [`VERSION_TTL`] for why an evicted or expired version never revives an old entry).
-//!
-//! Bounds: keys come from recognised parameters only (junk parameters make no entries), pages
-//! and row bodies share one total bound in bytes, row versions are bounded in number (memory)
-//! or expire (Redis). A client can make the cache keep at most `max_bytes` of pages of real
-//! queries, each at most a page of rows.
-//!
-//! With several instances, share the versions through Redis ([`ListCache::open`]): a list
-//! then costs two Redis round trips (the page's versions, the rows' versions), each one
-//! `MGET`, instead of a COUNT and a page query. (A write's bump is one script over several
-//! keys: a single Redis server or primary, not Redis Cluster.)
-//!
-//! ```
-//! # async fn run(db: wxrest::db::Db) {
-//! use wxrest::viewset::ListCache;
-//! # use serde::{Deserialize, Serialize};
-//! # use wxrest::viewset::{Field, Model, ModelViewSet, Schema};
-//! # #[derive(Serialize, Deserialize)] struct Goods { id: i64 }
-//! # impl Model for Goods { fn schema() -> Schema { Schema::new("goods").field(Field::id()) } }
-//! let cache = ListCache::memory(64 * 1024 * 1024); // 64 MiB of pages and rows at most
-//! let goods = ModelViewSet::<Goods>::new(db).cache(cache.clone()).routes_at("/goods");
-//! // After changing the stock of goods 7 and 9 with raw SQL elsewhere:
-//! cache.changed("goods", &["stock"], &[7, 9]).await.ok();
-//! // After changing goods in ways nobody listed:
-//! cache.touch("goods").await.ok();
-//! # }
-//! ```
+//! The list cache; its design is documented on [`ListCache`].
 
 mod versions;
 
@@ -70,7 +14,66 @@ pub use versions::{MAX_ROW_VERSIONS, VERSION_TTL};
 
 use crate::error::BackendError;
 
-/// A shared cache of list pages and row bodies with versions. Cheap to clone.
+/// Cached list pages that survive writes which do not concern them: what DRF never had, and
+/// what lets a busy list answer without SQL while orders change stock.
+///
+/// A cached list is two kinds of entries, after Rails' per-record fragment caching and
+/// Facebook's TAO (association lists and objects cached apart), invalidated by what changed
+/// as django-cacheops does:
+///
+/// - a **page**: the ids on it, the count and the links, keyed by the recognised query
+///   parameters, the caller's scope, host, scheme and path, and the largest version among what
+///   its membership and order depend on: the table's *membership* version (inserts, deletes,
+///   [`touch`](ListCache::touch)) and the version of each column its filters, search fields,
+///   ordering (the default one too), cursor field and scope field read;
+/// - a **row body**: one row's rendered JSON, keyed by the table, the id and the row's version
+///   (its own, or the table's all-rows version if newer). A page answer is its head, the
+///   bodies joined by `,` and its tail, as bytes; bodies missing from the cache are read in
+///   one `WHERE id IN (...)`. The page keeps its last assembled answer with the row versions
+///   it was made at, and answers with it while they have not moved.
+///
+/// Writes say what they changed. A viewset's own update changes the columns it validated
+/// (and its automatic timestamps) of one row; create and destroy change membership. A hook
+/// that writes with raw SQL declares it: [`WriteContext::changed`](super::WriteContext::changed)
+/// / [`ListCache::changed`] for "these columns of these rows", [`touch`](ListCache::touch) for
+/// "anything in this table". So an order decrementing `stock` leaves every page whose
+/// filters and order do not read `stock` cached, and only the ordered goods' bodies are read
+/// again.
+///
+/// Correctness: a page's versions are read *before* its query, and every write bumps its
+/// versions before its response leaves, so no client reads a page older than its own completed
+/// write, and a racing write is never hidden (the entry lands under the old versions). A row
+/// body read by a page's query is kept only if its row has not been bumped since the versions
+/// were read. Versions come from one monotonic clock (see [`MAX_ROW_VERSIONS`] and
+/// [`VERSION_TTL`] for why an evicted or expired version never revives an old entry).
+///
+/// Bounds: keys come from recognised parameters only (junk parameters make no entries), pages
+/// and row bodies share one total bound in bytes, row versions are bounded in number (memory)
+/// or expire (Redis). A client can make the cache keep at most `max_bytes` of pages of real
+/// queries, each at most a page of rows.
+///
+/// With several instances, share the versions through Redis ([`ListCache::open`]): a list
+/// then costs two Redis round trips (the page's versions, the rows' versions), each one
+/// `MGET`, instead of a COUNT and a page query. (A write's bump is one script over several
+/// keys: a single Redis server or primary, not Redis Cluster.)
+///
+/// ```
+/// # async fn run(db: wxrest::db::Db) {
+/// use wxrest::viewset::ListCache;
+/// # use serde::{Deserialize, Serialize};
+/// # use wxrest::viewset::{Field, Model, ModelViewSet, Schema};
+/// # #[derive(Serialize, Deserialize)] struct Goods { id: i64 }
+/// # impl Model for Goods { fn schema() -> Schema { Schema::new("goods").field(Field::id()) } }
+/// let cache = ListCache::memory(64 * 1024 * 1024); // 64 MiB of pages and rows at most
+/// let goods = ModelViewSet::<Goods>::new(db).cache(cache.clone()).routes_at("/goods");
+/// // After changing the stock of goods 7 and 9 with raw SQL elsewhere:
+/// cache.changed("goods", &["stock"], &[7, 9]).await.ok();
+/// // After changing goods in ways nobody listed:
+/// cache.touch("goods").await.ok();
+/// # }
+/// ```
+///
+/// Cheap to clone: clones share the cache.
 #[derive(Clone)]
 pub struct ListCache {
     inner: Arc<Inner>,
@@ -108,12 +111,14 @@ impl PageKey {
     }
 }
 
-/// A cached page: what comes before its rows, the ids of its rows in order, what comes after.
+/// A cached page: what comes before its rows, the ids of its rows in order, what comes after,
+/// and the whole answer as last assembled with the row versions it was assembled at.
 #[derive(Debug)]
 pub(crate) struct CachedPage {
     pub head: Bytes,
     pub ids: Vec<i64>,
     pub tail: &'static [u8],
+    pub body: Option<(Vec<u64>, Bytes)>,
 }
 
 #[derive(Default)]
@@ -128,11 +133,12 @@ struct Counters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ListCacheStats {
-    /// Lists answered from a cached page (their ids, count and links).
+    /// Lists answered from a cached page: whole when none of its rows changed, else
+    /// reassembled from row bodies.
     pub page_hits: u64,
     /// Lists that ran their page query.
     pub page_misses: u64,
-    /// Rows of cached pages whose body was in the cache.
+    /// Rows of reassembled pages whose body was in the cache.
     pub row_hits: u64,
     /// Rows of cached pages read again from the database (`WHERE id IN (...)`).
     pub row_misses: u64,
@@ -234,7 +240,11 @@ impl ListCache {
                             Key::Row { .. } => std::mem::size_of::<Key>(),
                         };
                         let body = match entry {
-                            Entry::Page(p) => p.head.len() + p.ids.len() * 8 + p.tail.len(),
+                            Entry::Page(p) => {
+                                let assembled =
+                                    p.body.as_ref().map_or(0, |(v, b)| v.len() * 8 + b.len());
+                                p.head.len() + p.ids.len() * 8 + p.tail.len() + assembled
+                            }
                             Entry::Row(b) => b.len(),
                         };
                         u32::try_from(key + body + ENTRY_OVERHEAD).unwrap_or(u32::MAX)

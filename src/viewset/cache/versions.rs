@@ -20,11 +20,17 @@ use redis::aio::ConnectionManager;
 
 use crate::error::BackendError;
 
-/// Row versions kept in memory at most (each ~50 bytes); past it they are all dropped at once
-/// and the floor rises.
+/// Row versions a [`ListCache::memory`](super::ListCache::memory) keeps at most (each ~50
+/// bytes). Past it they are all dropped at once, and every row not bumped since reads as the
+/// clock's value at that moment (the floor): newer than any version handed out before, so a
+/// body cached under a forgotten version is never served again.
 pub const MAX_ROW_VERSIONS: usize = 100_000;
 
-/// How long a version lives in Redis after its last bump.
+/// How long a version lives in Redis after its last bump: more than twice
+/// [`ENTRY_TTL`](super::ENTRY_TTL), so by the time an expired version reads as 0 again every
+/// entry made under an older value has expired too. The clock key never expires, and is
+/// advanced to at least Redis' own time in microseconds, so a flushed Redis never hands out an
+/// old version again.
 pub const VERSION_TTL: Duration = Duration::from_secs(120);
 
 /// What one write changed in one table.
