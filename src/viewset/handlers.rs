@@ -628,12 +628,8 @@ async fn extra_action<T: Model>(
             let response = (extra.handler)(ctx).await;
             if extra.method != http::Method::GET {
                 // An action may change anything of its table.
-                cfg.changed(Change {
-                    membership: true,
-                    all_rows: true,
-                    ..cfg.change()
-                })
-                .await;
+                cfg.changed(Change::everything(cfg.table.schema.table))
+                    .await;
             }
             response
         }

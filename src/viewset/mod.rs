@@ -155,17 +155,7 @@ impl WriteContext {
     /// changed in its table is declared without asking.
     pub async fn touch(&self, table: &str) {
         if let Some(cache) = &self.cache {
-            bump(
-                cache,
-                Change {
-                    table,
-                    membership: true,
-                    all_rows: true,
-                    columns: &[],
-                    ids: &[],
-                },
-            )
-            .await;
+            bump(cache, Change::everything(table)).await;
         }
     }
 
@@ -181,17 +171,7 @@ impl WriteContext {
     /// ```
     pub async fn changed(&self, table: &str, columns: &[&str], ids: &[i64]) {
         if let Some(cache) = &self.cache {
-            bump(
-                cache,
-                Change {
-                    table,
-                    membership: false,
-                    all_rows: false,
-                    columns,
-                    ids,
-                },
-            )
-            .await;
+            bump(cache, Change::rows(table, columns, ids)).await;
         }
     }
 
@@ -529,13 +509,7 @@ impl<T: Model> Config<T> {
 
     /// A change of this viewset's table that changes nothing yet: fill in what did.
     fn change(&self) -> Change<'static> {
-        Change {
-            table: self.table.schema.table,
-            membership: false,
-            all_rows: false,
-            columns: &[],
-            ids: &[],
-        }
+        Change::rows(self.table.schema.table, &[], &[])
     }
 
     /// Tells the list cache what a write changed, before the write's response leaves.

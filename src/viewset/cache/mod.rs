@@ -260,14 +260,7 @@ impl ListCache {
     /// Marks `table` changed in any way: every cached page and row body of it is stale from now
     /// on. For writes that cannot say what they changed (an admin script, a bulk import).
     pub async fn touch(&self, table: &str) -> Result<(), BackendError> {
-        self.bump(Change {
-            table,
-            membership: true,
-            all_rows: true,
-            columns: &[],
-            ids: &[],
-        })
-        .await
+        self.bump(Change::everything(table)).await
     }
 
     /// Marks `columns` of the rows `ids` of `table` changed (e.g. a hook's
@@ -281,14 +274,7 @@ impl ListCache {
         columns: &[&str],
         ids: &[i64],
     ) -> Result<(), BackendError> {
-        self.bump(Change {
-            table,
-            membership: false,
-            all_rows: false,
-            columns,
-            ids,
-        })
-        .await
+        self.bump(Change::rows(table, columns, ids)).await
     }
 
     pub(crate) async fn bump(&self, change: Change<'_>) -> Result<(), BackendError> {
@@ -334,18 +320,17 @@ impl ListCache {
         self.inner.versions.rows(table, ids).await
     }
 
+    /// The page under `key`, counted as a page hit or miss.
     pub(crate) fn page(&self, key: &PageKey) -> Option<Arc<CachedPage>> {
-        let found = match self.inner.entries.get(&key.0) {
-            Some(Entry::Page(page)) => Some(page),
-            _ => None,
-        };
-        let counter = if found.is_some() {
-            &self.inner.stats.page_hits
-        } else {
-            &self.inner.stats.page_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        let s = &self.inner.stats;
+        tally(
+            match self.inner.entries.get(&key.0) {
+                Some(Entry::Page(page)) => Some(page),
+                _ => None,
+            },
+            &s.page_hits,
+            &s.page_misses,
+        )
     }
 
     pub(crate) fn put_page(&self, key: PageKey, page: CachedPage) {
@@ -356,17 +341,15 @@ impl ListCache {
 
     /// The body of row `id` of `table` at `version`, counted as a row hit or miss.
     pub(crate) fn row(&self, table: &'static str, id: i64, version: u64) -> Option<Bytes> {
-        let found = match self.inner.entries.get(&Key::Row { table, id, version }) {
-            Some(Entry::Row(body)) => Some(body),
-            _ => None,
-        };
-        let counter = if found.is_some() {
-            &self.inner.stats.row_hits
-        } else {
-            &self.inner.stats.row_misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
+        let s = &self.inner.stats;
+        tally(
+            match self.inner.entries.get(&Key::Row { table, id, version }) {
+                Some(Entry::Row(body)) => Some(body),
+                _ => None,
+            },
+            &s.row_hits,
+            &s.row_misses,
+        )
     }
 
     pub(crate) fn put_row(&self, table: &'static str, id: i64, version: u64, body: Bytes) {
@@ -374,4 +357,11 @@ impl ListCache {
             .entries
             .insert(Key::Row { table, id, version }, Entry::Row(body));
     }
+}
+
+/// Counts `found` as a hit or a miss.
+fn tally<T>(found: Option<T>, hits: &AtomicU64, misses: &AtomicU64) -> Option<T> {
+    let counter = if found.is_some() { hits } else { misses };
+    counter.fetch_add(1, Ordering::Relaxed);
+    found
 }

@@ -45,6 +45,28 @@ pub(crate) struct Change<'a> {
     pub ids: &'a [i64],
 }
 
+impl<'a> Change<'a> {
+    /// `columns` of the rows `ids` changed.
+    pub fn rows(table: &'a str, columns: &'a [&'a str], ids: &'a [i64]) -> Self {
+        Self {
+            table,
+            membership: false,
+            all_rows: false,
+            columns,
+            ids,
+        }
+    }
+
+    /// Anything in `table` may have changed.
+    pub fn everything(table: &'a str) -> Self {
+        Self {
+            membership: true,
+            all_rows: true,
+            ..Self::rows(table, &[], &[])
+        }
+    }
+}
+
 /// The versions read before a page's query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stamp {
@@ -276,13 +298,7 @@ mod tests {
     use super::{Change, MAX_ROW_VERSIONS, Versions};
 
     fn rows<'a>(table: &'a str, columns: &'a [&'a str], ids: &'a [i64]) -> Change<'a> {
-        Change {
-            table,
-            membership: false,
-            all_rows: false,
-            columns,
-            ids,
-        }
+        Change::rows(table, columns, ids)
     }
 
     #[tokio::test]
@@ -321,12 +337,7 @@ mod tests {
     async fn touch_makes_every_row_newer() {
         let v = Versions::memory();
         let before = v.rows("goods", &[1, 2]).await.unwrap();
-        let change = Change {
-            membership: true,
-            all_rows: true,
-            ..rows("goods", &[], &[])
-        };
-        v.bump(change).await.unwrap();
+        v.bump(Change::everything("goods")).await.unwrap();
         let after = v.rows("goods", &[1, 2]).await.unwrap();
         assert!(after.iter().zip(&before).all(|(a, b)| a > b));
     }

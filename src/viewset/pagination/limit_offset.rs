@@ -57,13 +57,7 @@ impl LimitOffset {
                 ("offset", Some((o - limit).to_string())),
             ])),
         };
-        Ok(Page {
-            envelope: true,
-            count: Some(count),
-            next,
-            previous,
-            rows,
-        })
+        Ok(Page::counted(count, next, previous, rows))
     }
 
     #[cfg(feature = "openapi")]

@@ -185,6 +185,22 @@ impl Page {
         }
     }
 
+    /// `{count, next, previous, results}`.
+    pub fn counted(
+        count: u64,
+        next: Option<String>,
+        previous: Option<String>,
+        rows: Vec<Map<String, Value>>,
+    ) -> Self {
+        Self {
+            envelope: true,
+            count: Some(count),
+            next,
+            previous,
+            rows,
+        }
+    }
+
     /// The JSON before the results' items: `{"count":N,"next":..,"previous":..,"results":[`
     /// or `[`. The body is `head`, the rendered rows joined by `,`, then [`tail`](Self::tail).
     pub fn head(&self) -> Vec<u8> {

@@ -58,13 +58,7 @@ impl PageNumber {
             2 => Some(query.url(&[("page", None)])),
             _ => Some(query.url(&[("page", Some((page - 1).to_string()))])),
         };
-        Ok(Page {
-            envelope: true,
-            count: Some(count),
-            next,
-            previous,
-            rows,
-        })
+        Ok(Page::counted(count, next, previous, rows))
     }
 
     #[cfg(feature = "openapi")]
