@@ -3,24 +3,24 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, on};
-use axum::{Json, Router};
 use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
-use serde_json::{Map, Value, json};
-use sqlx::any::AnyRow;
+use serde_json::{Map, Value};
 
-use super::pagination::{Cursor, Pagination, invalid_cursor, invalid_page, page_url, positive};
-use super::query::{self, Where, order_sql, parse_time, row_to_json};
+use super::cache::{CachedPage, Change, ListCache, PageKey};
+use super::pagination::{ListQuery, Page};
+use super::query::{self, Where};
 use super::rows::{self, apply_auto, check_references, fetch_one};
-use super::schema::{Kind, Model};
+use super::schema::Model;
 use super::validation::{Mode, validate};
 use super::{Action, ActionContext, Config};
 use crate::auth::{AuthError, AuthState, Identity, RequestContext};
-use crate::db::{SqlValue, bind_all};
+use crate::db::SqlValue;
 use crate::error::{ApiError, BackendError};
 use crate::parsers::JsonBody;
 
@@ -136,35 +136,53 @@ fn allow_object<T: Model>(
         .map_err(|denied| deny(parts, identity.is_some(), denied.message))
 }
 
+fn server_error(error: impl std::fmt::Display, what: &'static str) -> ApiError {
+    tracing::error!(%error, "{what}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "server_error",
+        "A server error occurred.",
+    )
+}
+
 fn to_model<T: Model>(map: Map<String, Value>) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(map)).map_err(|e| {
-        tracing::error!(error = %e, "a row does not match its model");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "server_error",
-            "A server error occurred.",
-        )
-    })
+    serde_json::from_value(Value::Object(map))
+        .map_err(|e| server_error(e, "a row does not match its model"))
 }
 
-fn to_json<T: Model>(object: &T) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
-}
-
-/// Runs the related-objects hook and renders.
-async fn render_all<T: Model>(cfg: &Config<T>, objects: Vec<T>) -> Result<Vec<Value>, ApiError> {
+/// Runs the related-objects hook and renders each object to JSON bytes, once.
+async fn render_all<T: Model>(cfg: &Config<T>, objects: Vec<T>) -> Result<Vec<Bytes>, ApiError> {
     let objects = match &cfg.related {
         Some(load) => load(cfg.db.clone(), objects).await?,
         None => objects,
     };
-    Ok(objects.iter().map(to_json).collect())
+    objects
+        .iter()
+        .map(|o| {
+            serde_json::to_vec(o)
+                .map(Bytes::from)
+                .map_err(|e| server_error(e, "a model does not serialise"))
+        })
+        .collect()
 }
 
-async fn render_one<T: Model>(cfg: &Config<T>, object: T) -> Result<Value, ApiError> {
+/// Rows read by the schema, as the model renders them.
+async fn render_rows<T: Model>(
+    cfg: &Config<T>,
+    rows: Vec<Map<String, Value>>,
+) -> Result<Vec<Bytes>, ApiError> {
+    let objects = rows
+        .into_iter()
+        .map(to_model::<T>)
+        .collect::<Result<Vec<T>, _>>()?;
+    render_all(cfg, objects).await
+}
+
+async fn render_one<T: Model>(cfg: &Config<T>, object: T) -> Result<Bytes, ApiError> {
     Ok(render_all(cfg, vec![object])
         .await?
         .pop()
-        .unwrap_or(Value::Null))
+        .unwrap_or_else(|| Bytes::from_static(b"null")))
 }
 
 fn parse_id(raw: &str) -> Result<i64, ApiError> {
@@ -205,16 +223,31 @@ async fn body(parts: Parts, body: axum::body::Body) -> Result<Map<String, Value>
 
 async fn list<T: Model>(State(cfg): Cfg<T>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    answer(list_cached(&cfg, &parts).await)
+    answer(list_response(&cfg, &parts).await)
 }
 
 fn json_bytes(body: Bytes) -> Response {
     ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response, ApiError> {
+/// A page's JSON: `head`, the bodies joined by `,`, `tail`.
+fn assemble<'b>(head: &[u8], bodies: impl IntoIterator<Item = &'b Bytes>, tail: &[u8]) -> Bytes {
+    let bodies: Vec<&Bytes> = bodies.into_iter().collect();
+    let len = head.len() + tail.len() + bodies.iter().map(|b| b.len() + 1).sum::<usize>();
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(head);
+    for (i, body) in bodies.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(body);
+    }
+    out.extend_from_slice(tail);
+    Bytes::from(out)
+}
+
+async fn list_response<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Response, ApiError> {
     let identity = allow(cfg, parts, Action::List)?;
-    let render = |value: &Value| Bytes::from(serde_json::to_vec(value).unwrap_or_default());
     // Only what the list reads: junk parameters neither make new cache entries nor travel in
     // the page's links.
     let params = query::recognised(
@@ -222,21 +255,58 @@ async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Respons
         cfg.pagination.parameters(),
         query::params(parts.uri.query()),
     );
-    let Some(cache) = &cfg.cache else {
-        return Ok(json_bytes(render(
-            &list_inner(cfg, parts, &params, identity).await?,
-        )));
-    };
-    let table = cfg.table.schema.table;
-    let version = match cache.version(table).await {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(error = %e, table, "list cache unavailable; reading the database");
-            return Ok(json_bytes(render(
-                &list_inner(cfg, parts, &params, identity).await?,
-            )));
+    if let Some(cache) = &cfg.cache {
+        match cached_list(cfg, cache, parts, &params, identity.as_ref()).await {
+            Ok(body) => return Ok(json_bytes(body)),
+            Err(CacheMiss::Api(e)) => return Err(e),
+            Err(CacheMiss::Backend(e)) => {
+                let table = cfg.table.schema.table;
+                tracing::warn!(error = %e, table, "list cache unavailable; reading the database");
+            }
         }
-    };
+    }
+    let page = list_page(cfg, parts, &params, identity.as_ref()).await?;
+    let tail = page.tail();
+    let head = page.head();
+    let bodies = render_rows(cfg, page.rows).await?;
+    Ok(json_bytes(assemble(&head, &bodies, tail)))
+}
+
+/// Why a cached list did not answer: the request's own error, or the cache's backend (then the
+/// list reads the database).
+enum CacheMiss {
+    Api(ApiError),
+    Backend(BackendError),
+}
+
+impl From<ApiError> for CacheMiss {
+    fn from(e: ApiError) -> Self {
+        CacheMiss::Api(e)
+    }
+}
+
+impl From<BackendError> for CacheMiss {
+    fn from(e: BackendError) -> Self {
+        CacheMiss::Backend(e)
+    }
+}
+
+/// A list through the cache (see [`super::cache`]): the page's versions, then the page (ids,
+/// count, links) from the cache or the database, then its rows' bodies from the cache or one
+/// `WHERE id IN (...)`.
+async fn cached_list<T: Model>(
+    cfg: &Config<T>,
+    cache: &ListCache,
+    parts: &Parts,
+    params: &[(String, String)],
+    identity: Option<&Identity>,
+) -> Result<Bytes, CacheMiss> {
+    let schema = &cfg.table.schema;
+    let table = schema.table;
+    let mut columns = query::dependencies(schema, params);
+    columns.extend(cfg.scope.as_ref().map(|s| s.field));
+    columns.extend(cfg.pagination.cursor_field());
+    let stamp = cache.stamp(table, &columns).await?;
     let header = |name: &str| {
         parts
             .headers
@@ -245,267 +315,169 @@ async fn list_cached<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Respons
             .unwrap_or("")
     };
     let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&params)
+        .extend_pairs(params)
         .finish();
-    let key = format!(
-        "{table}\u{1f}{version}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}?{query}",
-        cfg.scope_owner(identity.as_ref()),
+    let key = PageKey::new(format!(
+        "{table}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}?{query}",
+        stamp.page,
+        cfg.scope_owner(identity),
         header("host"),
         header("x-forwarded-proto"),
         parts.uri.path(),
-    );
-    if let Some(page) = cache.get(&key) {
-        return Ok(json_bytes(page));
+    ));
+    let keep = cfg.related.is_none();
+    if let Some(page) = cache.page(&key) {
+        let versions = match keep && !page.ids.is_empty() {
+            true => cache.row_versions(table, &page.ids).await?,
+            false => Vec::new(),
+        };
+        // No row changed since the page was last assembled: its bytes answer as they are.
+        if keep
+            && let Some((assembled_at, body)) = &page.body
+            && *assembled_at == versions
+        {
+            return Ok(body.clone());
+        }
+        let bodies = cached_rows(cfg, cache, &page.ids, &versions).await?;
+        let body = assemble(&page.head, bodies.iter().flatten(), page.tail);
+        if keep && bodies.iter().all(Option::is_some) {
+            let page = CachedPage {
+                head: page.head.clone(),
+                ids: page.ids.clone(),
+                tail: page.tail,
+                body: Some((versions, body.clone())),
+            };
+            cache.put_page(key, page);
+        }
+        return Ok(body);
     }
-    let page = render(&list_inner(cfg, parts, &params, identity).await?);
-    cache.put(key, page.clone());
-    Ok(json_bytes(page))
+    let page = list_page(cfg, parts, params, identity).await?;
+    let ids: Vec<i64> = page
+        .rows
+        .iter()
+        .map(|row| row.get("id").and_then(Value::as_i64).unwrap_or_default())
+        .collect();
+    let (head, tail) = (Bytes::from(page.head()), page.tail());
+    let bodies = render_rows(cfg, page.rows).await?;
+    let body = assemble(&head, &bodies, tail);
+    let mut assembled = None;
+    if keep {
+        // Read after the query: a body is kept only if its row was not bumped since the stamp
+        // (so the query saw its latest write); the whole page only if none was.
+        let versions = match ids.is_empty() {
+            true => Vec::new(),
+            false => cache.row_versions(table, &ids).await?,
+        };
+        for ((id, version), row) in ids.iter().zip(&versions).zip(&bodies) {
+            if *version <= stamp.clock {
+                cache.put_row(table, *id, *version, row.clone());
+            }
+        }
+        if versions.iter().all(|v| *v <= stamp.clock) {
+            assembled = Some((versions, body.clone()));
+        }
+    }
+    let page = CachedPage {
+        head,
+        ids,
+        tail,
+        body: assembled,
+    };
+    cache.put_page(key, page);
+    Ok(body)
 }
 
-async fn list_inner<T: Model>(
+/// The bodies of rows `ids` in order (`None` for a row deleted since the page was cached):
+/// from the cache at their `versions` (read before this call), the rest read in one query and
+/// kept. Viewsets with a related-objects hook render from other tables too: their bodies are
+/// not kept (`versions` is empty).
+async fn cached_rows<T: Model>(
+    cfg: &Config<T>,
+    cache: &ListCache,
+    ids: &[i64],
+    versions: &[u64],
+) -> Result<Vec<Option<Bytes>>, CacheMiss> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let table = cfg.table.schema.table;
+    let keep = cfg.related.is_none();
+    let mut bodies: Vec<Option<Bytes>> = match keep {
+        true => ids
+            .iter()
+            .zip(versions)
+            .map(|(id, v)| cache.row(table, *id, *v))
+            .collect(),
+        false => vec![None; ids.len()],
+    };
+    let missing: Vec<i64> = ids
+        .iter()
+        .zip(&bodies)
+        .filter(|(_, b)| b.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(bodies);
+    }
+    // One statement for a page; an unpaginated list after a touch reads in chunks that stay
+    // far below every database's bind limit.
+    let mut rows = Vec::with_capacity(missing.len());
+    for chunk in missing.chunks(ID_CHUNK) {
+        rows.extend(rows::fetch_many(&cfg.db, &cfg.table, chunk).await?);
+    }
+    let found: Vec<i64> = rows
+        .iter()
+        .map(|row| row.get("id").and_then(Value::as_i64).unwrap_or_default())
+        .collect();
+    let rendered = render_rows(cfg, rows).await?;
+    let index: std::collections::HashMap<i64, usize> =
+        ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    for (id, body) in found.into_iter().zip(rendered) {
+        if let Some(&i) = index.get(&id) {
+            if keep {
+                // The versions were read before this query.
+                cache.put_row(table, id, versions[i], body.clone());
+            }
+            bodies[i] = Some(body);
+        }
+    }
+    Ok(bodies)
+}
+
+/// The most ids read by one `WHERE id IN (...)`.
+const ID_CHUNK: usize = 500;
+
+/// DRF's `list` before rendering: scope, filters, search, ordering, then the pagination's page.
+async fn list_page<T: Model>(
     cfg: &Config<T>,
     parts: &Parts,
     params: &[(String, String)],
-    identity: Option<Identity>,
-) -> Result<Value, ApiError> {
+    identity: Option<&Identity>,
+) -> Result<Page, ApiError> {
     let schema = &cfg.table.schema;
     let d = cfg.table.dialect;
+    let Some(mut clause) = cfg.scope_where(identity) else {
+        return Ok(Page::empty(&cfg.pagination));
+    };
+    query::add_filters(schema, d, params, &mut clause)?;
     let param = |name: &str| {
         params
             .iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let Some(mut clause) = cfg.scope_where(identity.as_ref()) else {
-        return Ok(empty_list(&cfg.pagination));
-    };
-    query::add_filters(schema, d, params, &mut clause)?;
     if let Some(search) = param("search") {
         query::add_search(schema, d, search, &mut clause)?;
     }
-    let ordering = query::ordering(schema, param("ordering"));
-    match &cfg.pagination {
-        Pagination::None => {
-            let rows = fetch_rows(cfg, &clause, &order_sql(d, &ordering, false), None).await?;
-            Ok(Value::Array(models::<T>(cfg, &rows).await?))
-        }
-        Pagination::PageNumber(p) => {
-            let count = count(cfg, &clause).await?;
-            let size = p.page_size(param("page_size"));
-            let pages = count.div_ceil(size).max(1);
-            let page = match param("page") {
-                None => 1,
-                Some("last") => pages,
-                Some(raw) => positive(Some(raw)).ok_or_else(invalid_page)?,
-            };
-            if page > pages {
-                return Err(invalid_page());
-            }
-            let limit = format!(" LIMIT {size} OFFSET {}", (page - 1) * size);
-            let rows =
-                fetch_rows(cfg, &clause, &order_sql(d, &ordering, false), Some(&limit)).await?;
-            let next = (page < pages)
-                .then(|| page_url(parts, params, &[("page", Some((page + 1).to_string()))]));
-            let previous = match page {
-                1 => None,
-                2 => Some(page_url(parts, params, &[("page", None)])),
-                _ => Some(page_url(
-                    parts,
-                    params,
-                    &[("page", Some((page - 1).to_string()))],
-                )),
-            };
-            Ok(page_json(
-                Some(count),
-                next,
-                previous,
-                models::<T>(cfg, &rows).await?,
-            ))
-        }
-        Pagination::LimitOffset(p) => {
-            let count = count(cfg, &clause).await?;
-            let limit = positive(param("limit")).map_or(p.default, |l| l.min(p.max));
-            let offset = param("offset")
-                .and_then(|o| o.trim().parse::<u64>().ok())
-                .unwrap_or(0);
-            let sql_limit = format!(" LIMIT {limit} OFFSET {offset}");
-            let rows = fetch_rows(
-                cfg,
-                &clause,
-                &order_sql(d, &ordering, false),
-                Some(&sql_limit),
-            )
-            .await?;
-            let limit_s = Some(limit.to_string());
-            let next = (offset + limit < count).then(|| {
-                page_url(
-                    parts,
-                    params,
-                    &[
-                        ("limit", limit_s.clone()),
-                        ("offset", Some((offset + limit).to_string())),
-                    ],
-                )
-            });
-            let previous = match offset {
-                0 => None,
-                o if o <= limit => Some(page_url(
-                    parts,
-                    params,
-                    &[("limit", limit_s.clone()), ("offset", None)],
-                )),
-                o => Some(page_url(
-                    parts,
-                    params,
-                    &[
-                        ("limit", limit_s.clone()),
-                        ("offset", Some((o - limit).to_string())),
-                    ],
-                )),
-            };
-            Ok(page_json(
-                Some(count),
-                next,
-                previous,
-                models::<T>(cfg, &rows).await?,
-            ))
-        }
-        Pagination::Cursor(p) => {
-            let field = schema.get(p.field).ok_or_else(invalid_cursor)?;
-            let cursor = param("cursor").map(Cursor::decode).transpose()?;
-            let reverse = cursor.as_ref().is_some_and(|c| c.r);
-            if let Some(c) = &cursor {
-                let value = match (field.kind, &c.v) {
-                    (Kind::Int, Value::Number(n)) => n.as_i64().map(SqlValue::Int),
-                    (Kind::Timestamp, Value::String(s)) => parse_time(s).map(SqlValue::Int),
-                    (Kind::Text, Value::String(s)) => Some(SqlValue::Text(s.clone())),
-                    _ => None,
-                }
-                .ok_or_else(invalid_cursor)?;
-                // Forward on an ascending order means "greater than the boundary".
-                let greater = p.descending == reverse;
-                let op = if greater { ">" } else { "<" };
-                let col = d.quote_ident(p.field);
-                let id = d.quote_ident("id");
-                let v1 = clause.param(d, value.clone());
-                let v2 = clause.param(d, value);
-                let i = clause.param(d, SqlValue::Int(c.id));
-                clause.push(format!(
-                    "({col} {op} {v1} OR ({col} = {v2} AND {id} {op} {i}))"
-                ));
-            }
-            let ordering = [(p.field, p.descending), ("id", p.descending)];
-            let limit = format!(" LIMIT {}", p.size + 1);
-            let mut rows = fetch_rows(
-                cfg,
-                &clause,
-                &order_sql(d, &ordering, reverse),
-                Some(&limit),
-            )
-            .await?;
-            let more = rows.len() as u64 > p.size;
-            rows.truncate(p.size as usize);
-            if reverse {
-                rows.reverse();
-            }
-            let maps = rows
-                .iter()
-                .map(|r| row_to_json(schema, r))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(BackendError::from)?;
-            let boundary = |m: &Map<String, Value>, r: bool| {
-                Cursor {
-                    v: m.get(p.field).cloned().unwrap_or(Value::Null),
-                    id: m.get("id").and_then(Value::as_i64).unwrap_or(0),
-                    r,
-                }
-                .encode()
-            };
-            let has_next = if reverse { cursor.is_some() } else { more };
-            let has_previous = if reverse { more } else { cursor.is_some() };
-            let next = maps
-                .last()
-                .filter(|_| has_next)
-                .map(|m| page_url(parts, params, &[("cursor", Some(boundary(m, false)))]));
-            let previous = maps
-                .first()
-                .filter(|_| has_previous)
-                .map(|m| page_url(parts, params, &[("cursor", Some(boundary(m, true)))]));
-            let objects = maps
-                .into_iter()
-                .map(to_model::<T>)
-                .collect::<Result<Vec<_>, _>>()?;
-            let results = render_all(cfg, objects).await?;
-            Ok(page_json(None, next, previous, results))
-        }
-    }
-}
-
-fn empty_list(pagination: &Pagination) -> Value {
-    match pagination {
-        Pagination::None => json!([]),
-        Pagination::Cursor(_) => page_json(None, None, None, Vec::new()),
-        _ => page_json(Some(0), None, None, Vec::new()),
-    }
-}
-
-fn page_json(
-    count: Option<u64>,
-    next: Option<String>,
-    previous: Option<String>,
-    results: Vec<Value>,
-) -> Value {
-    let mut body = Map::new();
-    if let Some(count) = count {
-        body.insert("count".into(), json!(count));
-    }
-    body.insert("next".into(), json!(next));
-    body.insert("previous".into(), json!(previous));
-    body.insert("results".into(), Value::Array(results));
-    Value::Object(body)
-}
-
-async fn count<T: Model>(cfg: &Config<T>, clause: &Where) -> Result<u64, ApiError> {
-    let sql = format!("SELECT COUNT(*) FROM {}{}", cfg.table.table, clause.sql());
-    let n: i64 = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &clause.binds)
-        .fetch_one(cfg.db.pool())
-        .await
-        .and_then(|row| sqlx::Row::try_get(&row, 0))
-        .map_err(BackendError::from)?;
-    Ok(n.max(0) as u64)
-}
-
-async fn fetch_rows<T: Model>(
-    cfg: &Config<T>,
-    clause: &Where,
-    order: &str,
-    limit: Option<&str>,
-) -> Result<Vec<AnyRow>, ApiError> {
-    let sql = format!(
-        "SELECT {} FROM {}{}{}{}",
-        cfg.table.select,
-        cfg.table.table,
-        clause.sql(),
-        order,
-        limit.unwrap_or("")
-    );
-    Ok(
-        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &clause.binds)
-            .fetch_all(cfg.db.pool())
-            .await
-            .map_err(BackendError::from)?,
-    )
-}
-
-async fn models<T: Model>(cfg: &Config<T>, rows: &[AnyRow]) -> Result<Vec<Value>, ApiError> {
-    let objects = rows
-        .iter()
-        .map(|row| {
-            let map = row_to_json(&cfg.table.schema, row).map_err(BackendError::from)?;
-            to_model::<T>(map)
-        })
-        .collect::<Result<Vec<T>, ApiError>>()?;
-    render_all(cfg, objects).await
+    let list = ListQuery {
+        db: &cfg.db,
+        table: &cfg.table,
+        clause,
+        ordering: query::ordering(schema, param("ordering")),
+        params,
+        parts,
+    };
+    cfg.pagination.paginate(&list).await
 }
 
 async fn create<T: Model>(State(cfg): Cfg<T>, req: Request) -> Response {
@@ -531,12 +503,22 @@ async fn create_inner<T: Model>(cfg: &Config<T>, req: Request) -> Result<Respons
         Some(hook) => hook(ctx, values).await?,
         None => ctx.insert(&values).await?,
     };
-    cfg.touch().await;
+    // A new row (or, for an upserting hook, a changed one).
+    cfg.changed(Change {
+        membership: true,
+        ids: &[id],
+        ..cfg.change()
+    })
+    .await;
     let map = fetch_one(&cfg.db, &cfg.table, id, Where::default())
         .await?
         .ok_or_else(ApiError::not_found)?;
     let object: T = to_model(map)?;
-    Ok((StatusCode::CREATED, Json(render_one(cfg, object).await?)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        json_bytes(render_one(cfg, object).await?),
+    )
+        .into_response())
 }
 
 async fn retrieve<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Request) -> Response {
@@ -544,7 +526,7 @@ async fn retrieve<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Req
     answer(
         async {
             let (_, object) = checked_object(&cfg, &parts, Action::Retrieve, &id).await?;
-            Ok(Json(render_one(&cfg, object).await?).into_response())
+            Ok(json_bytes(render_one(&cfg, object).await?))
         }
         .await,
     )
@@ -578,13 +560,21 @@ async fn write<T: Model>(
     apply_auto(schema, &mut values, false);
     check_references(&cfg.db, schema, &values).await?;
     let ctx = cfg.write_context(identity.clone(), data);
+    // The columns validated (automatic timestamps included) of this one row; a hook that
+    // writes more declares it through its context.
+    let columns: Vec<&str> = values.values.iter().map(|(name, _)| *name).collect();
     match &cfg.on_update {
         Some(hook) => hook(ctx, object, values).await?,
         None => ctx.update(id, &values).await?,
     }
-    cfg.touch().await;
+    cfg.changed(Change {
+        columns: &columns,
+        ids: &[id],
+        ..cfg.change()
+    })
+    .await;
     let object: T = get_object(&cfg, identity.as_ref(), id).await?;
-    Ok(Json(render_one(&cfg, object).await?).into_response())
+    Ok(json_bytes(render_one(&cfg, object).await?))
 }
 
 async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Request) -> Response {
@@ -598,7 +588,13 @@ async fn destroy<T: Model>(State(cfg): Cfg<T>, Path(id): Path<String>, req: Requ
                 Some(hook) => hook(ctx, object).await?,
                 None => rows::delete(&cfg.db, &cfg.table.schema, id).await?,
             }
-            cfg.touch().await;
+            // Gone from every page; its body must not answer for a reused id.
+            cfg.changed(Change {
+                membership: true,
+                ids: &[id],
+                ..cfg.change()
+            })
+            .await;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         .await,
@@ -632,7 +628,9 @@ async fn extra_action<T: Model>(
             };
             let response = (extra.handler)(ctx).await;
             if extra.method != http::Method::GET {
-                cfg.touch().await;
+                // An action may change anything of its table.
+                cfg.changed(Change::everything(cfg.table.schema.table))
+                    .await;
             }
             response
         }

@@ -55,13 +55,16 @@ use axum::response::Response;
 use http::Method;
 use serde_json::{Map, Value};
 
-pub use cache::{ListCache, PAGE_TTL};
+pub use cache::{
+    DEFAULT_MAX_BYTES, ENTRY_TTL, ListCache, ListCacheStats, MAX_ROW_VERSIONS, VERSION_TTL,
+};
 pub use pagination::{CursorPagination, LimitOffset, PageNumber, Pagination};
 pub use query::{MAX_SEARCH_TERM_CHARS, MAX_SEARCH_TERMS};
 pub use rows::write_error;
 pub use schema::{Auto, Field, Kind, Lookup, Model, Schema};
 pub use validation::{Mode, Validated};
 
+use self::cache::Change;
 use self::query::Where;
 use self::rows::Table;
 use crate::auth::BoxFuture;
@@ -147,19 +150,42 @@ impl WriteContext {
         rows::update(&self.db, &self.schema, id, values).await
     }
 
-    /// Marks another table changed for cached lists (a hook that changed it with raw SQL). The
-    /// viewset's own table is marked after every write without asking.
+    /// Marks `table` changed in any way for cached lists (a hook that added, removed or
+    /// changed its rows with raw SQL): see [`ListCache::touch`]. What the viewset's own write
+    /// changed in its table is declared without asking.
     pub async fn touch(&self, table: &str) {
-        if let Some(cache) = &self.cache
-            && let Err(e) = cache.touch(table).await
-        {
-            tracing::error!(error = %e, table, "could not invalidate cached lists");
+        if let Some(cache) = &self.cache {
+            bump(cache, Change::everything(table)).await;
+        }
+    }
+
+    /// Marks `columns` of the rows `ids` of `table` changed for cached lists (a hook's raw
+    /// `UPDATE`): see [`ListCache::changed`]. Pages that neither filter, search nor order by
+    /// these columns stay cached.
+    ///
+    /// ```
+    /// # async fn hook(ctx: wxrest::viewset::WriteContext) {
+    /// // After `UPDATE goods SET stock = stock - 2 WHERE id = 7`:
+    /// ctx.changed("goods", &["stock"], &[7]).await;
+    /// # }
+    /// ```
+    pub async fn changed(&self, table: &str, columns: &[&str], ids: &[i64]) {
+        if let Some(cache) = &self.cache {
+            bump(cache, Change::rows(table, columns, ids)).await;
         }
     }
 
     /// The default destroy.
     pub async fn delete(&self, id: i64) -> Result<(), ApiError> {
         rows::delete(&self.db, &self.schema, id).await
+    }
+}
+
+/// Bumps the versions of `change`; a failure is logged (lists may then serve the old page until
+/// [`ENTRY_TTL`] ends).
+async fn bump(cache: &ListCache, change: Change<'_>) {
+    if let Err(e) = cache.bump(change).await {
+        tracing::error!(error = %e, table = change.table, "could not invalidate cached lists");
     }
 }
 
@@ -363,7 +389,8 @@ impl<T: Model> ModelViewSet<T> {
         self
     }
 
-    /// Caches list pages in `cache`, invalidated by this table's version (see [`ListCache`]).
+    /// Caches list pages and row bodies in `cache`, invalidated by what writes change (see
+    /// [`ListCache`]).
     #[must_use]
     pub fn cache(mut self, cache: ListCache) -> Self {
         self.config.cache = Some(cache);
@@ -480,12 +507,15 @@ impl<T: Model> Config<T> {
         identity.and_then(|i| (scope.owner)(i))
     }
 
-    /// Marks this viewset's table changed.
-    async fn touch(&self) {
-        if let Some(cache) = &self.cache
-            && let Err(e) = cache.touch(self.table.schema.table).await
-        {
-            tracing::error!(error = %e, table = self.table.schema.table, "could not invalidate cached lists");
+    /// A change of this viewset's table that changes nothing yet: fill in what did.
+    fn change(&self) -> Change<'static> {
+        Change::rows(self.table.schema.table, &[], &[])
+    }
+
+    /// Tells the list cache what a write changed, before the write's response leaves.
+    async fn changed(&self, change: Change<'_>) {
+        if let Some(cache) = &self.cache {
+            bump(cache, change).await;
         }
     }
 

@@ -7,7 +7,7 @@ use utoipa::openapi::path::{
     HttpMethod, Operation, OperationBuilder, Parameter, ParameterBuilder, ParameterIn,
 };
 use utoipa::openapi::schema::{
-    ArrayBuilder, KnownFormat, ObjectBuilder, Schema as JsonSchema, SchemaFormat, SchemaType, Type,
+    KnownFormat, ObjectBuilder, Schema as JsonSchema, SchemaFormat, SchemaType, Type,
 };
 use utoipa::openapi::{OpenApi, OpenApiBuilder, PathItem, Paths, RefOr, Required, Tag};
 
@@ -53,7 +53,7 @@ pub(super) fn document<T: Model>(config: &Config<T>, prefix: &str, name: &str) -
     let item = format!("{prefix}/{{id}}/");
 
     if has(Action::List) {
-        let (response, envelope) = list_response(&config.pagination, &model);
+        let (response, envelope) = config.pagination.openapi_response(&model);
         if let Some((name, envelope)) = envelope {
             schemas.push((name, envelope));
         }
@@ -274,60 +274,6 @@ fn input_schema<T: Model>(config: &Config<T>, full: bool) -> ObjectBuilder {
         })
 }
 
-/// The list's answer and, for paginated styles, the envelope component.
-fn list_response(
-    pagination: &Pagination,
-    model: &str,
-) -> (
-    utoipa::openapi::Response,
-    Option<(String, RefOr<JsonSchema>)>,
-) {
-    let items = || ArrayBuilder::new().items(schema_ref(model));
-    let url = || {
-        ObjectBuilder::new()
-            .schema_type(
-                [Type::String, Type::Null]
-                    .into_iter()
-                    .collect::<SchemaType>(),
-            )
-            .format(Some(SchemaFormat::Custom("uri".into())))
-    };
-    let envelope = |with_count: bool| {
-        let mut object = ObjectBuilder::new();
-        if with_count {
-            object = object
-                .property("count", integer().minimum(Some(0)))
-                .required("count");
-        }
-        object
-            .property("next", url())
-            .property("previous", url())
-            .property("results", items())
-            .required("next")
-            .required("previous")
-            .required("results")
-    };
-    let page = |name: String, with_count: bool, description: &str| {
-        (
-            json_response(description, schema_ref(&name)),
-            Some((name, envelope(with_count).into())),
-        )
-    };
-    match pagination {
-        Pagination::None => (json_response("Every object.", items()), None),
-        Pagination::Cursor(_) => page(
-            format!("Cursor{model}List"),
-            false,
-            "A page: `{next, previous, results}`.",
-        ),
-        Pagination::PageNumber(_) | Pagination::LimitOffset(_) => page(
-            format!("Paginated{model}List"),
-            true,
-            "A page: `{count, next, previous, results}`.",
-        ),
-    }
-}
-
 /// Filters, `search`, `ordering` and the pagination parameters of the list.
 fn list_params(schema: &Schema, pagination: &Pagination) -> Vec<Parameter> {
     let mut params = Vec::new();
@@ -379,41 +325,7 @@ fn list_params(schema: &Schema, pagination: &Pagination) -> Vec<Parameter> {
             string(),
         ));
     }
-    match pagination {
-        Pagination::PageNumber(p) => {
-            params.push(query_param(
-                "page",
-                "The page number, from 1 (`last` for the last page).",
-                integer().minimum(Some(1)),
-            ));
-            params.push(query_param(
-                "page_size",
-                format!("Objects per page (default {}, at most {}).", p.size, p.max),
-                integer().minimum(Some(1)).maximum(Some(p.max)),
-            ));
-        }
-        Pagination::LimitOffset(p) => {
-            params.push(query_param(
-                "limit",
-                format!(
-                    "Objects per page (default {}, at most {}).",
-                    p.default, p.max
-                ),
-                integer().minimum(Some(1)).maximum(Some(p.max)),
-            ));
-            params.push(query_param(
-                "offset",
-                "Objects to skip.",
-                integer().minimum(Some(0)),
-            ));
-        }
-        Pagination::Cursor(_) => params.push(query_param(
-            "cursor",
-            "The `next` or `previous` link's cursor.",
-            string(),
-        )),
-        Pagination::None => {}
-    }
+    params.extend(pagination.openapi_parameters());
     params
 }
 

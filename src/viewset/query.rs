@@ -303,24 +303,25 @@ pub fn select_list(schema: &Schema, dialect: Dialect) -> String {
         .join(", ")
 }
 
-/// Reads a row into JSON by the schema.
+/// Reads a row selected by [`select_list`] into JSON by the schema: columns by position (the
+/// select list's order), not looked up by name.
 pub fn row_to_json(schema: &Schema, row: &AnyRow) -> Result<Map<String, Value>, sqlx::Error> {
     let mut map = Map::with_capacity(schema.fields.len());
-    for f in &schema.fields {
+    for (i, f) in schema.fields.iter().enumerate() {
         let value = match f.kind {
             Kind::Int => row
-                .try_get::<Option<i64>, _>(f.name)?
+                .try_get::<Option<i64>, _>(i)?
                 .map_or(Value::Null, Value::from),
             Kind::Text => row
-                .try_get::<Option<String>, _>(f.name)?
+                .try_get::<Option<String>, _>(i)?
                 .map_or(Value::Null, Value::from),
             Kind::Timestamp => row
-                .try_get::<Option<i64>, _>(f.name)?
+                .try_get::<Option<i64>, _>(i)?
                 .map_or(Value::Null, format_time),
-            Kind::Bool => match row.try_get::<Option<bool>, _>(f.name) {
+            Kind::Bool => match row.try_get::<Option<bool>, _>(i) {
                 Ok(b) => b.map_or(Value::Null, Value::from),
                 Err(sqlx::Error::ColumnDecode { .. }) => row
-                    .try_get::<Option<i64>, _>(f.name)?
+                    .try_get::<Option<i64>, _>(i)?
                     .map_or(Value::Null, |i| Value::from(i != 0)),
                 Err(e) => return Err(e),
             },
@@ -362,6 +363,26 @@ pub(crate) fn recognised(
         .collect();
     kept.sort();
     kept
+}
+
+/// The columns whose values decide which rows a list with the recognised `params` shows, and in
+/// which order: its filters' fields, the search fields when it searches, its ordering (the
+/// default one when none is asked, and `id`). A cached page depends on their versions.
+pub(crate) fn dependencies(schema: &Schema, params: &[(String, String)]) -> Vec<&'static str> {
+    let mut columns: Vec<&'static str> = Vec::new();
+    let mut ordering_param = None;
+    for (key, value) in params {
+        match key.as_str() {
+            "search" => columns.extend(schema.fields.iter().filter(|f| f.search).map(|f| f.name)),
+            "ordering" => ordering_param = Some(value.as_str()),
+            k if RESERVED.contains(&k) => {}
+            k => columns.extend(filter_target(schema, k).map(|(f, _)| f.name)),
+        }
+    }
+    columns.extend(ordering(schema, ordering_param).into_iter().map(|(n, _)| n));
+    columns.sort_unstable();
+    columns.dedup();
+    columns
 }
 
 /// Query parameters as pairs, later duplicates winning for single-valued lookups.

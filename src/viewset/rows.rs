@@ -92,6 +92,37 @@ pub(crate) async fn fetch_one(
         .map_err(|e| BackendError::from(e).into())
 }
 
+/// The rows `ids` (in no particular order; missing ones are left out), as JSON.
+pub(crate) async fn fetch_many(
+    db: &Db,
+    table: &Table,
+    ids: &[i64],
+) -> Result<Vec<Map<String, Value>>, ApiError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let d = table.dialect;
+    let sql = format!(
+        "SELECT {} FROM {} WHERE {} IN ({})",
+        table.select,
+        table.table,
+        d.quote_ident("id"),
+        d.placeholders(1, ids.len())
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows = query
+        .fetch_all(db.pool())
+        .await
+        .map_err(BackendError::from)?;
+    rows.iter()
+        .map(|r| row_to_json(&table.schema, r))
+        .collect::<Result<_, _>>()
+        .map_err(|e| BackendError::from(e).into())
+}
+
 /// Inserts `values` and returns the new id.
 pub async fn insert(db: &Db, schema: &Schema, values: &Validated) -> Result<i64, ApiError> {
     let d = db.dialect();

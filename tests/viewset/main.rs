@@ -8,5 +8,6 @@ mod databases;
 mod oneshot;
 
 mod item;
+mod list_cache;
 mod openapi;
 mod routes;

@@ -869,7 +869,10 @@ async fn redis_table_versions_are_shared_between_instances() {
     seed(&db).await;
     let tokens = tokens();
     let instance = || {
-        let cache = ListCache::redis(&url, &prefix, 16 << 20).unwrap();
+        let cache = ListCache::open(&url)
+            .unwrap()
+            .prefix(prefix.clone())
+            .max_bytes(16 << 20);
         Router::new()
             .merge(
                 viewset(db.db.clone())

@@ -395,7 +395,9 @@ pub async fn build_with(
         .description("The example mall: WeChat login, catalogue, cart and orders.")
         .merge(token_routes_openapi("/auth"));
     let lists = match &config.redis_url {
-        Some(url) => ListCache::redis(url, &config.redis_prefix, config.list_cache_bytes)?,
+        Some(url) => ListCache::open(url)?
+            .prefix(config.redis_prefix.clone())
+            .max_bytes(config.list_cache_bytes),
         None => ListCache::memory(config.list_cache_bytes),
     };
     let (catalog, doc) = catalog::routes(&db, doc, &lists);

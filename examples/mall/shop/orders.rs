@@ -250,8 +250,10 @@ async fn place(ctx: WriteContext, values: Validated) -> Result<i64, ApiError> {
             .map_err(db_err)?;
     }
     tx.commit().await.map_err(db_err)?;
-    // Stock and the cart changed outside their viewsets: their cached lists are stale now.
-    ctx.touch("goods").await;
+    // Stock and the cart changed outside their viewsets. Only the ordered goods' stock
+    // changed: pages that do not filter or order by stock stay cached.
+    let goods: Vec<i64> = lines.iter().map(|line| line.goods).collect();
+    ctx.changed("goods", &["stock"], &goods).await;
     if from_cart {
         ctx.touch("cart_items").await;
     }

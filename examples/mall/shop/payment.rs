@@ -313,6 +313,14 @@ impl Payments {
         }
     }
 
+    /// Marks the stock of `goods` changed: their rows in cached lists are read again, pages
+    /// that do not filter or order by stock stay cached.
+    async fn stock_returned(&self, goods: &[i64]) {
+        if let Err(err) = self.lists.changed("goods", &["stock"], goods).await {
+            tracing::warn!(error = %err, "could not mark cached goods stale");
+        }
+    }
+
     /// pending -> cancelled, returning the stock, in one transaction: whether it moved.
     async fn cancel_locally(&self, id: i64) -> Result<bool, sqlx::Error> {
         let d = self.db.dialect();
@@ -332,9 +340,10 @@ impl Payments {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        return_stock(&mut tx, d, id).await?;
+        let goods = return_stock(&mut tx, d, id).await?;
         tx.commit().await?;
-        self.touch(&["orders", "goods"]).await;
+        self.touch(&["orders"]).await;
+        self.stock_returned(&goods).await;
         tracing::info!(order_id = id, "order cancelled, stock returned");
         Ok(true)
     }
@@ -460,11 +469,13 @@ impl Payments {
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        if from == PAID {
-            return_stock(&mut tx, d, row.id).await?;
-        }
+        let goods = match from {
+            PAID => return_stock(&mut tx, d, row.id).await?,
+            _ => Vec::new(),
+        };
         tx.commit().await?;
-        self.touch(&["orders", "goods"]).await;
+        self.touch(&["orders"]).await;
+        self.stock_returned(&goods).await;
         tracing::info!(order_id = row.id, total = row.total, "order refunded");
         Ok(true)
     }
@@ -561,7 +572,7 @@ async fn return_stock(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     d: Dialect,
     order_id: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<i64>, sqlx::Error> {
     let sql = format!(
         "SELECT goods, quantity FROM order_items WHERE order_id = {}",
         d.placeholder(1)
@@ -573,6 +584,7 @@ async fn return_stock(
     // Ascending goods ids, as placing an order locks them: no deadlocks.
     let mut items = items;
     items.sort_unstable();
+    let goods = items.iter().map(|(goods, _)| *goods).collect();
     for (goods, quantity) in items {
         let sql = format!(
             "UPDATE goods SET stock = stock + {} WHERE id = {}",
@@ -585,7 +597,7 @@ async fn return_stock(
             .execute(&mut **tx)
             .await?;
     }
-    Ok(())
+    Ok(goods)
 }
 
 /// One sweep: claims (a lease in `sweeping_until`, by a conditional UPDATE, so one instance
