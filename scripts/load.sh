@@ -127,10 +127,20 @@ end
 LUA
 
 cat >"$work/orders.lua" <<LUA
--- One buyer: one connection, one order at a time, ${ORDERS_PER_SECOND} a second at most.
-local pause = math.floor(1000 / ${ORDERS_PER_SECOND})
-function delay() return pause end
+-- One buyer: one connection, one order at a time, ${ORDERS_PER_SECOND} a second on average: a
+-- full gap while ahead of the schedule, a shorter one (the gap less a typical answer's time)
+-- while behind it.
+local rate = ${ORDERS_PER_SECOND}
+local pause = math.floor(1000 / rate)
+local start, sent = nil, 0
+function delay()
+  local now = os.time()
+  start = start or now
+  if sent >= rate * (now - start) then return pause end
+  return math.max(0, pause - 5)
+end
 function request()
+  sent = sent + 1
   local body = string.format('{"items": [{"goods": %d, "quantity": 1}]}', math.random(1000))
   return wrk.format("POST", "/mall/orders/", {["Authorization"] = "JWT $buyer",
     ["Content-Type"] = "application/json"}, body)

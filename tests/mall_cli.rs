@@ -232,6 +232,7 @@ impl Server {
             .envs(env.iter().copied())
             .env("LOG_FORMAT", "json")
             .env("RUST_LOG", "info")
+            .env("MALL_ACCESS_LOG", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

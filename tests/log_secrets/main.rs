@@ -1,5 +1,5 @@
-//! Secrets never reach the logs: the library's WeChat login flow and a full mall flow, each
-//! under a capturing TRACE subscriber.
+//! What reaches the logs: never a secret (the library's WeChat login flow and a full mall flow,
+//! each under a capturing TRACE subscriber), and each failure once, with its cause.
 //!
 //! A process of its own: `tracing`'s per-callsite interest cache is process-wide, and tests
 //! running in parallel threads without a subscriber can make a scoped subscriber miss events,
@@ -17,5 +17,6 @@ mod running_app;
 mod shop;
 
 mod captured_logs;
+mod failures;
 mod mall;
 mod wechat_login;

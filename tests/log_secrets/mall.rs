@@ -78,6 +78,8 @@ async fn a_full_mall_flow_logs_no_secret() {
     config.wx = Some(fake.config());
     config.admin_password = Some(ADMIN_PASSWORD.into());
     config.seed_demo = true;
+    // One line per request, so that every request's log is searched for secrets.
+    config.access_log = true;
     let app = shop::build(&config).await.unwrap().router;
 
     let login = post(

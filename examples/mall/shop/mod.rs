@@ -81,6 +81,11 @@ pub struct Config {
     /// `MALL_BENCH_ROUTES=1`: `/bench/open` and `/bench/protected` serve the same static JSON,
     /// without and with authentication (for the load script).
     pub bench_routes: bool,
+    /// `MALL_ACCESS_LOG=1`: one `info` line per answered request. Off by default, as with
+    /// gunicorn (the reverse proxy usually keeps the access log): the line is then at `debug`,
+    /// while failures are logged at any setting. Formatting a line per request costs about half
+    /// of the trivial route's throughput (BENCHMARKS.md).
+    pub access_log: bool,
     /// Anonymous requests per client IP (`MALL_THROTTLE_ANON`).
     pub throttle_anon: Rate,
     /// Requests per user (`MALL_THROTTLE_USER`).
@@ -183,6 +188,7 @@ impl Config {
             body_limit: number("MALL_BODY_LIMIT", 1024 * 1024)?,
             list_cache_bytes: number("MALL_LIST_CACHE_BYTES", DEFAULT_LIST_CACHE_BYTES)?,
             bench_routes: env("MALL_BENCH_ROUTES").is_some_and(|v| v == "1"),
+            access_log: env("MALL_ACCESS_LOG").is_some_and(|v| v == "1"),
             throttle_anon: rate("MALL_THROTTLE_ANON", DEFAULT_THROTTLE_ANON)?,
             throttle_user: rate("MALL_THROTTLE_USER", DEFAULT_THROTTLE_USER)?,
             throttle_login: rate("MALL_THROTTLE_LOGIN", DEFAULT_THROTTLE_LOGIN)?,
@@ -220,6 +226,7 @@ impl Config {
             body_limit: 1024 * 1024,
             list_cache_bytes: DEFAULT_LIST_CACHE_BYTES,
             bench_routes: false,
+            access_log: false,
             throttle_anon: default_rate(DEFAULT_THROTTLE_ANON),
             throttle_user: default_rate(DEFAULT_THROTTLE_USER),
             throttle_login: default_rate(DEFAULT_THROTTLE_LOGIN),
@@ -461,7 +468,7 @@ pub async fn build_with(
             .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
             .layer(DefaultBodyLimit::max(MAX_NOTIFICATION_BYTES)),
     );
-    let router = outer_layers(notify.fallback_service(api));
+    let router = outer_layers(notify.fallback_service(api), config.access_log);
     // Outside the API's stack: the scraper's bearer token is not a JWT.
     let router = match metrics_on_api_port(config) {
         Some(metrics) => metrics.fallback_service(router),
@@ -476,7 +483,12 @@ pub async fn build_with(
 }
 
 /// Request ids, panic catching and tracing: around every route but `/metrics`, once.
-fn outer_layers(routes: Router) -> Router {
+fn outer_layers(routes: Router, access_log: bool) -> Router {
+    let answered = if access_log {
+        tracing::Level::INFO
+    } else {
+        tracing::Level::DEBUG
+    };
     let stack = ServiceBuilder::new()
         // Outermost: every response, a panic's included, carries the request id.
         .map_request(telemetry::sanitize_request_id::<axum::body::Body>)
@@ -495,7 +507,7 @@ fn outer_layers(routes: Router) -> Router {
                         user_id = tracing::field::Empty,
                     )
                 })
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(answered)),
         )
         .service(routes);
     Router::new().fallback_service(stack)
