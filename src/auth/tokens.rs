@@ -71,17 +71,12 @@ impl TokenService {
         }
     }
 
-    /// Uses `store` for revocations and the token-version cache.
+    /// Uses `store` for revocations and the token-version cache; pass an `Arc` of a store to
+    /// share one with the user store (`UserStore::with_revocations`) or another service.
     #[must_use]
-    pub fn with_store(self, store: impl RevocationStore) -> Self {
-        self.with_shared_store(Arc::new(store))
-    }
-
-    /// Uses a shared `store`.
-    #[must_use]
-    pub fn with_shared_store(mut self, store: Arc<dyn RevocationStore>) -> Self {
+    pub fn with_store(mut self, store: impl RevocationStore) -> Self {
         let inner = Arc::make_mut(&mut self.inner);
-        inner.store = store;
+        inner.store = Arc::new(store);
         inner.passed = passed_cache(inner.passed_ttl);
         self
     }

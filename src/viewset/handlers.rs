@@ -136,13 +136,9 @@ fn allow_object<T: Model>(
         .map_err(|denied| deny(parts, identity.is_some(), denied.message))
 }
 
+/// A 500 whose cause (never shown to the client) is logged by the layer answering it.
 fn server_error(error: impl std::fmt::Display, what: &'static str) -> ApiError {
-    tracing::error!(%error, "{what}");
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "server_error",
-        "A server error occurred.",
-    )
+    ApiError::server_error().with_cause(format_args!("{what}: {error}"))
 }
 
 fn to_model<T: Model>(map: Map<String, Value>) -> Result<T, ApiError> {

@@ -668,7 +668,7 @@ mod deactivation {
 
     fn tokens(users: &UserStore, store: Arc<dyn RevocationStore>) -> TokenService {
         TokenService::new(JwtConfig::hs256(SECRET).unwrap())
-            .with_shared_store(store)
+            .with_store(store)
             .with_users(users.clone())
     }
 
