@@ -39,7 +39,7 @@
 
 mod model;
 pub mod password;
-pub mod views;
+mod views;
 
 pub use model::{NewUser, ProfileUpdate, User, WxSession};
 pub use views::profile_routes;

@@ -34,7 +34,7 @@ type Aes128CbcDec = cbc::Decryptor<aes::Aes128>;
 ///
 /// ```
 /// use serde_json::json;
-/// use wxrest::wechat::PhoneInfo;
+/// use wxrest::wechat::crypto::PhoneInfo;
 ///
 /// let info = PhoneInfo::from_value(json!({
 ///     "phoneNumber": "+86 13800138000", "purePhoneNumber": "13800138000", "countryCode": "86",

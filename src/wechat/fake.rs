@@ -1,20 +1,4 @@
-//! [`FakeWeChat`]: an in-process HTTP server speaking WeChat's login, access_token and phone
-//! number protocol, with scripted errors and latency, for tests and local development.
-//! Needs feature `fake-wechat`.
-//!
-//! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wxrest::wechat::WxError> {
-//! use wxrest::wechat::{FakeWeChat, Script, WxClient, WxError};
-//!
-//! let fake = FakeWeChat::builder().dev_mode(true).start().await;
-//! let client = WxClient::new(fake.config())?;
-//! assert_eq!(client.code2session("abc").await?.openid, "fake-openid-abc");
-//! assert_eq!(client.code2session("abc").await, Err(WxError::CodeUsed));
-//! assert_eq!(client.code2session("bad-1").await, Err(WxError::InvalidCode));
-//! fake.script_code("busy", Script::Error(-1));
-//! assert_eq!(client.code2session("busy").await, Err(WxError::Busy));
-//! # Ok(()) }
-//! ```
+//! The fake WeChat server ([`FakeWeChat`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -159,7 +143,23 @@ impl FakeWeChatBuilder {
     }
 }
 
-/// An in-process fake of WeChat's HTTP API. Stops when dropped.
+/// An in-process HTTP server speaking WeChat's login, access_token and phone number protocol,
+/// with scripted errors and latency, for tests and local development. Stops when dropped.
+/// Needs feature `fake-wechat`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wxrest::wechat::WxError> {
+/// use wxrest::wechat::{FakeWeChat, Script, WxClient, WxError};
+///
+/// let fake = FakeWeChat::builder().dev_mode(true).start().await;
+/// let client = WxClient::new(fake.config())?;
+/// assert_eq!(client.code2session("abc").await?.openid, "fake-openid-abc");
+/// assert_eq!(client.code2session("abc").await, Err(WxError::CodeUsed));
+/// assert_eq!(client.code2session("bad-1").await, Err(WxError::InvalidCode));
+/// fake.script_code("busy", Script::Error(-1));
+/// assert_eq!(client.code2session("busy").await, Err(WxError::Busy));
+/// # Ok(()) }
+/// ```
 pub struct FakeWeChat {
     shared: Arc<Shared>,
     addr: SocketAddr,

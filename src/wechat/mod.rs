@@ -17,8 +17,7 @@ mod config;
 pub mod crypto;
 mod error;
 #[cfg(feature = "fake-wechat")]
-#[cfg_attr(docsrs, doc(cfg(feature = "fake-wechat")))]
-pub mod fake;
+mod fake;
 mod login;
 mod token;
 
@@ -27,7 +26,6 @@ pub use client::{WECHAT_ERRORS_METRIC, WxClient};
 pub use code_cache::RedisCodeCache;
 pub use code_cache::{CodeCache, CodeEntry, MemoryCodeCache, code_digest};
 pub use config::{AccessTokenMode, DEFAULT_API_BASE, WxConfig};
-pub use crypto::{PhoneInfo, Watermark};
 pub use error::WxError;
 #[cfg(feature = "fake-wechat")]
 pub use fake::{FakeWeChat, FakeWeChatBuilder, Script};

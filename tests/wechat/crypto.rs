@@ -4,10 +4,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use wxrest::ApiError;
+use wxrest::wechat::WxError;
+use wxrest::wechat::crypto::PhoneInfo;
 use wxrest::wechat::crypto::{
     self, check_watermark, decrypt, decrypt_for, encrypt, verify_signature,
 };
-use wxrest::wechat::{PhoneInfo, WxError};
 
 const APPID: &str = "wx4f4bc4dec97d474b";
 const KEY: &str = "tiihtNczf5v6AKRyjwEUhQ==";
