@@ -164,13 +164,7 @@ impl JwtAuthenticator {
         &self,
         parts: &'a Parts,
     ) -> Result<Option<Cow<'a, str>>, AuthError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Ok(None);
-        };
-        let mut words = value
-            .as_bytes()
-            .split(u8::is_ascii_whitespace)
-            .filter(|w| !w.is_empty());
+        let mut words = authorization_words(parts);
         let Some(prefix) = words.next() else {
             return Ok(None);
         };
@@ -183,6 +177,17 @@ impl JwtAuthenticator {
         }
         token_text(token).map(|t| Some(Cow::Borrowed(t)))
     }
+}
+
+/// DRF's `get_authorization_header(request).split()`: the words of the `Authorization` header
+/// (none when it is absent).
+fn authorization_words(parts: &Parts) -> impl Iterator<Item = &[u8]> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .map_or(&[][..], |v| v.as_bytes())
+        .split(u8::is_ascii_whitespace)
+        .filter(|w| !w.is_empty())
 }
 
 fn token_text(bytes: &[u8]) -> Result<&str, AuthError> {
@@ -230,14 +235,8 @@ impl Authenticator for JwtAuthenticator {
 
     /// `JWT realm="api"`, or `Bearer realm="api"` when the request used `Bearer`.
     fn challenge(&self, parts: &Parts) -> Option<HeaderValue> {
-        let used = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| {
-                v.as_bytes()
-                    .split(u8::is_ascii_whitespace)
-                    .find(|w| !w.is_empty())
-            })
+        let used = authorization_words(parts)
+            .next()
             .and_then(|word| self.prefix(word));
         used.or_else(|| self.prefixes.first())
             .map(|(_, challenge)| challenge.clone())
@@ -285,13 +284,7 @@ impl BasicAuthenticator {
 impl Authenticator for BasicAuthenticator {
     fn authenticate<'a>(&'a self, parts: &'a Parts) -> BoxFuture<'a, AuthResult> {
         Box::pin(async move {
-            let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-                return Ok(None);
-            };
-            let mut words = value
-                .as_bytes()
-                .split(u8::is_ascii_whitespace)
-                .filter(|w| !w.is_empty());
+            let mut words = authorization_words(parts);
             match words.next() {
                 Some(p) if p.eq_ignore_ascii_case(b"basic") => {}
                 _ => return Ok(None),

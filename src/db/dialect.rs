@@ -80,6 +80,20 @@ impl Dialect {
         }
     }
 
+    /// The placeholders `1..=N`, to name them in a statement.
+    ///
+    /// ```
+    /// use wxrest::db::Dialect;
+    /// let [status, id] = Dialect::Postgres.numbered();
+    /// assert_eq!(format!("UPDATE orders SET status = {status} WHERE id = {id}"),
+    ///            "UPDATE orders SET status = $1 WHERE id = $2");
+    /// let [status, id] = Dialect::MySql.numbered();
+    /// assert_eq!((status.as_str(), id.as_str()), ("?", "?"));
+    /// ```
+    pub fn numbered<const N: usize>(self) -> [String; N] {
+        std::array::from_fn(|i| self.placeholder(i + 1))
+    }
+
     /// `count` comma-separated placeholders numbered from `first`, e.g. for `VALUES (...)` or
     /// `IN (...)`.
     ///

@@ -395,14 +395,10 @@ impl Payments {
             return Err(PaymentError::Mismatch);
         }
         let d = self.db.dialect();
+        let [status, paid_at, transaction, id, from] = d.numbered();
         let sql = format!(
-            "UPDATE orders SET status = {}, paid_at = {}, transaction_id = {}, sweeping_until = NULL \
-             WHERE id = {} AND status = {}",
-            d.placeholder(1),
-            d.placeholder(2),
-            d.placeholder(3),
-            d.placeholder(4),
-            d.placeholder(5)
+            "UPDATE orders SET status = {status}, paid_at = {paid_at}, transaction_id = {transaction}, \
+             sweeping_until = NULL WHERE id = {id} AND status = {from}"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(PAID)
@@ -449,14 +445,10 @@ impl Payments {
         }
         let d = self.db.dialect();
         let mut tx = self.db.pool().begin().await?;
+        let [status, refund_id, refund_status, id, was] = d.numbered();
         let sql = format!(
-            "UPDATE orders SET status = {}, refund_id = {}, refund_status = {} \
-             WHERE id = {} AND status = {}",
-            d.placeholder(1),
-            d.placeholder(2),
-            d.placeholder(3),
-            d.placeholder(4),
-            d.placeholder(5)
+            "UPDATE orders SET status = {status}, refund_id = {refund_id}, \
+             refund_status = {refund_status} WHERE id = {id} AND status = {was}"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(REFUNDED)

@@ -72,6 +72,12 @@ struct Client {
 }
 
 impl Client {
+    /// A POST of `body` to `path` as `token`, counted under `route`.
+    async fn post(&self, route: &'static str, path: &str, token: &str, body: Value) {
+        self.call(route, reqwest::Method::POST, path, Some(token), Some(body))
+            .await;
+    }
+
     async fn call(
         &self,
         route: &'static str,
@@ -153,40 +159,16 @@ async fn worker(id: usize, client: Arc<Client>, stop: Arc<AtomicBool>, max: u64)
             5 | 6 => {
                 if let Some(&gid) = goods.get((i as usize) % goods.len().max(1)) {
                     let body = json!({"goods": gid, "quantity": 1});
-                    client
-                        .call(
-                            "cart",
-                            reqwest::Method::POST,
-                            "/mall/cart/",
-                            Some(t),
-                            Some(body),
-                        )
-                        .await;
+                    client.post("cart", "/mall/cart/", t, body).await;
                 }
             }
             7 => {
-                client
-                    .call(
-                        "order",
-                        reqwest::Method::POST,
-                        "/mall/orders/",
-                        Some(t),
-                        Some(json!({})),
-                    )
-                    .await;
+                client.post("order", "/mall/orders/", t, json!({})).await;
             }
             8 => {
                 if let Some(&gid) = goods.get((i as usize / 10) % goods.len().max(1)) {
                     let body = json!({"items": [{"goods": gid, "quantity": 1}]});
-                    client
-                        .call(
-                            "order",
-                            reqwest::Method::POST,
-                            "/mall/orders/",
-                            Some(t),
-                            Some(body),
-                        )
-                        .await;
+                    client.post("order", "/mall/orders/", t, body).await;
                 }
             }
             _ => {
