@@ -520,6 +520,11 @@ impl ThrottleLayer {
         }
     }
 
+    /// A rule for the requests `applies` selects.
+    fn matching(self, name: &str, rate: Rate, applies: Arc<Predicate>, per: Per) -> Self {
+        self.rule(name, rate, Applies::Matching(applies), per)
+    }
+
     fn rule(mut self, name: &str, rate: Rate, applies: Applies, per: Per) -> Self {
         Arc::make_mut(&mut self.config).rules.push(Rule {
             name: Arc::from(name),
@@ -551,12 +556,7 @@ impl ThrottleLayer {
         rate: Rate,
         applies: impl Fn(&Parts) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.rule(
-            name,
-            rate,
-            Applies::Matching(Arc::new(applies)),
-            Per::UserOrClient,
-        )
+        self.matching(name, rate, Arc::new(applies), Per::UserOrClient)
     }
 
     /// A scope counted per client address whatever token the request carries: for logins,
@@ -575,12 +575,7 @@ impl ThrottleLayer {
         rate: Rate,
         applies: impl Fn(&Parts) -> bool + Send + Sync + 'static,
     ) -> Self {
-        self.rule(
-            name,
-            rate,
-            Applies::Matching(Arc::new(applies)),
-            Per::Client,
-        )
+        self.matching(name, rate, Arc::new(applies), Per::Client)
     }
 
     /// Behind `n` proxies that each append the address they saw to `X-Forwarded-For`: the

@@ -39,14 +39,10 @@ impl Model for Item {
             .field(
                 Field::int("price")
                     .min(0)
-                    .filter([
-                        Lookup::Exact,
-                        Lookup::Gt,
-                        Lookup::Gte,
-                        Lookup::Lt,
-                        Lookup::Lte,
-                        Lookup::In,
-                    ])
+                    .filter({
+                        use Lookup::*;
+                        [Exact, Gt, Gte, Lt, Lte, In]
+                    })
                     .order(),
             )
             .field(Field::bool("on_sale").default(true).filter([Lookup::Exact]))
