@@ -1,6 +1,6 @@
 //! [`Gate`]: middleware that decides on a request's head before the inner service sees it,
 //! written once for the crate's layers ([`AuthLayer`](crate::auth::AuthLayer) authenticates and
-//! checks permissions, [`ThrottleLayer`](crate::throttle::ThrottleLayer) counts hits).
+//! checks permissions, [`ThrottleLayer`] counts hits).
 //!
 //! A [`Decide`] looks at the head and answers with a [`Decision`]: [`Ready`](Decision::Ready)
 //! when it knows at once (a token verified before, a counter in memory), or
@@ -41,6 +41,12 @@
 //! assert_eq!(gate.oneshot(post).await.unwrap().status(), 503);
 //! # });
 //! ```
+//!
+#![cfg_attr(
+    feature = "throttle",
+    doc = "[`ThrottleLayer`]: crate::throttle::ThrottleLayer"
+)]
+#![cfg_attr(not(feature = "throttle"), doc = "[`ThrottleLayer`]: crate")]
 
 pub mod future;
 

@@ -52,7 +52,8 @@ use crate::error::BackendError;
 /// or expire (Redis). A client can make the cache keep at most `max_bytes` of pages of real
 /// queries, each at most a page of rows.
 ///
-/// With several instances, share the versions through Redis ([`ListCache::open`]): a list
+/// With several instances, share the versions through Redis (`ListCache::open`, feature
+/// `redis`): a list
 /// then costs two Redis round trips (the page's versions, the rows' versions), each one
 /// `MGET`, instead of a COUNT and a page query. (A write's bump is one script over several
 /// keys: a single Redis server or primary, not Redis Cluster.)
@@ -151,7 +152,7 @@ const ENTRY_OVERHEAD: usize = 128;
 /// a version bump was lost).
 pub const ENTRY_TTL: Duration = Duration::from_secs(30);
 
-/// The default bound of [`ListCache::open`]: 64 MiB of pages and row bodies.
+/// The default bound of `ListCache::open` (feature `redis`): 64 MiB of pages and row bodies.
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
 
 impl std::fmt::Debug for ListCache {
