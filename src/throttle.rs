@@ -611,19 +611,18 @@ impl Decide for ThrottleLayer {
         // Keys for a store that must be waited for, from its first `None` on.
         let mut later: Option<Vec<(String, Rate)>> = None;
         self.config.each_rule(&parts, |rule, who| {
-            if let Some(keys) = &mut later {
-                keys.push((format!("{}:{who}", rule.name), rule.rate));
-                return;
-            }
-            let hit = KEY.with_borrow_mut(|key| {
+            KEY.with_borrow_mut(|key| {
                 key.clear();
                 let _ = write!(key, "{}:{who}", rule.name);
-                store.hit_now(key, rule.rate.period)
+                if let Some(keys) = &mut later {
+                    keys.push((key.clone(), rule.rate));
+                    return;
+                }
+                match store.hit_now(key, rule.rate.period) {
+                    Some(hit) => count(&mut wait, hit, &rule.rate),
+                    None => later = Some(vec![(key.clone(), rule.rate)]),
+                }
             });
-            match hit {
-                Some(hit) => count(&mut wait, hit, &rule.rate),
-                None => later = Some(vec![(format!("{}:{who}", rule.name), rule.rate)]),
-            }
         });
         let Some(keys) = later else {
             return Decision::Ready(verdict(parts, wait));

@@ -227,12 +227,16 @@ fn json_bytes(body: Bytes) -> Response {
 }
 
 /// A page's JSON: `head`, the bodies joined by `,`, `tail`.
-fn assemble<'b>(head: &[u8], bodies: impl IntoIterator<Item = &'b Bytes>, tail: &[u8]) -> Bytes {
-    let bodies: Vec<&Bytes> = bodies.into_iter().collect();
-    let len = head.len() + tail.len() + bodies.iter().map(|b| b.len() + 1).sum::<usize>();
+fn assemble<'b, I>(head: &[u8], bodies: I, tail: &[u8]) -> Bytes
+where
+    I: IntoIterator<Item = &'b Bytes>,
+    I::IntoIter: Clone,
+{
+    let bodies = bodies.into_iter();
+    let len = head.len() + tail.len() + bodies.clone().map(|b| b.len() + 1).sum::<usize>();
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(head);
-    for (i, body) in bodies.into_iter().enumerate() {
+    for (i, body) in bodies.enumerate() {
         if i > 0 {
             out.push(b',');
         }

@@ -299,25 +299,16 @@ impl Payments {
             .await?;
         let moved = done.rows_affected() == 1;
         if moved {
-            self.touch(&["orders"]).await;
+            self.changed("orders", &["status"], &[id]).await;
         }
         Ok(moved)
     }
 
-    /// Marks cached lists of `tables` stale (they changed outside their viewsets).
-    async fn touch(&self, tables: &[&str]) {
-        for table in tables {
-            if let Err(err) = self.lists.touch(table).await {
-                tracing::warn!(table, error = %err, "could not mark cached lists stale");
-            }
-        }
-    }
-
-    /// Marks the stock of `goods` changed: their rows in cached lists are read again, pages
-    /// that do not filter or order by stock stay cached.
-    async fn stock_returned(&self, goods: &[i64]) {
-        if let Err(err) = self.lists.changed("goods", &["stock"], goods).await {
-            tracing::warn!(error = %err, "could not mark cached goods stale");
+    /// Tells cached lists that `columns` of the rows `ids` of `table` changed outside their
+    /// viewsets: pages that neither filter nor order by them stay cached.
+    async fn changed(&self, table: &str, columns: &[&str], ids: &[i64]) {
+        if let Err(err) = self.lists.changed(table, columns, ids).await {
+            tracing::warn!(table, error = %err, "could not mark cached lists stale");
         }
     }
 
@@ -342,8 +333,8 @@ impl Payments {
         }
         let goods = return_stock(&mut tx, d, id).await?;
         tx.commit().await?;
-        self.touch(&["orders"]).await;
-        self.stock_returned(&goods).await;
+        self.changed("orders", &["status"], &[id]).await;
+        self.changed("goods", &["stock"], &goods).await;
         tracing::info!(order_id = id, "order cancelled, stock returned");
         Ok(true)
     }
@@ -409,7 +400,7 @@ impl Payments {
             .execute(self.db.pool())
             .await?;
         if done.rows_affected() == 1 {
-            self.touch(&["orders"]).await;
+            self.changed("orders", &["status"], &[row.id]).await;
             tracing::info!(order_id = row.id, total = row.total, "order paid");
             return Ok(Applied::Paid);
         }
@@ -466,8 +457,8 @@ impl Payments {
             _ => Vec::new(),
         };
         tx.commit().await?;
-        self.touch(&["orders"]).await;
-        self.stock_returned(&goods).await;
+        self.changed("orders", &["status"], &[row.id]).await;
+        self.changed("goods", &["stock"], &goods).await;
         tracing::info!(order_id = row.id, total = row.total, "order refunded");
         Ok(true)
     }
