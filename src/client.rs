@@ -81,7 +81,12 @@ fn forwarded_client(parts: &Parts, n: usize) -> Option<IpAddr> {
     let mut hops: Vec<&str> = Vec::new();
     for value in parts.headers.get_all("x-forwarded-for") {
         let Ok(value) = value.to_str() else { continue };
-        hops.extend(value.split(',').map(str::trim).filter(|hop| !hop.is_empty()));
+        hops.extend(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|hop| !hop.is_empty()),
+        );
     }
     let hop = hops.get(hops.len().checked_sub(n.min(hops.len()))?)?;
     hop.parse::<IpAddr>()

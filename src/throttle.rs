@@ -815,12 +815,13 @@ impl Config {
                 Applies::Matching(p) => p(parts),
             };
             if applies {
-                let who = match (user, rule.per) {
-                    (Some(id), Per::UserOrClient) => Who::User(id),
-                    _ => Who::Client(*client.get_or_insert_with(|| {
-                        client_addr(parts, self.num_proxies).map(network)
-                    })),
-                };
+                let who =
+                    match (user, rule.per) {
+                        (Some(id), Per::UserOrClient) => Who::User(id),
+                        _ => Who::Client(*client.get_or_insert_with(|| {
+                            client_addr(parts, self.num_proxies).map(network)
+                        })),
+                    };
                 f(rule, who);
             }
         }

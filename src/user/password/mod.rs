@@ -33,11 +33,11 @@ mod django;
 pub use django::{MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS};
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
