@@ -13,6 +13,7 @@
 //! the protected route answered 200 (CI runs it).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
 use async_trait::async_trait;
 use axum::body::Body;
@@ -121,6 +122,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
     println!("listening on http://127.0.0.1:8000");
-    axum::serve(listener, app).await?;
+    // With the peer address (`ConnectInfo`): per-client limits (throttles, the login lock-out,
+    // each client's share of password hashing) tell clients apart by it. Plain
+    // `axum::serve(listener, app)` would put every client under one key.
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }

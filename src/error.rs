@@ -45,6 +45,13 @@ pub enum BackendError {
         /// How long to wait before retrying.
         retry_after: std::time::Duration,
     },
+    /// This client already has its share of bounded work (password hashing) in progress; a
+    /// retry after `retry_after` may succeed, other clients are served meanwhile.
+    #[error("this client's share is in use, retry after {}s", .retry_after.as_secs())]
+    ClientBusy {
+        /// How long to wait before retrying.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// An error rendered as a DRF-shaped JSON response.
@@ -192,6 +199,27 @@ impl ApiError {
         )
     }
 
+    /// DRF's 429: `{"detail": "Request was throttled. Expected available in N seconds.",
+    /// "code": "throttled"}` with `Retry-After: N` (`wait` rounded up to whole seconds, at
+    /// least 1).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let err = wxrest::ApiError::throttled(Duration::from_millis(2500));
+    /// assert_eq!(err.status(), 429);
+    /// assert_eq!(err.detail(), Some("Request was throttled. Expected available in 3 seconds."));
+    /// ```
+    pub fn throttled(wait: std::time::Duration) -> Self {
+        let secs = (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1);
+        let unit = if secs == 1 { "second" } else { "seconds" };
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "throttled",
+            format!("Request was throttled. Expected available in {secs} {unit}."),
+        )
+        .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
+    }
+
     /// Adds a response header (e.g. `WWW-Authenticate`, `Retry-After`).
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -284,6 +312,9 @@ impl From<BackendError> for ApiError {
             && db.code().as_deref() == Some("22021")
         {
             return ApiError::bad_request("invalid", NULL_CHARACTERS);
+        }
+        if let BackendError::ClientBusy { retry_after } = err {
+            return ApiError::throttled(retry_after);
         }
         ApiError::unavailable().with_cause(err)
     }

@@ -13,7 +13,7 @@
 //! | [`user`](ThrottleLayer::user) | every request | user id, or client IP when anonymous |
 //! | [`scope`](ThrottleLayer::scope) | requests the scope's predicate selects | user id or client IP |
 //! | [`client_scope`](ThrottleLayer::client_scope) | requests the scope's predicate selects | client IP, whatever token is attached |
-//! | [`UsernameThrottle`] | password logins (through [`TokenService::with_login_attempts`](crate::auth::TokenService::with_login_attempts)) | the username tried |
+//! | [`UsernameThrottle`] | failed password checks (through [`TokenService::with_login_attempts`](crate::auth::TokenService::with_login_attempts) and [`BasicAuthenticator::login_attempts`](crate::auth::BasicAuthenticator::login_attempts)) | (username, client IP), username, client IP |
 //!
 //! Login routes belong in a `client_scope`: counted per user, anyone holding several tokens
 //! would get that many times the guesses.
@@ -23,8 +23,10 @@
 //! (`ConnectInfo<SocketAddr>`: serve with `into_make_service_with_connect_info` or
 //! [`Server`]). Behind `N` proxies that append to `X-Forwarded-For`,
 //! [`num_proxies(N)`](ThrottleLayer::num_proxies) takes the `N`th address from the right, as
-//! DRF's `NUM_PROXIES` does: the entries left of it are the client's own to forge. A request
-//! with no address counts under the key `unknown`.
+//! DRF's `NUM_PROXIES` does: the entries left of it are the client's own to forge (see
+//! [`client_addr`](crate::client::client_addr)); an IPv6 client counts by its `/64`. A request
+//! with no address counts under the key `unknown`, and the first one logs an error: serve
+//! with `into_make_service_with_connect_info::<SocketAddr>()`, or every client shares one key.
 //!
 //! Counters live in a [`RateStore`]: [`MemoryRateStore`] for one process,
 //! [`RedisRateStore`] to share them between instances. When the store fails the layer
@@ -56,19 +58,18 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use axum::extract::ConnectInfo;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode};
 use tower::Layer;
 
-use crate::auth::Identity;
+use crate::auth::{AuthError, Identity, Login};
+use crate::client::{client_addr, network};
 use crate::error::{ApiError, BackendError};
 use crate::gate::{Decide, Decision, Gate};
 
@@ -181,6 +182,10 @@ pub struct Hit {
 ///         tracing::debug!(key, count = hit.count, "throttle hit");
 ///         Ok(hit)
 ///     }
+///
+///     async fn peek(&self, key: &str) -> Result<Option<Hit>, BackendError> {
+///         self.0.peek(key).await
+///     }
 /// }
 ///
 /// let layer = ThrottleLayer::new(Logged(MemoryRateStore::new())).anon("60/min".parse().unwrap());
@@ -190,6 +195,11 @@ pub struct Hit {
 pub trait RateStore: Send + Sync + 'static {
     /// Counts one hit of `key` in its window of `period`, atomically.
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError>;
+
+    /// The current window of `key` without counting a hit: `None` when it has none (never hit,
+    /// or its window ended). The login lock-out reads its failure counters with it before a
+    /// password is checked, and counts only failures.
+    async fn peek(&self, key: &str) -> Result<Option<Hit>, BackendError>;
 
     /// The same hit counted without waiting, when this store can (counters in memory);
     /// `None` (the default) sends it to [`hit`](Self::hit). The throttle layer decides a
@@ -206,6 +216,10 @@ pub trait RateStore: Send + Sync + 'static {
 impl<S: RateStore + ?Sized> RateStore for Arc<S> {
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
         (**self).hit(key, period).await
+    }
+
+    async fn peek(&self, key: &str) -> Result<Option<Hit>, BackendError> {
+        (**self).peek(key).await
     }
 
     fn hit_now(&self, key: &str, period: Duration) -> Option<Result<Hit, BackendError>> {
@@ -295,6 +309,18 @@ impl RateStore for MemoryRateStore {
         Ok(self.count(key, period))
     }
 
+    async fn peek(&self, key: &str) -> Result<Option<Hit>, BackendError> {
+        let now = Instant::now();
+        Ok(self
+            .windows
+            .get(key)
+            .filter(|window| window.live(now))
+            .map(|window| Hit {
+                count: window.count.load(Ordering::Relaxed),
+                resets_in: window.resets_in(now),
+            }))
+    }
+
     fn hit_now(&self, key: &str, period: Duration) -> Option<Result<Hit, BackendError>> {
         Some(Ok(self.count(key, period)))
     }
@@ -344,6 +370,15 @@ mod redis_store {
     return {count, ttl}
     ";
 
+    /// A key's count and remaining time without counting: `{0, 0}` when it has no window.
+    const PEEK_SCRIPT: &str = r"
+    local count = redis.call('GET', KEYS[1])
+    if not count then
+      return {0, 0}
+    end
+    return {tonumber(count), redis.call('PTTL', KEYS[1])}
+    ";
+
     /// Counters in Redis, shared by every instance: one Lua script per hit (`INCR` + `PEXPIRE` +
     /// `PTTL`, atomic), keys `{prefix}{key}` (default prefix `wxrest:throttle:`). While Redis is
     /// down hits fail, and the throttle layer lets requests through.
@@ -358,6 +393,7 @@ mod redis_store {
     pub struct RedisRateStore {
         redis: Keyspace,
         script: Arc<redis::Script>,
+        peek: Arc<redis::Script>,
     }
 
     impl RedisRateStore {
@@ -367,6 +403,7 @@ mod redis_store {
             Self {
                 redis,
                 script: Arc::new(redis::Script::new(HIT_SCRIPT)),
+                peek: Arc::new(redis::Script::new(PEEK_SCRIPT)),
             }
         }
     }
@@ -385,71 +422,180 @@ mod redis_store {
                 resets_in: Duration::from_millis(ttl.max(0).unsigned_abs()),
             })
         }
+
+        async fn peek(&self, key: &str) -> Result<Option<Hit>, BackendError> {
+            let (count, ttl): (u64, i64) = self
+                .peek
+                .key(self.redis.key(key))
+                .invoke_async(&mut self.redis.conn())
+                .await?;
+            Ok((count > 0 && ttl > 0).then(|| Hit {
+                count,
+                resets_in: Duration::from_millis(ttl.unsigned_abs()),
+            }))
+        }
     }
 }
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis_store::RedisRateStore;
 
-/// A limit on password logins per username, whatever address they come from: the second half
-/// of a login throttle (the first is a [`client_scope`](ThrottleLayer::client_scope) per
-/// address). Attach it with
-/// [`TokenService::with_login_attempts`](crate::auth::TokenService::with_login_attempts); over
-/// the limit, `POST /token/` answers DRF's 429 before any password is hashed.
+/// The lock-out on password guessing (django-axes' role), for the token view and the Basic
+/// authenticator: counts **failed** password checks, and refuses further attempts (429
+/// `throttled` with `Retry-After`, before any password is hashed) once one of its counters
+/// is over its limit, until that counter's window ends.
 ///
-/// Usernames are counted by their SHA-256, so a client sending huge usernames cannot grow the
-/// store's keys.
+/// | counter | default limit | stops |
+/// |---|---|---|
+/// | failures per (username, client address) | `rate` | one client guessing one account |
+/// | failures per username, any address | 10 × `rate` ([`per_username`](Self::per_username)) | guessing one account from many addresses |
+/// | failures per client address, any username | 10 × `rate` ([`per_client`](Self::per_client)) | one client trying many accounts |
+///
+/// django-axes locks out by (username, address) and by username alone
+/// (`AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "username", "ip_address"]`); so does
+/// this. Why not per username alone at a low limit: anyone who knows an account's name could
+/// lock its owner out with `rate + 1` wrong guesses. Counted per (username, address), the
+/// guesser locks out only themself, and the owner, from another address, logs in; the much
+/// higher per-username ceiling still stops a guess spread over many addresses, at the price
+/// that such a spread can lock the account out for a window. Correct passwords are never
+/// counted, so an owner is refused only while a counter of theirs is over its limit.
+///
+/// Usernames are counted exactly as sent (the user store's lookups are exact, so a username
+/// that differs from an account's by trailing spaces or case is not that account), by their
+/// SHA-256 so huge usernames cannot grow the keys; clients by their [`network`] (an IPv6
+/// client's `/64`). Counters live in the store with their windows (the memory store holds at
+/// most a million keys, Redis keys expire): what a client can make us keep is bounded.
+/// A store failure lets the login through, with a warning.
 ///
 /// ```
-/// use wxrest::auth::{JwtConfig, TokenService};
+/// use std::sync::Arc;
+/// use wxrest::auth::{BasicAuthenticator, JwtConfig, TokenService};
 /// use wxrest::throttle::{MemoryRateStore, UsernameThrottle};
+/// # use async_trait::async_trait;
+/// # use wxrest::{BackendError, auth::{AuthUser, UserLookup}};
+/// # struct Nobody;
+/// # #[async_trait]
+/// # impl UserLookup for Nobody {
+/// #   async fn by_id(&self, _: i64) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+/// #   async fn by_username(&self, _: &str) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+/// #   async fn verify_password(&self, _: &str, _: &str) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+/// #   async fn bump_token_version(&self, _: i64) -> Result<Option<i64>, BackendError> { Ok(None) }
+/// # }
 ///
+/// let lockout = Arc::new(
+///     UsernameThrottle::new(MemoryRateStore::new(), "10/hour".parse().unwrap()).num_proxies(1),
+/// );
 /// let jwt = JwtConfig::hs256("a-secret-of-at-least-32-bytes-long!!").unwrap();
-/// let tokens = TokenService::new(jwt)
-///     .with_login_attempts(UsernameThrottle::new(MemoryRateStore::new(), "10/hour".parse().unwrap()));
-/// # let _ = tokens;
+/// let tokens = TokenService::new(jwt).with_login_attempts(lockout.clone());
+/// let basic = BasicAuthenticator::new(Nobody).login_attempts(lockout);
+/// # let _ = (tokens, basic);
 /// ```
 #[derive(Clone)]
 pub struct UsernameThrottle {
     store: Arc<dyn RateStore>,
     rate: Rate,
+    per_username: Rate,
+    per_client: Rate,
+    num_proxies: usize,
 }
 
 impl fmt::Debug for UsernameThrottle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UsernameThrottle")
             .field("rate", &self.rate.to_string())
+            .field("per_username", &self.per_username.to_string())
+            .field("per_client", &self.per_client.to_string())
+            .field("num_proxies", &self.num_proxies)
             .finish_non_exhaustive()
     }
 }
 
+/// How many times `rate` the per-username and per-client ceilings are by default.
+const CEILING_FACTOR: u64 = 10;
+
 impl UsernameThrottle {
-    /// `rate` password logins per username, counted in `store` (an `Arc` of a store to share
-    /// it with the [`ThrottleLayer`]).
+    /// `rate` failed password checks per (username, client address), and ten times that per
+    /// username and per client address; counted in `store` (an `Arc` of a store to share it
+    /// with the [`ThrottleLayer`]).
     pub fn new(store: impl RateStore, rate: Rate) -> Self {
+        let ceiling = Rate::new(rate.requests.saturating_mul(CEILING_FACTOR), rate.period);
         Self {
             store: Arc::new(store),
             rate,
+            per_username: ceiling,
+            per_client: ceiling,
+            num_proxies: 0,
         }
+    }
+
+    /// Failed checks per username from all addresses together (default 10 × `rate`).
+    #[must_use]
+    pub fn per_username(mut self, rate: Rate) -> Self {
+        self.per_username = rate;
+        self
+    }
+
+    /// Failed checks per client address over all usernames (default 10 × `rate`).
+    #[must_use]
+    pub fn per_client(mut self, rate: Rate) -> Self {
+        self.per_client = rate;
+        self
+    }
+
+    /// Behind `n` proxies that append to `X-Forwarded-For` (as
+    /// [`ThrottleLayer::num_proxies`]); the client it finds is also the one whose share of the
+    /// password hashing bound a login uses.
+    #[must_use]
+    pub fn num_proxies(mut self, n: usize) -> Self {
+        self.num_proxies = n;
+        self
+    }
+
+    /// The three counters' keys for `login`, with their rates.
+    fn counters(&self, login: &Login<'_>) -> [(String, Rate); 3] {
+        use sha2::Digest;
+        let mut user = String::with_capacity(64);
+        for byte in sha2::Sha256::digest(login.username.as_bytes()) {
+            let _ = write!(user, "{byte:02x}");
+        }
+        let client = Who::Client(login.client.map(network));
+        [
+            (format!("login-failed:{user}:{client}"), self.rate),
+            (format!("login-failed:{user}"), self.per_username),
+            (format!("login-failed:{client}"), self.per_client),
+        ]
     }
 }
 
 #[async_trait]
 impl crate::auth::LoginAttempts for UsernameThrottle {
-    async fn attempt(&self, username: &str) -> Result<(), ApiError> {
-        use sha2::Digest;
-        let digest = sha2::Sha256::digest(username.as_bytes());
-        let mut key = String::with_capacity(15 + 64);
-        key.push_str("login-username:");
-        for byte in digest {
-            let _ = write!(key, "{byte:02x}");
+    fn client(&self, parts: &Parts) -> Option<IpAddr> {
+        client_addr(parts, self.num_proxies)
+    }
+
+    async fn attempt(&self, login: &Login<'_>) -> Result<(), AuthError> {
+        let mut wait: Option<Duration> = None;
+        for (key, rate) in self.counters(login) {
+            match self.store.peek(&key).await {
+                Ok(Some(hit)) if hit.count >= rate.requests => {
+                    wait = Some(wait.map_or(hit.resets_in, |w| w.max(hit.resets_in)));
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "throttle store failed; letting the login through");
+                }
+            }
         }
-        match self.store.hit(&key, self.rate.period).await {
-            Ok(hit) if hit.count > self.rate.requests => Err(throttled(hit.resets_in)),
-            Ok(_) => Ok(()),
-            Err(err) => {
-                tracing::warn!(error = %err, "throttle store failed; letting the login through");
-                Ok(())
+        match wait {
+            Some(retry_after) => Err(AuthError::Throttled { retry_after }),
+            None => Ok(()),
+        }
+    }
+
+    async fn failed(&self, login: &Login<'_>) {
+        for (key, rate) in self.counters(login) {
+            if let Err(err) = self.store.hit(&key, rate.period).await {
+                tracing::warn!(error = %err, "throttle store failed; a failed login was not counted");
             }
         }
     }
@@ -658,19 +804,6 @@ fn verdict(parts: Parts, wait: Option<Duration>) -> Result<Parts, ApiError> {
 }
 
 impl Config {
-    /// The client's address: the `num_proxies`th forwarded one, else the socket's peer.
-    fn client(&self, parts: &Parts) -> Option<IpAddr> {
-        if self.num_proxies > 0
-            && let Some(ip) = forwarded_client(parts, self.num_proxies)
-        {
-            return Some(ip);
-        }
-        parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-    }
-
     /// Calls `f` with each rule that applies to this request and whom it counts.
     fn each_rule(&self, parts: &Parts, mut f: impl FnMut(&Rule, Who)) {
         let user = parts.extensions.get::<Identity>().map(|i| i.user_id);
@@ -682,10 +815,13 @@ impl Config {
                 Applies::Matching(p) => p(parts),
             };
             if applies {
-                let who = match (user, rule.per) {
-                    (Some(id), Per::UserOrClient) => Who::User(id),
-                    _ => Who::Client(*client.get_or_insert_with(|| self.client(parts))),
-                };
+                let who =
+                    match (user, rule.per) {
+                        (Some(id), Per::UserOrClient) => Who::User(id),
+                        _ => Who::Client(*client.get_or_insert_with(|| {
+                            client_addr(parts, self.num_proxies).map(network)
+                        })),
+                    };
                 f(rule, who);
             }
         }
@@ -693,7 +829,7 @@ impl Config {
 }
 
 /// Whom a rule counts a request against; its key is `{rule}:user:{id}` or `{rule}:ip:{addr}`
-/// (`ip:unknown` without an address).
+/// (the client's [`network`]: an IPv6 client's `/64`; `ip:unknown` without an address).
 #[derive(Clone, Copy)]
 enum Who {
     User(i64),
@@ -710,25 +846,8 @@ impl fmt::Display for Who {
     }
 }
 
-/// The client address `n` proxies in front of us saw: the `n`th `X-Forwarded-For` entry from
-/// the right (all the headers' entries in order), or the leftmost when there are fewer.
-fn forwarded_client(parts: &Parts, n: usize) -> Option<IpAddr> {
-    let hops: Vec<&str> = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|hop| !hop.is_empty())
-        .collect();
-    let hop = hops.get(hops.len().checked_sub(n.min(hops.len()))?)?;
-    hop.parse::<IpAddr>()
-        .ok()
-        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
-}
-
-/// DRF's 429: `Request was throttled. Expected available in N seconds.` and `Retry-After: N`.
+/// DRF's 429: `Request was throttled. Expected available in N seconds.` and `Retry-After: N`
+/// (the same as [`ApiError::throttled`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -737,15 +856,7 @@ fn forwarded_client(parts: &Parts, n: usize) -> Option<IpAddr> {
 /// assert_eq!(err.detail(), Some("Request was throttled. Expected available in 3 seconds."));
 /// ```
 pub fn throttled(wait: Duration) -> ApiError {
-    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    let secs = secs.max(1);
-    let unit = if secs == 1 { "second" } else { "seconds" };
-    ApiError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "throttled",
-        format!("Request was throttled. Expected available in {secs} {unit}."),
-    )
-    .with_header(http::header::RETRY_AFTER, HeaderValue::from(secs))
+    ApiError::throttled(wait)
 }
 
 #[cfg(test)]

@@ -36,8 +36,8 @@ Configuration (environment):
   MALL_MAX_CONNECTIONS open connections at most (4096)
   MALL_THROTTLE_ANON   anonymous requests per client IP (200/min; DRF notation N/second|minute|hour|day)
   MALL_THROTTLE_USER   requests per user (1200/min)
-  MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client address, and password logins
-                       per username (30/min)
+  MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client address, and failed password
+                       checks per (username, address); 10x that per username (30/min)
   MALL_TRUST_PROXY=N   N proxies append to X-Forwarded-For: the client is the Nth address from
                        the right (DRF's NUM_PROXIES; only behind your own proxies)
   MALL_METRICS_BIND    serve /metrics on this address only (e.g. 127.0.0.1:9100)

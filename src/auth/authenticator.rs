@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, header};
 
-use super::account::UserLookup;
+use super::account::{LoginAttempts, UserLookup, check_password};
 use super::error::AuthError;
 use super::identity::{Identity, Scheme};
 use super::tokens::TokenService;
@@ -262,22 +262,38 @@ impl Authenticator for JwtAuthenticator {
 ///     .permission(IsAuthenticated);
 /// # let _ = layer;
 /// ```
+///
+/// Every Basic password check is a password login: give it the same lock-out as the token
+/// view with [`login_attempts`](Self::login_attempts) (a `wxrest::throttle::UsernameThrottle`),
+/// since a failed authentication is
+/// answered before any throttle layer inside the auth layer counts the request.
 #[derive(Clone)]
 pub struct BasicAuthenticator {
     users: Arc<dyn UserLookup>,
+    login_attempts: Option<Arc<dyn LoginAttempts>>,
 }
 
 impl BasicAuthenticator {
     /// Checks `Authorization: Basic` credentials with `users`.
     pub fn new(users: impl UserLookup) -> Self {
-        Self {
-            users: Arc::new(users),
-        }
+        Self::shared(Arc::new(users))
     }
 
     /// Shares an existing lookup.
     pub fn shared(users: Arc<dyn UserLookup>) -> Self {
-        Self { users }
+        Self {
+            users,
+            login_attempts: None,
+        }
+    }
+
+    /// Runs `check` around every password check (asked before, told of failures), as
+    /// [`TokenService::with_login_attempts`](super::TokenService::with_login_attempts) does for `POST /token/`; pass an `Arc` to share
+    /// one with the token service. Over its limits, 429 `throttled` with `Retry-After`.
+    #[must_use]
+    pub fn login_attempts(mut self, check: impl LoginAttempts) -> Self {
+        self.login_attempts = Some(Arc::new(check));
+        self
     }
 }
 
@@ -302,9 +318,8 @@ impl Authenticator for BasicAuthenticator {
                 Err(e) => e.into_bytes().iter().map(|&b| b as char).collect(),
             };
             let (username, password) = text.split_once(':').ok_or(AuthError::BasicNotBase64)?;
-            let user = self
-                .users
-                .verify_password(username, password)
+            let attempts = self.login_attempts.as_deref();
+            let user = check_password(&*self.users, attempts, parts, username, password)
                 .await?
                 .ok_or(AuthError::InvalidCredentials)?;
             if !user.is_active {

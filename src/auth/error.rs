@@ -87,6 +87,14 @@ pub enum AuthError {
         /// How long to wait.
         retry_after: std::time::Duration,
     },
+    /// Too many attempts from this client or on this account (429 `throttled` with
+    /// `Retry-After`, DRF's throttle message): the login lock-out, or the client's share of the
+    /// password hashing bound in use.
+    #[error("Request was throttled.")]
+    Throttled {
+        /// How long to wait.
+        retry_after: std::time::Duration,
+    },
     /// Your own authenticator's failure, with its own message and code (401).
     #[error("{detail}")]
     Custom {
@@ -120,6 +128,7 @@ impl AuthError {
             AuthError::CannotIssue => "server_error",
             AuthError::Unavailable(_) => "service_unavailable",
             AuthError::Busy { .. } => "password_checks_busy",
+            AuthError::Throttled { .. } => "throttled",
             AuthError::Custom { code, .. } => code,
         }
     }
@@ -131,6 +140,7 @@ impl AuthError {
             AuthError::PermissionDenied(_) => StatusCode::FORBIDDEN,
             AuthError::CannotIssue => StatusCode::INTERNAL_SERVER_ERROR,
             AuthError::Unavailable(_) | AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::UNAUTHORIZED,
         }
     }
@@ -140,6 +150,7 @@ impl From<BackendError> for AuthError {
     fn from(err: BackendError) -> Self {
         match err {
             BackendError::Busy { retry_after } => AuthError::Busy { retry_after },
+            BackendError::ClientBusy { retry_after } => AuthError::Throttled { retry_after },
             other => AuthError::Unavailable(other),
         }
     }
@@ -147,6 +158,9 @@ impl From<BackendError> for AuthError {
 
 impl From<AuthError> for ApiError {
     fn from(err: AuthError) -> Self {
+        if let AuthError::Throttled { retry_after } = err {
+            return ApiError::throttled(retry_after);
+        }
         let mut error = ApiError::new(err.status(), err.code(), err.to_string());
         match &err {
             AuthError::Unavailable(source) => {

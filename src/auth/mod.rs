@@ -162,7 +162,7 @@ mod revocation;
 mod tokens;
 mod views;
 
-pub use account::{AuthUser, LoginAttempts, UserLookup};
+pub use account::{AuthUser, Login, LoginAttempts, UserLookup};
 pub use authenticator::{
     AuthResult, Authenticator, BasicAuthenticator, BoxFuture, JwtAuthenticator, TokenSource,
 };

@@ -5,6 +5,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::account::check_password;
 use super::error::AuthError;
 use super::identity::Identity;
 use super::layer::JwtAuthLayer;
@@ -58,6 +59,7 @@ fn non_field(message: impl Into<String>) -> ApiError {
 
 async fn obtain(
     State(tokens): State<TokenService>,
+    parts: http::request::Parts,
     JsonBody(data): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     let mut fields = Fields::new(&data);
@@ -67,13 +69,9 @@ async fn obtain(
     let users = tokens
         .users()
         .ok_or_else(|| ApiError::from(AuthError::CannotIssue))?;
-    if let Some(check) = tokens.login_attempts() {
-        check.attempt(&username).await?;
-    }
-    let user = users
-        .verify_password(&username, &password)
-        .await
-        .map_err(AuthError::from)?
+    let attempts = tokens.login_attempts().map(|a| &**a);
+    let user = check_password(&**users, attempts, &parts, &username, &password)
+        .await?
         .filter(|u| u.is_active)
         .ok_or_else(|| non_field("Unable to log in with provided credentials."))?;
     let pair = tokens.issue(&user).await?;

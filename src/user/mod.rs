@@ -180,6 +180,14 @@ fn user_from_row(row: &AnyRow) -> Result<User, sqlx::Error> {
     })
 }
 
+/// Whether `found` (a row matched by `column = value`) is exactly `wanted`. MySQL and MariaDB
+/// compare `utf8mb4_bin` with PAD SPACE, so `WHERE username = 'admin '` finds `admin`: a
+/// lookup keeps the index and is checked here. The unique key treats the two as one value as
+/// well, so when the row found differs there is no exact match.
+fn exact(found: &str, wanted: &str) -> bool {
+    found.as_bytes() == wanted.as_bytes()
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }
@@ -332,16 +340,21 @@ impl UserStore {
         self.fetch_user_where("id", SqlValue::Int(id)).await
     }
 
-    /// The user with this username (case-sensitive).
+    /// The user with exactly this username (case-sensitive, trailing spaces included, on
+    /// every backend: see [`exact`]).
     pub async fn get_by_username(&self, username: &str) -> Result<Option<User>, BackendError> {
-        self.fetch_user_where("username", SqlValue::Text(username.to_owned()))
-            .await
+        let user = self
+            .fetch_user_where("username", SqlValue::Text(username.to_owned()))
+            .await?;
+        Ok(user.filter(|u| exact(&u.username, username)))
     }
 
-    /// The user with this WeChat openid.
+    /// The user with exactly this WeChat openid.
     pub async fn get_by_openid(&self, openid: &str) -> Result<Option<User>, BackendError> {
-        self.fetch_user_where("openid", SqlValue::Text(openid.to_owned()))
-            .await
+        let user = self
+            .fetch_user_where("openid", SqlValue::Text(openid.to_owned()))
+            .await?;
+        Ok(user.filter(|u| u.openid.as_deref().is_some_and(|o| exact(o, openid))))
     }
 
     /// Creates an active password account (or one without a usable password).
@@ -727,6 +740,19 @@ impl UserStore {
         username: &str,
         password: &str,
     ) -> Result<Option<User>, BackendError> {
+        self.verify_password_from(username, password, None).await
+    }
+
+    /// [`verify_password`](Self::verify_password) for a request from `client`: the check
+    /// takes one of the client's slots in the hashing bound
+    /// ([`PasswordHashing::per_client`]), and fails with [`BackendError::ClientBusy`] when the
+    /// client's slots are all in use.
+    pub async fn verify_password_from(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<User>, BackendError> {
         let sql = format!(
             "{}, password FROM users WHERE username = {}",
             self.inner.select.trim_end_matches(" FROM users"),
@@ -736,7 +762,10 @@ impl UserStore {
             .bind(username.to_owned())
             .fetch_optional(self.inner.db.pool())
             .await?;
-        let (user, stored) = match row {
+        let (user, stored) = match row.filter(|row| {
+            row.try_get::<String, _>("username")
+                .is_ok_and(|found| exact(&found, username))
+        }) {
             Some(row) => (
                 Some(user_from_row(&row)?),
                 Some(row.try_get::<String, _>("password")?),
@@ -746,7 +775,7 @@ impl UserStore {
         let verdict = self
             .inner
             .hashing
-            .verify(password, stored.as_deref())
+            .verify_from(client, password, stored.as_deref())
             .await?;
         let (Some(user), Some(stored)) = (user, stored) else {
             return Ok(None);
@@ -806,6 +835,19 @@ impl UserLookup for UserStore {
         Ok(UserStore::verify_password(self, username, password)
             .await?
             .map(AuthUser::from))
+    }
+
+    async fn verify_password_from(
+        &self,
+        username: &str,
+        password: &str,
+        client: Option<std::net::IpAddr>,
+    ) -> Result<Option<AuthUser>, BackendError> {
+        Ok(
+            UserStore::verify_password_from(self, username, password, client)
+                .await?
+                .map(AuthUser::from),
+        )
     }
 
     async fn bump_token_version(&self, id: i64) -> Result<Option<i64>, BackendError> {

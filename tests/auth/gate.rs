@@ -221,6 +221,10 @@ impl RateStore for Remote {
     async fn hit(&self, key: &str, period: Duration) -> Result<Hit, BackendError> {
         self.0.hit(key, period).await
     }
+
+    async fn peek(&self, key: &str) -> Result<Option<Hit>, BackendError> {
+        self.0.peek(key).await
+    }
 }
 
 #[tokio::test]

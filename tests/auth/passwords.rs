@@ -409,3 +409,85 @@ async fn concurrent_logins_never_run_more_hashes_than_the_permits() {
     let peak = f.hashing.peak_running();
     assert!((1..=2).contains(&peak), "peak {peak} hashes at once");
 }
+
+/// A guess against this stored value runs Django's PBKDF2 with the most iterations we verify
+/// (seconds of one core): an imported account a guesser keeps the bound busy with.
+fn slow_django_hash() -> String {
+    format!(
+        "pbkdf2_sha256${}$seasalt$8xBlGd3jVgvJ+92hWPxi5ww0uuAuAnKgC45eudxro7c=",
+        wxrest::user::password::MAX_PBKDF2_ITERATIONS
+    )
+}
+
+/// A login to the token route from `ip`.
+fn login_from(username: &str, password: &str, ip: &str) -> http::Request<axum::body::Body> {
+    let body = json!({"username": username, "password": password});
+    let mut req = post_json("/auth/token/", None, body);
+    let addr: std::net::SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessing_client_holds_only_its_share_and_other_clients_log_in() {
+    let t = sqlite().await;
+    // One hash at a time, two waiting: the whole bound is three slots.
+    let f = Fixture::new(
+        &t,
+        PasswordHashing::new()
+            .permits(1)
+            .queue(2)
+            .per_client(1)
+            .floor(Duration::ZERO),
+    );
+    f.users
+        .create_user(NewUser::new("staff").password("staff-pass"))
+        .await
+        .unwrap();
+    f.user_with_stored("imported", &slow_django_hash()).await;
+
+    // One client sends six slow guesses at once.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let guesses: Vec<_> = (0..6)
+        .map(|_| {
+            let (app, answered) = (f.app.clone(), answered.clone());
+            tokio::spawn(async move {
+                let answer = send(&app, login_from("imported", "guess", "10.0.0.66")).await;
+                answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                answer
+            })
+        })
+        .collect();
+    // Wait until each guess runs, waits, or was answered at once.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let done = answered.load(std::sync::atomic::Ordering::SeqCst);
+            if f.hashing.running() == 1 && f.hashing.waiting() + done == 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the guesses settle");
+
+    // Another client is queued behind the guess that runs, not turned away.
+    let (status, _, body) = send(&f.app, login_from("staff", "staff-pass", "10.0.0.7")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["token"].is_string());
+
+    let mut statuses = Vec::new();
+    for guess in futures_util::future::join_all(guesses).await {
+        let (status, headers, body) = guess.unwrap();
+        if status == 429 {
+            assert_eq!(body["code"], "throttled", "{body}");
+            assert_eq!(headers["retry-after"], "1");
+        }
+        statuses.push(status.as_u16());
+    }
+    statuses.sort_unstable();
+    // The client's one slot checked one guess; the rest were refused at once.
+    assert_eq!(statuses, [400, 429, 429, 429, 429, 429]);
+    assert_eq!((f.hashing.running(), f.hashing.waiting()), (0, 0));
+}

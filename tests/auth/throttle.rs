@@ -2,6 +2,7 @@
 //! DRF's body and `Retry-After`, windows that reset, and counters shared through Redis.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::auth_fixtures::{MemoryUsers, jwt, user};
@@ -10,10 +11,13 @@ use crate::oneshot::{post_json, send};
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::{Router, routing};
+use base64::Engine;
 use http::Request;
 use http::request::Parts;
 use serde_json::{Value, json};
-use wxrest::auth::{AuthLayer, Identity, Scheme, TokenService, token_routes};
+use wxrest::auth::{
+    AuthLayer, BasicAuthenticator, Identity, IsAuthenticated, Scheme, TokenService, token_routes,
+};
 use wxrest::throttle::{
     MemoryRateStore, Rate, RateStore, RedisRateStore, ThrottleLayer, UsernameThrottle,
 };
@@ -288,14 +292,167 @@ async fn an_unreachable_redis_fails_open() {
     assert_eq!(seen, [200, 200, 200]);
 }
 
-#[tokio::test]
-async fn password_logins_are_limited_per_username_from_any_address() {
+/// A password login from `ip`.
+fn login(name: &str, password: &str, ip: &str) -> Request<Body> {
+    let mut req = post_json(
+        "/auth/token/",
+        None,
+        json!({"username": name, "password": password}),
+    );
+    let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+/// The token routes for alice (`right-password`) and bob (`pw`), with `lockout` on logins.
+fn token_app(lockout: UsernameThrottle) -> Router {
     let users = MemoryUsers::with([(user(1, "alice"), "right-password"), (user(2, "bob"), "pw")]);
     let tokens = TokenService::new(jwt())
         .with_users(users)
-        .with_login_attempts(UsernameThrottle::new(MemoryRateStore::new(), rate("2/min")));
-    let app = Router::new().nest("/auth", token_routes(tokens));
-    let login = |name: &str, password: &str, ip: &str| {
+        .with_login_attempts(lockout);
+    Router::new().nest("/auth", token_routes(tokens))
+}
+
+/// Each lock-out test on the memory store and, when `WXREST_TEST_REDIS` is set, on Redis.
+fn stores(test: &str) -> Vec<(&'static str, Arc<dyn RateStore>)> {
+    let mut stores: Vec<(&'static str, Arc<dyn RateStore>)> =
+        vec![("memory", Arc::new(MemoryRateStore::new()))];
+    if let Some(url) = redis_url() {
+        let redis = RedisRateStore::open(&url)
+            .unwrap()
+            .prefix(unique_prefix(test));
+        stores.push(("redis", Arc::new(redis)));
+    }
+    stores
+}
+
+async fn login_statuses(app: &Router, logins: &[(&str, &str, &str)]) -> Vec<u16> {
+    let mut seen = Vec::new();
+    for (name, password, ip) in logins {
+        seen.push(send(app, login(name, password, ip)).await.0.as_u16());
+    }
+    seen
+}
+
+#[tokio::test]
+async fn a_guesser_locks_out_only_its_own_address_not_the_accounts_owner() {
+    for (label, store) in stores("lockout-pair") {
+        let app = token_app(UsernameThrottle::new(store, rate("3/min")));
+        let guesses = [("alice", "guess", "10.0.0.1"); 3];
+        assert_eq!(
+            login_statuses(&app, &guesses).await,
+            [400, 400, 400],
+            "{label}"
+        );
+        // The guesser is refused before any password is checked, even with the right one.
+        let (status, headers, body) =
+            send(&app, login("alice", "right-password", "10.0.0.1")).await;
+        assert_eq!(status, 429, "{label}: {body}");
+        assert_eq!(body["code"], "throttled");
+        assert!(headers.contains_key("retry-after"));
+        // The owner, from their own address, logs in.
+        assert_eq!(
+            send(&app, login("alice", "right-password", "10.0.0.2"))
+                .await
+                .0,
+            200,
+            "{label}"
+        );
+        // The guesser's other accounts are not locked by this pair.
+        assert_eq!(
+            send(&app, login("bob", "pw", "10.0.0.1")).await.0,
+            200,
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn correct_passwords_are_never_counted() {
+    for (label, store) in stores("lockout-success") {
+        let app =
+            token_app(UsernameThrottle::new(store, rate("2/min")).per_username(rate("2/min")));
+        let logins = [("alice", "right-password", "10.0.0.1"); 6];
+        assert_eq!(login_statuses(&app, &logins).await, [200; 6], "{label}");
+        // Failures still are: two, and the pair is locked.
+        let guesses = [("alice", "guess", "10.0.0.1"); 3];
+        assert_eq!(
+            login_statuses(&app, &guesses).await,
+            [400, 400, 429],
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn guesses_spread_over_many_addresses_hit_the_per_username_ceiling() {
+    for (label, store) in stores("lockout-username") {
+        let app =
+            token_app(UsernameThrottle::new(store, rate("3/min")).per_username(rate("4/min")));
+        let guesses = [
+            ("alice", "g", "10.0.1.1"),
+            ("alice", "g", "10.0.1.2"),
+            ("alice", "g", "10.0.1.3"),
+            ("alice", "g", "10.0.1.4"),
+        ];
+        assert_eq!(login_statuses(&app, &guesses).await, [400; 4], "{label}");
+        // Over the account's ceiling, every address waits, the owner's too.
+        let (status, _, body) = send(&app, login("alice", "right-password", "10.0.1.9")).await;
+        assert_eq!(
+            (status.as_u16(), &body["code"]),
+            (429, &json!("throttled")),
+            "{label}"
+        );
+        assert_eq!(
+            send(&app, login("bob", "pw", "10.0.1.9")).await.0,
+            200,
+            "{label}"
+        );
+        // Huge usernames are counted like any other (by digest), not refused with a 500.
+        let long = "x".repeat(100_000);
+        assert_eq!(
+            send(&app, login(&long, "p", "10.0.1.5")).await.0,
+            400,
+            "{label}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_address_trying_many_usernames_hits_the_per_client_ceiling() {
+    for (label, store) in stores("lockout-client") {
+        let app = token_app(UsernameThrottle::new(store, rate("3/min")).per_client(rate("3/min")));
+        let spray = [
+            ("carol", "g", "10.0.2.1"),
+            ("dave", "g", "10.0.2.1"),
+            ("erin", "g", "10.0.2.1"),
+            ("frank", "g", "10.0.2.1"),
+        ];
+        assert_eq!(
+            login_statuses(&app, &spray).await,
+            [400, 400, 400, 429],
+            "{label}"
+        );
+        assert_eq!(
+            send(&app, login("alice", "right-password", "10.0.2.2"))
+                .await
+                .0,
+            200
+        );
+    }
+}
+
+#[tokio::test]
+async fn ipv6_guessers_count_by_their_64_prefix() {
+    let app = token_app(UsernameThrottle::new(MemoryRateStore::new(), rate("2/min")));
+    // Each guess from a new address in one /64: one client.
+    let guesses = [
+        ("alice", "g", "[2001:db8:1:2::1]"),
+        ("alice", "g", "[2001:db8:1:2::2]"),
+        ("alice", "g", "[2001:db8:1:2::3]"),
+    ];
+    let mut seen = Vec::new();
+    for (name, password, ip) in guesses {
         let mut req = post_json(
             "/auth/token/",
             None,
@@ -303,24 +460,141 @@ async fn password_logins_are_limited_per_username_from_any_address() {
         );
         let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
         req.extensions_mut().insert(ConnectInfo(addr));
+        seen.push(send(&app, req).await.0.as_u16());
+    }
+    assert_eq!(seen, [400, 400, 429]);
+}
+
+#[tokio::test]
+async fn the_lockout_finds_the_client_behind_trusted_proxies() {
+    let app =
+        token_app(UsernameThrottle::new(MemoryRateStore::new(), rate("1/min")).num_proxies(1));
+    let through_proxy = |client: &str, password: &str| {
+        let mut req = login("alice", password, "192.168.0.1");
+        req.headers_mut()
+            .insert("x-forwarded-for", client.parse().unwrap());
         req
     };
+    assert_eq!(send(&app, through_proxy("1.1.1.1", "guess")).await.0, 400);
+    assert_eq!(send(&app, through_proxy("1.1.1.1", "guess")).await.0, 429);
+    // Another client behind the same proxy is not the guesser.
     assert_eq!(
-        send(&app, login("alice", "guess-1", "10.0.0.1")).await.0,
-        400
+        send(&app, through_proxy("2.2.2.2", "right-password"))
+            .await
+            .0,
+        200
     );
+}
+
+/// `GET /me` behind Basic authentication for alice and bob, with `lockout` on its password
+/// checks, inside an anonymous throttle of `anon`.
+fn basic_app(lockout: Option<UsernameThrottle>, anon: Rate) -> Router {
+    let users = MemoryUsers::with([(user(1, "alice"), "right-password"), (user(2, "bob"), "pw")]);
+    let mut basic = BasicAuthenticator::new(users);
+    if let Some(lockout) = lockout {
+        basic = basic.login_attempts(lockout);
+    }
+    Router::new()
+        .route(
+            "/me",
+            routing::get(|user: Identity| async move { user.username }),
+        )
+        .layer(ThrottleLayer::new(MemoryRateStore::new()).anon(anon))
+        .layer(
+            AuthLayer::new()
+                .authenticator(basic)
+                .permission(IsAuthenticated),
+        )
+}
+
+fn basic(name: &str, password: &str, ip: &str) -> Request<Body> {
+    let credentials =
+        base64::engine::general_purpose::STANDARD.encode(format!("{name}:{password}"));
+    let mut req = Request::get("/me")
+        .header("authorization", format!("Basic {credentials}"))
+        .body(Body::empty())
+        .unwrap();
+    let addr: SocketAddr = format!("{ip}:40000").parse().unwrap();
+    req.extensions_mut().insert(ConnectInfo(addr));
+    req
+}
+
+#[tokio::test]
+async fn basic_authentication_is_under_the_same_lockout() {
+    for (label, store) in stores("lockout-basic") {
+        let app = basic_app(
+            Some(UsernameThrottle::new(store, rate("3/min"))),
+            rate("3/min"),
+        );
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(
+                send(&app, basic("alice", "guess", "10.0.3.1"))
+                    .await
+                    .0
+                    .as_u16(),
+            );
+        }
+        // Three checked and refused (401), then refused before any password is hashed.
+        assert_eq!(seen, [401, 401, 401, 429, 429], "{label}");
+        let (_, headers, body) = send(&app, basic("alice", "right-password", "10.0.3.1")).await;
+        assert_eq!(body["code"], "throttled", "{label}");
+        assert!(headers.contains_key("retry-after"));
+        // The owner elsewhere is served.
+        let (status, _, body) = send(&app, basic("alice", "right-password", "10.0.3.2")).await;
+        assert_eq!((status.as_u16(), body), (200, json!("alice")), "{label}");
+    }
+}
+
+#[tokio::test]
+async fn a_trailing_space_is_another_username_not_a_fresh_allowance() {
+    for t in crate::databases::each_backend().await {
+        let users = wxrest::user::UserStore::new(t.db.clone());
+        users
+            .create_user(wxrest::user::NewUser::new("admin").password("right-password"))
+            .await
+            .unwrap();
+        let tokens = TokenService::new(jwt())
+            .with_users(users)
+            .with_login_attempts(UsernameThrottle::new(MemoryRateStore::new(), rate("2/min")));
+        let app = Router::new().nest("/auth", token_routes(tokens));
+        let guesses = [("admin", "guess", "10.0.4.1"); 2];
+        assert_eq!(
+            login_statuses(&app, &guesses).await,
+            [400, 400],
+            "{}",
+            t.label
+        );
+        // MySQL's utf8mb4_bin ignores trailing spaces in `=`: "admin " must not be admin.
+        for other in ["admin ", "admin   "] {
+            let (status, _, body) = send(&app, login(other, "right-password", "10.0.4.1")).await;
+            assert_eq!(status, 400, "{}: {other:?} logged in: {body}", t.label);
+        }
+        assert_eq!(
+            send(&app, login("admin", "right-password", "10.0.4.1"))
+                .await
+                .0,
+            429,
+            "{}",
+            t.label
+        );
+    }
+}
+
+#[tokio::test]
+async fn ipv6_clients_are_counted_by_their_64_prefix() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
+    let from = |ip: &str| request("GET", "/goods", &format!("[{ip}]"), None);
+    assert_eq!(send(&app, from("2001:db8:1:2::1")).await.0, 200);
+    // Another address in the same /64 is the same client.
+    assert_eq!(send(&app, from("2001:db8:1:2::ffff")).await.0, 429);
+    // Another /64 is another client; an IPv4-mapped address counts as its IPv4 one.
+    assert_eq!(send(&app, from("2001:db8:1:3::1")).await.0, 200);
     assert_eq!(
-        send(&app, login("alice", "guess-2", "10.0.0.2")).await.0,
-        400
+        send(&app, request("GET", "/goods", "192.0.2.1", None))
+            .await
+            .0,
+        200
     );
-    // A third guess from yet another address, even the right password, waits.
-    let (status, headers, body) = send(&app, login("alice", "right-password", "10.0.0.3")).await;
-    assert_eq!(status, 429);
-    assert_eq!(body["code"], "throttled");
-    assert!(headers.contains_key("retry-after"));
-    // Another username has its own allowance.
-    assert_eq!(send(&app, login("bob", "pw", "10.0.0.3")).await.0, 200);
-    // Huge usernames are counted like any other (by digest), not refused with a 500.
-    let long = "x".repeat(100_000);
-    assert_eq!(send(&app, login(&long, "p", "10.0.0.4")).await.0, 400);
+    assert_eq!(send(&app, from("::ffff:192.0.2.1")).await.0, 429);
 }

@@ -762,3 +762,41 @@ fn with_database_replaces_only_the_path() {
     );
     assert_eq!(databases::with_database("mysql://h", "x"), "mysql://h/x");
 }
+
+#[tokio::test]
+async fn lookups_are_exact_trailing_spaces_included() {
+    for t in each_backend().await {
+        let users = UserStore::new(t.db.clone());
+        let admin = users
+            .create_user(NewUser::new("admin").password("right-password"))
+            .await
+            .unwrap();
+        for other in ["admin ", "admin  ", "Admin"] {
+            assert!(
+                users.get_by_username(other).await.unwrap().is_none(),
+                "{}: {other:?} found admin",
+                t.label
+            );
+            assert!(
+                users
+                    .verify_password(other, "right-password")
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{}: {other:?} logged in as admin",
+                t.label
+            );
+        }
+        let found = users.get_by_username("admin").await.unwrap();
+        assert_eq!(found.map(|u| u.id), Some(admin.id), "{}", t.label);
+
+        let session = WxSession::new("o-openid", "key");
+        users.upsert_by_openid(&session, None).await.unwrap();
+        assert!(
+            users.get_by_openid("o-openid ").await.unwrap().is_none(),
+            "{}",
+            t.label
+        );
+        assert!(users.get_by_openid("o-openid").await.unwrap().is_some());
+    }
+}

@@ -374,7 +374,10 @@ pub async fn build_with(
     let tokens = TokenService::new(jwt)
         .with_store(revocations)
         .with_users(users.clone())
-        .with_login_attempts(UsernameThrottle::new(rates.clone(), config.throttle_login));
+        .with_login_attempts(
+            UsernameThrottle::new(rates.clone(), config.throttle_login)
+                .num_proxies(config.num_proxies),
+        );
     let (client, fake) = match &config.wx {
         Some(wx) => (WxClient::new(wx.clone())?, None),
         None => {

@@ -8,8 +8,11 @@
 //!
 //! Every hash and verification goes through a [`PasswordHashing`] bound: at most one per core
 //! at once, a few more waiting, and [`PasswordError::Busy`] (503 with `Retry-After`) at once
-//! beyond that, so a flood of login attempts costs bounded memory and CPU. Verification takes
-//! at least a fixed time whatever the stored value (see [`PasswordHashing::floor`]).
+//! beyond that, so a flood of login attempts costs bounded memory and CPU. Each client address
+//! holds at most a small share of it ([`PasswordHashing::per_client`]; beyond it
+//! [`PasswordError::ClientBusy`], 429 with `Retry-After`), so a few clients cannot fill it and
+//! lock everyone else out of password logins. Verification takes at least a fixed time
+//! whatever the stored value (see [`PasswordHashing::floor`]).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
@@ -30,10 +33,12 @@ mod django;
 pub use django::{MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS};
 
 use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, LazyLock, Mutex, OnceLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -72,6 +77,15 @@ pub enum PasswordError {
         /// How long the client should wait before retrying.
         retry_after: Duration,
     },
+    /// This client already has its share of the bound queued or running
+    /// ([`PasswordHashing::per_client`]): it retries later, other clients are served. Renders
+    /// DRF's 429 `{"detail": "Request was throttled. ...", "code": "throttled"}` with
+    /// `Retry-After`.
+    #[error("This client's password checks are already running, try again in a moment.")]
+    ClientBusy {
+        /// How long the client should wait before retrying.
+        retry_after: Duration,
+    },
     /// The hasher failed (a bug or a panic, never the client's input).
     #[error("password hashing failed: {0}")]
     Failed(String),
@@ -83,6 +97,9 @@ impl From<PasswordError> for ApiError {
             // Rendered as the token view renders it: one home for the message and code.
             PasswordError::Busy { retry_after } => {
                 crate::auth::AuthError::Busy { retry_after }.into()
+            }
+            PasswordError::ClientBusy { retry_after } => {
+                crate::auth::AuthError::Throttled { retry_after }.into()
             }
             PasswordError::Failed(_) => ApiError::unavailable(),
         }
@@ -101,6 +118,7 @@ impl From<PasswordError> for BackendError {
     fn from(err: PasswordError) -> Self {
         match err {
             PasswordError::Busy { retry_after } => BackendError::Busy { retry_after },
+            PasswordError::ClientBusy { retry_after } => BackendError::ClientBusy { retry_after },
             PasswordError::Failed(message) => BackendError::Other(message),
         }
     }
@@ -126,13 +144,27 @@ impl Verdict {
 }
 
 /// The bound every password hash goes through: at most `permits` hashes at once, at most
-/// `queue` more waiting, [`PasswordError::Busy`] at once for the rest, and every
-/// verification padded to a floor. Cheap to clone (clones share the bound).
+/// `queue` more waiting, [`PasswordError::Busy`] at once for the rest, at most `per_client`
+/// of them (queued or running) for one client address, and every verification padded to a
+/// floor. Cheap to clone (clones share the bound).
 ///
 /// Hashing costs memory (argon2: 19 MiB per hash with this crate's parameters, 100 MiB with
 /// Django's) and a core for tens to hundreds of milliseconds, and a client can ask for one
 /// with every login attempt. The permits (one per core by default) bound both; the queue
-/// (four per permit by default) bounds how long a caller can wait.
+/// (eight per permit by default) bounds how long a caller can wait.
+///
+/// Each client's share: the whole bound is a few slots (ten on two cores), and a few clients
+/// sending slow guesses (Django's PBKDF2 takes half a second) would hold them all, leaving
+/// every other login 503. A verification made for a client
+/// ([`verify_from`](Self::verify_from), which the token view and the Basic authenticator use
+/// through [`UserStore`](super::UserStore)) holds one of that client's `per_client` slots (one
+/// by default) while it waits or runs; one more from the same client is refused at once
+/// with [`PasswordError::ClientBusy`] (429). So `k` guessing clients hold at most
+/// `k × per_client` slots, and another client waits behind those at most (the queue is
+/// first come, first served) instead of being refused. Clients count by their
+/// [`network`](crate::client::network) (an IPv6 client's `/64`); the table of shares holds
+/// only clients with a check waiting or running, so it is bounded by the queue. A
+/// verification with no client address (served without `ConnectInfo`) takes no share.
 ///
 /// The permits are threads: `permits` dedicated hashing threads (started on first use) take
 /// work from a channel holding at most `queue` jobs, and each keeps its argon2 memory for the
@@ -150,8 +182,12 @@ impl Verdict {
 /// use std::time::Duration;
 /// use wxrest::user::password::PasswordHashing;
 ///
-/// let hashing = PasswordHashing::new().permits(2).queue(8).floor(Duration::from_millis(400));
-/// assert_eq!(hashing.running(), 0);
+/// let hashing = PasswordHashing::new()
+///     .permits(2)
+///     .queue(16)
+///     .per_client(1)
+///     .floor(Duration::from_millis(400));
+/// assert_eq!((hashing.running(), hashing.waiting()), (0, 0));
 /// ```
 #[derive(Clone)]
 pub struct PasswordHashing {
@@ -162,6 +198,8 @@ struct Bound {
     permits: usize,
     queue: usize,
     floor: Duration,
+    /// Each client's checks waiting or running.
+    shares: Arc<Shares>,
     /// The queue of the hashing threads, which are started on first use.
     jobs: OnceLock<Result<SyncSender<Job>, String>>,
     gauges: Arc<Gauges>,
@@ -170,11 +208,65 @@ struct Bound {
 /// Work for a hashing thread, given the gauges to count itself in.
 type Job = Box<dyn FnOnce(&Gauges) + Send>;
 
-/// How many hashes run now, and the most that ever ran at once.
+/// How many hashes run now, how many wait, and the most that ever ran at once.
 #[derive(Default)]
 struct Gauges {
     running: AtomicUsize,
+    waiting: AtomicUsize,
     peak: AtomicUsize,
+}
+
+/// Each client's checks waiting or running; clients with none have no entry.
+struct Shares {
+    per_client: usize,
+    held: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One of a client's slots, given back when dropped (the check ran, was skipped, or was never
+/// queued).
+struct Share {
+    shares: Arc<Shares>,
+    client: IpAddr,
+}
+
+impl Shares {
+    fn new(per_client: usize) -> Arc<Self> {
+        Arc::new(Self {
+            per_client: per_client.max(1),
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// One of `client`'s slots, or `None` when all are held.
+    fn take(self: &Arc<Self>, client: IpAddr) -> Option<Share> {
+        let client = crate::client::network(client);
+        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = held.entry(client).or_insert(0);
+        if *count >= self.per_client {
+            return None;
+        }
+        *count += 1;
+        Some(Share {
+            shares: Arc::clone(self),
+            client,
+        })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = self
+            .shares
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = held.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PasswordHashing {
@@ -182,6 +274,7 @@ impl std::fmt::Debug for PasswordHashing {
         f.debug_struct("PasswordHashing")
             .field("permits", &self.inner.permits)
             .field("queue", &self.inner.queue)
+            .field("per_client", &self.inner.shares.per_client)
             .field("floor", &self.inner.floor)
             .field("running", &self.running())
             .finish()
@@ -211,11 +304,12 @@ impl Default for PasswordHashing {
 }
 
 impl PasswordHashing {
-    /// A new, separate bound: one permit per core, four waiting callers per permit, and
-    /// [`DEFAULT_FLOOR`]. Most applications want [`shared`](Self::shared) instead.
+    /// A new, separate bound: one permit per core, eight waiting callers per permit, one
+    /// check per client address, and [`DEFAULT_FLOOR`]. Most applications want
+    /// [`shared`](Self::shared) instead.
     pub fn new() -> Self {
         let permits = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        Self::build(permits, 4 * permits, DEFAULT_FLOOR)
+        Self::build(permits, 8 * permits, 1, DEFAULT_FLOOR)
     }
 
     /// The process-wide bound (created on first use with [`new`](Self::new)'s settings).
@@ -223,13 +317,14 @@ impl PasswordHashing {
         SHARED.clone()
     }
 
-    fn build(permits: usize, queue: usize, floor: Duration) -> Self {
+    fn build(permits: usize, queue: usize, per_client: usize, floor: Duration) -> Self {
         let permits = permits.max(1);
         Self {
             inner: Arc::new(Bound {
                 permits,
                 queue,
                 floor,
+                shares: Shares::new(per_client),
                 jobs: OnceLock::new(),
                 gauges: Arc::default(),
             }),
@@ -239,24 +334,40 @@ impl PasswordHashing {
     /// How many hashes may run at once (at least 1).
     #[must_use]
     pub fn permits(self, permits: usize) -> Self {
-        Self::build(permits, self.inner.queue, self.inner.floor)
+        let b = &self.inner;
+        Self::build(permits, b.queue, b.shares.per_client, b.floor)
     }
 
     /// How many callers may wait for a permit; more get [`PasswordError::Busy`] at once.
     #[must_use]
     pub fn queue(self, queue: usize) -> Self {
-        Self::build(self.inner.permits, queue, self.inner.floor)
+        let b = &self.inner;
+        Self::build(b.permits, queue, b.shares.per_client, b.floor)
+    }
+
+    /// How many checks one client address may have waiting or running at once (at least 1,
+    /// default 1); more get [`PasswordError::ClientBusy`] at once.
+    #[must_use]
+    pub fn per_client(self, per_client: usize) -> Self {
+        let b = &self.inner;
+        Self::build(b.permits, b.queue, per_client, b.floor)
     }
 
     /// How long a verification takes at least (see [`DEFAULT_FLOOR`] for why).
     #[must_use]
     pub fn floor(self, floor: Duration) -> Self {
-        Self::build(self.inner.permits, self.inner.queue, floor)
+        let b = &self.inner;
+        Self::build(b.permits, b.queue, b.shares.per_client, floor)
     }
 
     /// How many hashes are running now.
     pub fn running(&self) -> usize {
         self.inner.gauges.running.load(Ordering::SeqCst)
+    }
+
+    /// How many hashes wait for a hashing thread now.
+    pub fn waiting(&self) -> usize {
+        self.inner.gauges.waiting.load(Ordering::SeqCst)
     }
 
     /// The most hashes that have run at once since this bound was made (never above the
@@ -268,7 +379,8 @@ impl PasswordHashing {
     /// Hashes `password` into a PHC string (argon2id, this crate's parameters).
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let password = password.to_owned();
-        self.run(move || hash_blocking(password.as_bytes())).await?
+        self.run(None, move || hash_blocking(password.as_bytes()))
+            .await?
     }
 
     /// Verifies `password` against a stored value: this crate's argon2id PHC string or one of
@@ -280,24 +392,48 @@ impl PasswordHashing {
         password: &str,
         stored: Option<&str>,
     ) -> Result<Verdict, PasswordError> {
+        self.verify_from(None, password, stored).await
+    }
+
+    /// [`verify`](Self::verify) for a request from `client`: the check holds one of the
+    /// client's [`per_client`](Self::per_client) slots while it waits and runs, and fails at
+    /// once with [`PasswordError::ClientBusy`] when they are all held. `None` (no address
+    /// known) takes no slot.
+    pub async fn verify_from(
+        &self,
+        client: Option<IpAddr>,
+        password: &str,
+        stored: Option<&str>,
+    ) -> Result<Verdict, PasswordError> {
         let deadline = tokio::time::Instant::now() + self.inner.floor;
+        let share = match client {
+            Some(client) => Some(self.inner.shares.take(client).ok_or(
+                PasswordError::ClientBusy {
+                    retry_after: Duration::from_secs(RETRY_AFTER_SECS),
+                },
+            )?),
+            None => None,
+        };
         let password = password.to_owned();
         let stored = stored.filter(|s| is_usable(s)).map(str::to_owned);
         let verdict = self
-            .run(move || verify_blocking(&password, stored.as_deref()))
+            .run(share, move || verify_blocking(&password, stored.as_deref()))
             .await?;
         tokio::time::sleep_until(deadline).await;
         Ok(verdict)
     }
 
     /// Runs `work` on a hashing thread, or fails at once with [`PasswordError::Busy`] when
-    /// every thread is busy and the queue is full.
+    /// every thread is busy and the queue is full. `share` (a client's slot) is held until
+    /// the work is done or skipped, and given back before the answer is sent.
     async fn run<T: Send + 'static>(
         &self,
+        share: Option<Share>,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |gauges: &Gauges| {
+            gauges.waiting.fetch_sub(1, Ordering::SeqCst);
             if tx.is_closed() {
                 return; // the caller stopped waiting while this was queued
             }
@@ -305,14 +441,21 @@ impl PasswordHashing {
                 let _running = Running::enter(gauges);
                 work()
             };
+            drop(share);
             let _ = tx.send(out);
         });
-        self.inner.jobs()?.try_send(job).map_err(|err| match err {
-            TrySendError::Full(_) => PasswordError::Busy {
-                retry_after: Duration::from_secs(RETRY_AFTER_SECS),
-            },
-            TrySendError::Disconnected(_) => {
-                PasswordError::Failed("the password hashing threads stopped".into())
+        let jobs = self.inner.jobs()?;
+        let gauges = &self.inner.gauges;
+        gauges.waiting.fetch_add(1, Ordering::SeqCst);
+        jobs.try_send(job).map_err(|err| {
+            gauges.waiting.fetch_sub(1, Ordering::SeqCst);
+            match err {
+                TrySendError::Full(_) => PasswordError::Busy {
+                    retry_after: Duration::from_secs(RETRY_AFTER_SECS),
+                },
+                TrySendError::Disconnected(_) => {
+                    PasswordError::Failed("the password hashing threads stopped".into())
+                }
             }
         })?;
         rx.await
