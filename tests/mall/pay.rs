@@ -257,10 +257,12 @@ impl Mall {
 
     /// Ends the lease of every refund claim.
     async fn expire_refund_leases(&self) {
-        sqlx::query("UPDATE orders SET refund_until = refund_until - 120 WHERE status = 'refunding'")
-            .execute(self.db.pool())
-            .await
-            .unwrap();
+        sqlx::query(
+            "UPDATE orders SET refund_until = refund_until - 120 WHERE status = 'refunding'",
+        )
+        .execute(self.db.pool())
+        .await
+        .unwrap();
     }
 
     /// The `REFUND.SUCCESS` notification of the refund `out_refund_no` as the fake knows it,
@@ -626,7 +628,10 @@ async fn cancel_and_ship_race_on(label: &str) {
                 assert_eq!(cancel, 200, "{label}: {cancel_body}");
                 assert_eq!(cancel_body["status"], "refunded");
                 assert_eq!(ship, 409, "{label}: {ship_body}");
-                assert!(refund.is_some(), "{label}: order {id} refunded locally only");
+                assert!(
+                    refund.is_some(),
+                    "{label}: order {id} refunded locally only"
+                );
                 assert_eq!(trade, TradeState::Refund, "{label}: order {id}");
             }
             other => panic!("{label}: order {id} ended {other}"),
@@ -661,8 +666,15 @@ async fn interrupted_refund_on(label: &str) {
         "{label}"
     );
     let (status, body) = mall.act(never_sent, "cancel", &buyer).await;
-    assert_eq!((status.as_u16(), &body["status"]), (200, &json!("refunding")));
-    assert_eq!(mall.fake.refund_calls(), 0, "{label}: the claim's holder sends it");
+    assert_eq!(
+        (status.as_u16(), &body["status"]),
+        (200, &json!("refunding"))
+    );
+    assert_eq!(
+        mall.fake.refund_calls(),
+        0,
+        "{label}: the claim's holder sends it"
+    );
 
     let lost = mall.paid_order(&buyer).await;
     mall.fake.drop_notifications(1);
@@ -682,7 +694,11 @@ async fn interrupted_refund_on(label: &str) {
     mall.assert_stock_reconciles().await;
     mall.expire_refund_leases().await;
     let report = mall.sweep().await;
-    assert_eq!((report.claimed, report.refunded), (2, 2), "{label}: {report:?}");
+    assert_eq!(
+        (report.claimed, report.refunded),
+        (2, 2),
+        "{label}: {report:?}"
+    );
     for id in [never_sent, lost] {
         assert_eq!(mall.status(id).await, "refunded", "{label}: order {id}");
         let no = mall.out_trade_no(id).await;
@@ -701,9 +717,17 @@ async fn interrupted_refund_on(label: &str) {
     mall.assert_stock_reconciles().await;
 }
 
+/// WeChat Pay refusing a refund, on every backend: at `cancel`, and at the sweeper's try for
+/// an interrupted one. The order is `paid` again (shippable), nothing refunded, stock held.
 #[tokio::test]
 async fn refused_refund_returns_the_order_to_paid() {
-    let (mall, _db) = start(|_| {}).await;
+    for label in databases::backend_labels() {
+        refused_refund_on(label).await;
+    }
+}
+
+async fn refused_refund_on(label: &str) {
+    let (mall, _db) = start_label(label, |_| {}).await;
     let buyer = mall.wx_login("alice").await;
     let admin = mall.admin().await;
     let id = mall.paid_order(&buyer).await;
@@ -717,9 +741,14 @@ async fn refused_refund_returns_the_order_to_paid() {
     // The sweeper's try, for a claim whose holder stopped, refused as well.
     mall.claim_refund_and_stop(id, -1).await;
     mall.fake.fail_next(1, PayScript::Delay(Duration::ZERO)); // the refund query: unknown
-    mall.fake.fail_next(1, PayScript::error(400, "INVALID_REQUEST"));
+    mall.fake
+        .fail_next(1, PayScript::error(400, "INVALID_REQUEST"));
     let report = mall.sweep().await;
-    assert_eq!((report.claimed, report.refund_refused), (1, 1), "{report:?}");
+    assert_eq!(
+        (report.claimed, report.refund_refused),
+        (1, 1),
+        "{report:?}"
+    );
     assert_eq!(mall.status(id).await, "paid");
     assert_eq!(mall.fake.refund_calls(), 2);
     assert_eq!(mall.fake.refunds_created(), 0);
@@ -727,6 +756,38 @@ async fn refused_refund_returns_the_order_to_paid() {
 
     let (status, body) = mall.act(id, "ship", &admin).await;
     assert_eq!((status.as_u16(), &body["status"]), (200, &json!("shipped")));
+    mall.assert_stock_reconciles().await;
+}
+
+/// A refund is asked for with the mall's notify_url: WeChat Pay's `REFUND.SUCCESS` comes back
+/// to the mall and is recorded.
+#[tokio::test]
+async fn refund_carries_the_notify_url_and_its_notification_is_recorded() {
+    let (mall, _db) = start(|_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let id = mall.paid_order(&buyer).await;
+    let delivered = mall.fake.notifications_delivered();
+    let (status, body) = mall.act(id, "cancel", &buyer).await;
+    assert_eq!(
+        (status.as_u16(), &body["status"]),
+        (200, &json!("refunded"))
+    );
+    mall.fake.flush_notifications().await;
+    assert_eq!(
+        mall.fake.notifications_delivered(),
+        delivered + 1,
+        "the refund's notification reached the mall"
+    );
+    let sql = format!(
+        "SELECT refund_status FROM orders WHERE id = {}",
+        mall.db.dialect().placeholder(1)
+    );
+    let (refund_status,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(mall.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(refund_status.as_deref(), Some("SUCCESS"));
     mall.assert_stock_reconciles().await;
 }
 
@@ -763,7 +824,11 @@ async fn refund_notification_before_the_answer_finishes_the_refund_once() {
     assert_eq!(mall.status(id).await, "refunded");
     assert_eq!(shelf_stock(&mall.db).await, before + 2, "returned once");
     mall.expire_refund_leases().await;
-    assert_eq!(mall.sweep().await, SweepReport::default(), "nothing left to finish");
+    assert_eq!(
+        mall.sweep().await,
+        SweepReport::default(),
+        "nothing left to finish"
+    );
     mall.assert_stock_reconciles().await;
 }
 
@@ -1042,6 +1107,10 @@ async fn openapi_documents_the_payment_routes() {
     );
     for status in ["409", "502", "503"] {
         assert!(pay["responses"][status].is_object(), "pay {status}");
+    }
+    let cancel = &paths["/mall/orders/{id}/cancel/"]["post"];
+    for text in [&cancel["summary"], &cancel["description"]] {
+        assert!(text.as_str().unwrap().contains("refunding"), "{cancel}");
     }
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["Orders"].is_object() && schemas["Error"].is_object());

@@ -520,10 +520,23 @@ impl Payments {
     /// back when it was paid); closed or abnormal -> back where it came from.
     async fn record_refund(&self, id: i64, refund: &Refund) -> Result<Refunded, PaymentError> {
         let status = refund_status_name(&refund.status);
-        if !refund.status.is_accepted() {
-            tracing::warn!(order_id = id, status, "WeChat Pay did not accept the refund");
-            self.release_refund(id, Some(&status)).await?;
-            return Ok(Refunded::Refused(PaymentError::RefundRefused));
+        match refund.status {
+            RefundStatus::Closed | RefundStatus::Abnormal => {
+                tracing::warn!(
+                    order_id = id,
+                    status,
+                    "WeChat Pay did not accept the refund"
+                );
+                self.release_refund(id, Some(&status)).await?;
+                return Ok(Refunded::Refused(PaymentError::RefundRefused));
+            }
+            accepted if accepted.is_accepted() => {}
+            // A status this version does not know: neither refunded nor refused.
+            _ => {
+                return Ok(Refunded::Pending(PaymentError::Pay(PayError::Malformed(
+                    format!("unknown refund status {status}"),
+                ))));
+            }
         }
         if self.finish_refund(id, &refund.refund_id, &status).await? {
             return Ok(Refunded::Done);
@@ -624,7 +637,9 @@ impl Payments {
         }
         let status = refund_status_name(&notice.refund_status);
         if notice.refund_status == RefundStatus::Success
-            && self.finish_refund(row.id, &notice.refund_id, &status).await?
+            && self
+                .finish_refund(row.id, &notice.refund_id, &status)
+                .await?
         {
             return Ok(());
         }
@@ -645,11 +660,18 @@ impl Payments {
     /// A `refunding` order whose claim's lease ended, claimed again by this sweep: asks WeChat
     /// Pay about the refund and records it, or sends it (same `out_refund_no`) when WeChat Pay
     /// does not know it.
-    async fn settle_refund(&self, id: i64, out_trade_no: &str, total: i64) -> Result<Refunded, PaymentError> {
+    async fn settle_refund(
+        &self,
+        id: i64,
+        out_trade_no: &str,
+        total: i64,
+    ) -> Result<Refunded, PaymentError> {
         let client = self.client()?;
         match client.query_refund(&out_refund_no(out_trade_no)).await {
             Ok(refund) => self.record_refund(id, &refund).await,
-            Err(PayError::NotFound { .. }) => self.send_refund(client, id, out_trade_no, total).await,
+            Err(PayError::NotFound { .. }) => {
+                self.send_refund(client, id, out_trade_no, total).await
+            }
             Err(err) => Ok(Refunded::Pending(err.into())),
         }
     }
