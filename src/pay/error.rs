@@ -151,6 +151,33 @@ impl PayError {
         )
     }
 
+    /// Whether WeChat Pay certainly did not do what was asked, and will not on the same call:
+    /// it answered with a 4xx refusal (`ORDERPAID`, `ORDER_CLOSED`, not found, `SIGN_ERROR`,
+    /// `PARAM_ERROR`, `INVALID_REQUEST`, `NOT_ENOUGH`, ...), or the client refused the request
+    /// before sending it. A state claimed for the call may then be given back. Rate limits,
+    /// 5xx answers, timeouts, transport errors and answers that fail verification are not
+    /// refusals: the call may have been applied, so ask WeChat Pay before deciding.
+    ///
+    /// ```
+    /// use wxrest::pay::PayError;
+    ///
+    /// assert!(PayError::from_api(403, "NOT_ENOUGH", "balance").is_refusal());
+    /// assert!(!PayError::from_api(500, "SYSTEM_ERROR", "busy").is_refusal());
+    /// assert!(!PayError::Timeout.is_refusal());
+    /// assert!(!PayError::Signature("forged".into()).is_refusal());
+    /// ```
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::OrderPaid
+            | Self::OrderClosed
+            | Self::NotFound { .. }
+            | Self::SignRejected { .. }
+            | Self::InvalidRequest(_) => true,
+            Self::Api { status, .. } => (400..500).contains(status) && *status != 429,
+            _ => false,
+        }
+    }
+
     /// A short, stable name of the variant (`order_paid`, `signature`, ...), for metrics
     /// labels, logs and the `code` of the rendered body (prefixed `pay_`).
     pub fn kind(&self) -> &'static str {

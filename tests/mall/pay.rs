@@ -17,7 +17,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use wxrest::db::Db;
 use wxrest::pay::{
-    FakeWeChatPay, JsapiOrder, PayScript, RequestPayment, SignedNotification, TradeState,
+    FakeWeChatPay, JsapiOrder, PayScript, RefundRequest, RequestPayment, SignedNotification,
+    TradeState,
 };
 
 const NOTIFY: &str = "/pay/wechat/notify/";
@@ -186,8 +187,8 @@ impl Mall {
         sweep_once(&self.payments).await.unwrap()
     }
 
-    /// Shelves plus the items of live orders (pending, paid, shipped, completed) equal what
-    /// there was at the start.
+    /// Shelves plus the items of live orders (pending, paid, shipped, completed, and refunding:
+    /// the stock returns when the refund is recorded) equal what there was at the start.
     async fn assert_stock_reconciles(&self) {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT o.status, i.quantity FROM order_items i JOIN orders o ON o.id = i.order_id",
@@ -197,7 +198,12 @@ impl Mall {
         .unwrap();
         let held: i64 = rows
             .iter()
-            .filter(|(s, _)| matches!(s.as_str(), "pending" | "paid" | "shipped" | "completed"))
+            .filter(|(s, _)| {
+                matches!(
+                    s.as_str(),
+                    "pending" | "paid" | "shipped" | "completed" | "refunding"
+                )
+            })
             .map(|(_, q)| q)
             .sum();
         assert_eq!(
@@ -220,6 +226,74 @@ impl Mall {
         });
         self.fake
             .notification_body("TRANSACTION.SUCCESS", "transaction", &plaintext, None)
+    }
+
+    /// An order paid through WeChat Pay (its notification applied): its id.
+    async fn paid_order(&self, token: &str) -> i64 {
+        let id = self.order(token).await;
+        let params = self.pay(id, token).await;
+        self.fake.request_payment(&params).unwrap();
+        self.fake.flush_notifications().await;
+        assert_eq!(self.status(id).await, "paid");
+        id
+    }
+
+    /// What an instance that claimed the order's refund and then stopped leaves behind:
+    /// `paid -> refunding` with a lease ending `lease` seconds from now.
+    async fn claim_refund_and_stop(&self, id: i64, lease: i64) {
+        let [until, id_p] = self.db.dialect().numbered();
+        let sql = format!(
+            "UPDATE orders SET status = 'refunding', refund_from = 'paid', \
+             refund_until = {until} WHERE id = {id_p} AND status = 'paid'"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(now() + lease)
+            .bind(id)
+            .execute(self.db.pool())
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    }
+
+    /// Ends the lease of every refund claim.
+    async fn expire_refund_leases(&self) {
+        sqlx::query(
+            "UPDATE orders SET refund_until = refund_until - 120 WHERE status = 'refunding'",
+        )
+        .execute(self.db.pool())
+        .await
+        .unwrap();
+    }
+
+    /// The `REFUND.SUCCESS` notification of the refund `out_refund_no` as the fake knows it,
+    /// signed now.
+    fn refund_notification(&self, out_refund_no: &str) -> SignedNotification {
+        let refund = self.fake.refund(out_refund_no).unwrap();
+        let plaintext = json!({
+            "mchid": self.fake.mchid(), "out_trade_no": refund.out_trade_no,
+            "transaction_id": refund.transaction_id, "out_refund_no": refund.out_refund_no,
+            "refund_id": refund.refund_id, "refund_status": "SUCCESS",
+            "success_time": "2026-11-27T10:00:00+08:00",
+            "user_received_account": "支付用户零钱", "amount": refund.amount
+        });
+        let body = self
+            .fake
+            .notification_body("REFUND.SUCCESS", "refund", &plaintext, None);
+        self.fake.sign_notification(now(), &body)
+    }
+
+    /// How many orders have `status`.
+    async fn count(&self, status: &str) -> u64 {
+        let sql = format!(
+            "SELECT COUNT(*) FROM orders WHERE status = {}",
+            self.db.dialect().placeholder(1)
+        );
+        let (n,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .fetch_one(self.db.pool())
+            .await
+            .unwrap();
+        u64::try_from(n).unwrap()
     }
 
     async fn total(&self, id: i64) -> i64 {
@@ -471,7 +545,12 @@ async fn concurrent_cancels_refund_once_on(label: &str) {
         let (status, body) = cancel.await.unwrap();
         match status.as_u16() {
             200 => {
-                assert_eq!(body["status"], "refunded");
+                // The winner answers refunded; a cancel arriving while it waits for WeChat
+                // Pay answers the refund under way.
+                assert!(
+                    matches!(body["status"].as_str(), Some("refunded" | "refunding")),
+                    "{body}"
+                );
                 refunded += 1;
             }
             409 => assert_eq!(body["code"], "invalid_state"),
@@ -491,6 +570,265 @@ async fn concurrent_cancels_refund_once_on(label: &str) {
     let (status, _) = mall.act(id, "cancel", &buyer).await;
     assert_eq!(status, 409);
     assert_eq!(mall.fake.refunds_created(), 1);
+    mall.assert_stock_reconciles().await;
+}
+
+/// A cancel and a ship of the same paid order, fired together, on every backend: the order
+/// ends either shipped and never refunded, or refunded and never shipped, and WeChat Pay
+/// agrees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_and_ship_racing_never_ship_a_refunded_order() {
+    for label in databases::backend_labels() {
+        cancel_and_ship_race_on(label).await;
+    }
+}
+
+async fn cancel_and_ship_race_on(label: &str) {
+    const N: usize = 12;
+    let (mall, _db) = start_label(label, |_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let admin = mall.admin().await;
+    let mut ids = Vec::new();
+    for _ in 0..N {
+        let id = mall.order(&buyer).await;
+        let params = mall.pay(id, &buyer).await;
+        mall.fake.request_payment(&params).unwrap();
+        ids.push(id);
+    }
+    mall.fake.flush_notifications().await;
+    for id in &ids {
+        assert_eq!(mall.status(*id).await, "paid");
+    }
+    let mall = Arc::new(mall);
+    let races: Vec<_> = ids
+        .iter()
+        .map(|&id| {
+            let (mall, buyer, admin) = (mall.clone(), buyer.clone(), admin.clone());
+            tokio::spawn(async move {
+                let (cancel, ship) =
+                    tokio::join!(mall.act(id, "cancel", &buyer), mall.act(id, "ship", &admin));
+                (id, cancel, ship)
+            })
+        })
+        .collect();
+    for race in races {
+        let (id, (cancel, cancel_body), (ship, ship_body)) = race.await.unwrap();
+        let status = mall.status(id).await;
+        let no = mall.out_trade_no(id).await;
+        let refund = mall.fake.refund(&format!("{no}-refund"));
+        let trade = mall.fake.order(&no).unwrap().trade_state;
+        match status.as_str() {
+            "shipped" => {
+                assert_eq!(ship, 200, "{label}: {ship_body}");
+                assert_eq!(cancel, 409, "{label}: {cancel_body}");
+                assert!(refund.is_none(), "{label}: order {id} shipped and refunded");
+                assert_eq!(trade, TradeState::Success, "{label}: order {id}");
+            }
+            "refunded" => {
+                assert_eq!(cancel, 200, "{label}: {cancel_body}");
+                assert_eq!(cancel_body["status"], "refunded");
+                assert_eq!(ship, 409, "{label}: {ship_body}");
+                assert!(
+                    refund.is_some(),
+                    "{label}: order {id} refunded locally only"
+                );
+                assert_eq!(trade, TradeState::Refund, "{label}: order {id}");
+            }
+            other => panic!("{label}: order {id} ended {other}"),
+        }
+    }
+    assert_eq!(mall.fake.refunds_created(), mall.count("refunded").await);
+    mall.assert_stock_reconciles().await;
+}
+
+/// A refund claimed and then interrupted, on every backend: once before the call was made
+/// (the instance stopped), once after WeChat Pay did it but its answer (and notification)
+/// was lost. Nobody can ship either meanwhile; after the claim's lease any instance's sweeper
+/// finishes both, and WeChat Pay is asked for each refund once.
+#[tokio::test]
+async fn interrupted_refund_is_finished_by_the_sweeper_and_sent_once() {
+    for label in databases::backend_labels() {
+        interrupted_refund_on(label).await;
+    }
+}
+
+async fn interrupted_refund_on(label: &str) {
+    let (mall, _db) = start_label(label, |_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let admin = mall.admin().await;
+
+    let never_sent = mall.paid_order(&buyer).await;
+    mall.claim_refund_and_stop(never_sent, 60).await;
+    let (status, body) = mall.act(never_sent, "ship", &admin).await;
+    assert_eq!(
+        (status.as_u16(), &body["code"]),
+        (409, &json!("invalid_state")),
+        "{label}"
+    );
+    let (status, body) = mall.act(never_sent, "cancel", &buyer).await;
+    assert_eq!(
+        (status.as_u16(), &body["status"]),
+        (200, &json!("refunding"))
+    );
+    assert_eq!(
+        mall.fake.refund_calls(),
+        0,
+        "{label}: the claim's holder sends it"
+    );
+
+    let lost = mall.paid_order(&buyer).await;
+    mall.fake.drop_notifications(1);
+    mall.fake.fail_next(1, PayScript::TamperSignature);
+    let (status, body) = mall.act(lost, "cancel", &buyer).await;
+    assert_eq!(
+        (status.as_u16(), &body["status"]),
+        (200, &json!("refunding")),
+        "{label}: {body}"
+    );
+    mall.fake.flush_notifications().await;
+    assert_eq!(mall.fake.notifications_dropped(), 1);
+    assert_eq!(mall.status(lost).await, "refunding", "{label}");
+    assert_eq!(mall.fake.refund_calls(), 1);
+
+    assert_eq!(mall.sweep().await.claimed, 0, "{label}: the leases hold");
+    mall.assert_stock_reconciles().await;
+    mall.expire_refund_leases().await;
+    let report = mall.sweep().await;
+    assert_eq!(
+        (report.claimed, report.refunded),
+        (2, 2),
+        "{label}: {report:?}"
+    );
+    for id in [never_sent, lost] {
+        assert_eq!(mall.status(id).await, "refunded", "{label}: order {id}");
+        let no = mall.out_trade_no(id).await;
+        assert!(mall.fake.refund(&format!("{no}-refund")).is_some());
+        let (status, _) = mall.act(id, "ship", &admin).await;
+        assert_eq!(status, 409);
+    }
+    assert_eq!(
+        (mall.fake.refund_calls(), mall.fake.refunds_created()),
+        (2, 2),
+        "{label}: the lost one was queried, not sent again"
+    );
+    mall.expire_refund_leases().await;
+    assert_eq!(mall.sweep().await.claimed, 0, "{label}: finished once");
+    mall.fake.flush_notifications().await;
+    mall.assert_stock_reconciles().await;
+}
+
+/// WeChat Pay refusing a refund, on every backend: at `cancel`, and at the sweeper's try for
+/// an interrupted one. The order is `paid` again (shippable), nothing refunded, stock held.
+#[tokio::test]
+async fn refused_refund_returns_the_order_to_paid() {
+    for label in databases::backend_labels() {
+        refused_refund_on(label).await;
+    }
+}
+
+async fn refused_refund_on(label: &str) {
+    let (mall, _db) = start_label(label, |_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let admin = mall.admin().await;
+    let id = mall.paid_order(&buyer).await;
+
+    mall.fake.fail_next(1, PayScript::error(403, "NOT_ENOUGH"));
+    let (status, body) = mall.act(id, "cancel", &buyer).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(mall.status(id).await, "paid");
+    mall.assert_stock_reconciles().await;
+
+    // The sweeper's try, for a claim whose holder stopped, refused as well.
+    mall.claim_refund_and_stop(id, -1).await;
+    mall.fake.fail_next(1, PayScript::Delay(Duration::ZERO)); // the refund query: unknown
+    mall.fake
+        .fail_next(1, PayScript::error(400, "INVALID_REQUEST"));
+    let report = mall.sweep().await;
+    assert_eq!(
+        (report.claimed, report.refund_refused),
+        (1, 1),
+        "{report:?}"
+    );
+    assert_eq!(mall.status(id).await, "paid");
+    assert_eq!(mall.fake.refund_calls(), 2);
+    assert_eq!(mall.fake.refunds_created(), 0);
+    mall.assert_stock_reconciles().await;
+
+    let (status, body) = mall.act(id, "ship", &admin).await;
+    assert_eq!((status.as_u16(), &body["status"]), (200, &json!("shipped")));
+    mall.assert_stock_reconciles().await;
+}
+
+/// A refund is asked for with the mall's notify_url: WeChat Pay's `REFUND.SUCCESS` comes back
+/// to the mall and is recorded.
+#[tokio::test]
+async fn refund_carries_the_notify_url_and_its_notification_is_recorded() {
+    let (mall, _db) = start(|_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let id = mall.paid_order(&buyer).await;
+    let delivered = mall.fake.notifications_delivered();
+    let (status, body) = mall.act(id, "cancel", &buyer).await;
+    assert_eq!(
+        (status.as_u16(), &body["status"]),
+        (200, &json!("refunded"))
+    );
+    mall.fake.flush_notifications().await;
+    assert_eq!(
+        mall.fake.notifications_delivered(),
+        delivered + 1,
+        "the refund's notification reached the mall"
+    );
+    let sql = format!(
+        "SELECT refund_status FROM orders WHERE id = {}",
+        mall.db.dialect().placeholder(1)
+    );
+    let (refund_status,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_one(mall.db.pool())
+        .await
+        .unwrap();
+    assert_eq!(refund_status.as_deref(), Some("SUCCESS"));
+    mall.assert_stock_reconciles().await;
+}
+
+/// `REFUND.SUCCESS` arriving while the instance that asked for the refund still waits for
+/// the answer: the order is refunded and its stock returned, once; a replay changes nothing.
+#[tokio::test]
+async fn refund_notification_before_the_answer_finishes_the_refund_once() {
+    let (mall, _db) = start(|_| {}).await;
+    let buyer = mall.wx_login("alice").await;
+    let id = mall.paid_order(&buyer).await;
+    let (no, total) = (mall.out_trade_no(id).await, mall.total(id).await);
+    let out_refund_no = format!("{no}-refund");
+    mall.claim_refund_and_stop(id, 60).await;
+    // What the claiming instance asked for (its answer not back yet).
+    let client = mall.payments.pay.clone().unwrap();
+    client
+        .refund(&RefundRequest::new(&no, &out_refund_no, total, total))
+        .await
+        .unwrap();
+    mall.fake.flush_notifications().await;
+    let n = mall.refund_notification(&out_refund_no);
+
+    let before = shelf_stock(&mall.db).await;
+    let (status, body) = mall.notify(&n).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(mall.status(id).await, "refunded");
+    assert_eq!(shelf_stock(&mall.db).await, before + 2, "the stock is back");
+    mall.assert_stock_reconciles().await;
+
+    let (status, body) = mall.notify(&n).await;
+    assert_eq!(status, 204, "{body}");
+    let again = mall.refund_notification(&out_refund_no);
+    assert_eq!(mall.notify(&again).await.0, 204);
+    assert_eq!(mall.status(id).await, "refunded");
+    assert_eq!(shelf_stock(&mall.db).await, before + 2, "returned once");
+    mall.expire_refund_leases().await;
+    assert_eq!(
+        mall.sweep().await,
+        SweepReport::default(),
+        "nothing left to finish"
+    );
     mall.assert_stock_reconciles().await;
 }
 
@@ -769,6 +1107,10 @@ async fn openapi_documents_the_payment_routes() {
     );
     for status in ["409", "502", "503"] {
         assert!(pay["responses"][status].is_object(), "pay {status}");
+    }
+    let cancel = &paths["/mall/orders/{id}/cancel/"]["post"];
+    for text in [&cancel["summary"], &cancel["description"]] {
+        assert!(text.as_str().unwrap().contains("refunding"), "{cancel}");
     }
     let schemas = &doc["components"]["schemas"];
     assert!(schemas["Orders"].is_object() && schemas["Error"].is_object());

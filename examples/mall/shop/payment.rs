@@ -3,7 +3,10 @@
 //! ```text
 //! pending --pay (WeChat Pay says SUCCESS)--> paid --ship (staff)--> shipped --confirm--> completed
 //!    |                                        |
-//!    +--cancel / unpaid timeout--> cancelled  +--cancel (one full refund)--> refunded
+//!    +--cancel / unpaid timeout--> cancelled  +--cancel--> refunding --accepted--> refunded
+//!                                      |                     (refused: back to paid)
+//!                                      +--paid anyway--> refunding --accepted--> refunded
+//!                                                        (refused: back to cancelled)
 //! ```
 //!
 //! An order is `paid` only when WeChat Pay says so, in a verified notification or a verified
@@ -12,6 +15,15 @@
 //! delivered, whichever instance receives it. Unpaid orders are swept by every instance; a row
 //! is claimed with a lease (`sweeping_until`) before WeChat Pay is asked about it, and it is
 //! cancelled locally only after WeChat Pay closed it (or never knew it).
+//!
+//! A refund is claimed before WeChat Pay is asked for it: `paid -> refunding` (remembering
+//! where it came from in `refund_from`, with a lease in `refund_until`), so a `ship` landing
+//! meanwhile finds the order no longer `paid`. Then the refund call, then the outcome:
+//! accepted -> `refunded` and the stock returned, once (by the call's answer or the
+//! `REFUND.SUCCESS` notification, whichever comes first); refused -> back to `refund_from`;
+//! unknown (timeout, unverified answer) -> left `refunding` until the lease ends, then any
+//! instance's sweeper queries the refund and records it, or sends it again with the same
+//! `out_refund_no` when WeChat Pay does not know it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,8 +38,8 @@ use sqlx::AnyConnection;
 use wxrest::ApiError;
 use wxrest::db::{Db, Dialect};
 use wxrest::pay::{
-    FakeWeChatPay, JsapiOrder, NotifyResource, PayError, PayNotification, RefundRequest,
-    TradeState, Transaction, WxPayClient,
+    FakeWeChatPay, JsapiOrder, NotifyResource, PayError, PayNotification, Refund, RefundNotice,
+    RefundRequest, RefundStatus, TradeState, Transaction, WxPayClient,
 };
 use wxrest::viewset::{ActionContext, ListCache};
 
@@ -41,6 +53,8 @@ pub const SHIPPED: &str = "shipped";
 pub const COMPLETED: &str = "completed";
 /// Cancelled after payment: the whole amount was refunded through WeChat Pay.
 pub const REFUNDED: &str = "refunded";
+/// A full refund claimed and asked of WeChat Pay, its outcome not recorded yet.
+pub const REFUNDING: &str = "refunding";
 
 /// Seconds an order may stay unpaid unless `MALL_UNPAID_TIMEOUT` says.
 pub const DEFAULT_UNPAID_TIMEOUT: u64 = 1800;
@@ -53,6 +67,10 @@ const SWEEP_LEASE_SECS: i64 = 60;
 
 /// Orders claimed per sweep, at most.
 const SWEEP_BATCH: i64 = 100;
+
+/// How long a refund claim is held before a sweeper may finish it (longer than the WeChat Pay
+/// call it makes).
+const REFUND_LEASE_SECS: i64 = 60;
 
 /// Everything the payment routes and the sweeper need. Cheap to clone.
 #[derive(Clone)]
@@ -406,61 +424,256 @@ impl Payments {
         }
         let row = self.load(row.id).await?.ok_or(PaymentError::UnknownOrder)?;
         match row.status.as_str() {
-            PAID | SHIPPED | COMPLETED | REFUNDED => Ok(Applied::Already),
+            PAID | SHIPPED | COMPLETED | REFUNDING | REFUNDED => Ok(Applied::Already),
             CANCELLED => {
                 tracing::warn!(
                     order_id = row.id,
                     "payment for a cancelled order: refunding it"
                 );
-                self.refund(&row, CANCELLED).await?;
-                Ok(Applied::RefundedLate)
+                match self.refund(&row, CANCELLED).await? {
+                    Some(Refunded::Done) => Ok(Applied::RefundedLate),
+                    Some(Refunded::Pending(_)) => Ok(Applied::Refunding),
+                    // Back to cancelled: answered FAIL, WeChat Pay delivers it again.
+                    Some(Refunded::Refused(err)) => Err(err),
+                    // Another delivery claimed the refund first.
+                    None => match current(self, row.id).await?.status.as_str() {
+                        REFUNDING | REFUNDED => Ok(Applied::Already),
+                        _ => Err(PaymentError::InvalidState("The order changed; try again.")),
+                    },
+                }
             }
             _ => Err(PaymentError::InvalidState("The order changed; try again.")),
         }
     }
 
     /// The one full refund of the order (`out_refund_no` derived from it, so WeChat Pay
-    /// refunds once however often this runs), then `from -> refunded`, returning the stock
-    /// when `from` is `paid`. Whether this call moved the order.
-    async fn refund(&self, row: &PayRow, from: &str) -> Result<bool, PaymentError> {
+    /// refunds once however often this runs): claims it (`from -> refunding`), asks WeChat
+    /// Pay, records the outcome. `None` when the order was not in `from` (nothing was asked).
+    async fn refund(&self, row: &PayRow, from: &str) -> Result<Option<Refunded>, PaymentError> {
         let client = self.client()?;
         let no = row
             .out_trade_no
             .as_deref()
             .ok_or(PaymentError::InvalidState("The order was never paid."))?;
-        let request = RefundRequest::new(no, out_refund_no(no), row.total, row.total)
-            .reason("order cancelled");
-        let refund = client.refund(&request).await?;
-        if !refund.status.is_accepted() {
-            return Err(PaymentError::RefundRefused);
+        if !self.claim_refund(row.id, from).await? {
+            return Ok(None);
         }
+        self.send_refund(client, row.id, no, row.total)
+            .await
+            .map(Some)
+    }
+
+    /// `from -> refunding`, remembering `from` and leasing the claim: whether it moved.
+    async fn claim_refund(&self, id: i64, from: &str) -> Result<bool, sqlx::Error> {
+        let d = self.db.dialect();
+        let [status, refund_from, until, id_p, was] = d.numbered();
+        let sql = format!(
+            "UPDATE orders SET status = {status}, refund_from = {refund_from}, \
+             refund_until = {until} WHERE id = {id_p} AND status = {was}"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(REFUNDING)
+            .bind(from)
+            .bind(now() + REFUND_LEASE_SECS)
+            .bind(id)
+            .bind(from)
+            .execute(self.db.pool())
+            .await?;
+        let moved = done.rows_affected() == 1;
+        if moved {
+            self.changed("orders", &["status"], &[id]).await;
+        }
+        Ok(moved)
+    }
+
+    /// Asks WeChat Pay for the full refund of a claimed (`refunding`) order and records what
+    /// it answered.
+    async fn send_refund(
+        &self,
+        client: &WxPayClient,
+        id: i64,
+        out_trade_no: &str,
+        total: i64,
+    ) -> Result<Refunded, PaymentError> {
+        let request = RefundRequest::new(out_trade_no, out_refund_no(out_trade_no), total, total)
+            .reason("order cancelled")
+            .notify_url(client.config().notify_url.clone());
+        match client.refund(&request).await {
+            Ok(refund) => self.record_refund(id, &refund).await,
+            Err(err) if err.is_refusal() => {
+                tracing::warn!(order_id = id, error = %err, "WeChat Pay refused the refund");
+                self.release_refund(id, None).await?;
+                Ok(Refunded::Refused(err.into()))
+            }
+            Err(err) => {
+                tracing::warn!(
+                    order_id = id,
+                    error = %err,
+                    "refund outcome unknown: left refunding for the sweeper"
+                );
+                Ok(Refunded::Pending(err.into()))
+            }
+        }
+    }
+
+    /// Records a verified refund answer for a `refunding` order: accepted -> `refunded` (stock
+    /// back when it was paid); closed or abnormal -> back where it came from.
+    async fn record_refund(&self, id: i64, refund: &Refund) -> Result<Refunded, PaymentError> {
+        let status = refund_status_name(&refund.status);
+        match refund.status {
+            RefundStatus::Closed | RefundStatus::Abnormal => {
+                tracing::warn!(
+                    order_id = id,
+                    status,
+                    "WeChat Pay did not accept the refund"
+                );
+                self.release_refund(id, Some(&status)).await?;
+                return Ok(Refunded::Refused(PaymentError::RefundRefused));
+            }
+            accepted if accepted.is_accepted() => {}
+            // A status this version does not know: neither refunded nor refused.
+            _ => {
+                return Ok(Refunded::Pending(PaymentError::Pay(PayError::Malformed(
+                    format!("unknown refund status {status}"),
+                ))));
+            }
+        }
+        if self.finish_refund(id, &refund.refund_id, &status).await? {
+            return Ok(Refunded::Done);
+        }
+        // Its notification (or a sweeper) recorded it first.
+        match current(self, id).await?.status.as_str() {
+            REFUNDED => Ok(Refunded::Done),
+            _ => Err(PaymentError::InvalidState("The order changed; try again.")),
+        }
+    }
+
+    /// `refunding -> refunded`, returning the stock when the refund came from `paid`, in one
+    /// transaction: whether it moved (so the stock returns exactly once).
+    async fn finish_refund(
+        &self,
+        id: i64,
+        refund_id: &str,
+        refund_status: &str,
+    ) -> Result<bool, sqlx::Error> {
         let d = self.db.dialect();
         let mut tx = self.db.pool().begin().await?;
-        let [status, refund_id, refund_status, id, was] = d.numbered();
+        let [status, refund_id_p, refund_status_p, id_p, was] = d.numbered();
         let sql = format!(
-            "UPDATE orders SET status = {status}, refund_id = {refund_id}, \
-             refund_status = {refund_status} WHERE id = {id} AND status = {was}"
+            "UPDATE orders SET status = {status}, refund_id = {refund_id_p}, \
+             refund_status = {refund_status_p}, refund_until = NULL \
+             WHERE id = {id_p} AND status = {was}"
         );
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(REFUNDED)
-            .bind(refund.refund_id.clone())
-            .bind(refund_status_name(&refund.status))
-            .bind(row.id)
-            .bind(from)
+            .bind(refund_id.to_owned())
+            .bind(refund_status.to_owned())
+            .bind(id)
+            .bind(REFUNDING)
             .execute(&mut *tx)
             .await?;
         if done.rows_affected() != 1 {
             return Ok(false);
         }
-        let goods = match from {
-            PAID => return_stock(&mut tx, d, row.id).await?,
+        // Read under the row lock the update took: the claim that set it is this one.
+        let sql = format!(
+            "SELECT refund_from FROM orders WHERE id = {}",
+            d.placeholder(1)
+        );
+        let (from,): (Option<String>,) = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        let goods = match from.as_deref() {
+            Some(PAID) => return_stock(&mut tx, d, id).await?,
             _ => Vec::new(),
         };
         tx.commit().await?;
-        self.changed("orders", &["status"], &[row.id]).await;
+        self.changed("orders", &["status"], &[id]).await;
         self.changed("goods", &["stock"], &goods).await;
-        tracing::info!(order_id = row.id, total = row.total, "order refunded");
+        tracing::info!(order_id = id, from = ?from, "order refunded");
         Ok(true)
+    }
+
+    /// `refunding -> refund_from` after a definite refusal (recording the refund's status
+    /// when WeChat Pay gave one): whether it moved.
+    async fn release_refund(
+        &self,
+        id: i64,
+        refund_status: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let d = self.db.dialect();
+        let [refund_status_p, id_p, was] = d.numbered();
+        let sql = format!(
+            "UPDATE orders SET status = refund_from, refund_until = NULL, \
+             refund_status = COALESCE({refund_status_p}, refund_status) \
+             WHERE id = {id_p} AND status = {was} AND refund_from IS NOT NULL"
+        );
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(refund_status.map(str::to_owned))
+            .bind(id)
+            .bind(REFUNDING)
+            .execute(self.db.pool())
+            .await?;
+        let moved = done.rows_affected() == 1;
+        if moved {
+            self.changed("orders", &["status"], &[id]).await;
+        }
+        Ok(moved)
+    }
+
+    /// A verified refund notification: `REFUND.SUCCESS` of the order's full refund finishes
+    /// `refunding -> refunded` (once, even before the refund call has returned); the refund's
+    /// status is recorded on a refunded order. Anything else is left to the refund call's
+    /// answer or the sweeper's query.
+    async fn apply_refund_notice(&self, notice: &RefundNotice) -> Result<(), PaymentError> {
+        let Some(row) = self.load_by_out_trade_no(&notice.out_trade_no).await? else {
+            tracing::warn!(out_trade_no = %notice.out_trade_no, "refund notification for no order");
+            return Ok(());
+        };
+        if notice.out_refund_no != out_refund_no(&notice.out_trade_no) {
+            tracing::warn!(order_id = row.id, out_refund_no = %notice.out_refund_no, "refund notification for another refund: ignored");
+            return Ok(());
+        }
+        let status = refund_status_name(&notice.refund_status);
+        if notice.refund_status == RefundStatus::Success
+            && self
+                .finish_refund(row.id, &notice.refund_id, &status)
+                .await?
+        {
+            return Ok(());
+        }
+        let d = self.db.dialect();
+        let [refund_status_p, id_p, was] = d.numbered();
+        let sql = format!(
+            "UPDATE orders SET refund_status = {refund_status_p} WHERE id = {id_p} AND status = {was}"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(status)
+            .bind(row.id)
+            .bind(REFUNDED)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// A `refunding` order whose claim's lease ended, claimed again by this sweep: asks WeChat
+    /// Pay about the refund and records it, or sends it (same `out_refund_no`) when WeChat Pay
+    /// does not know it.
+    async fn settle_refund(
+        &self,
+        id: i64,
+        out_trade_no: &str,
+        total: i64,
+    ) -> Result<Refunded, PaymentError> {
+        let client = self.client()?;
+        match client.query_refund(&out_refund_no(out_trade_no)).await {
+            Ok(refund) => self.record_refund(id, &refund).await,
+            Err(PayError::NotFound { .. }) => {
+                self.send_refund(client, id, out_trade_no, total).await
+            }
+            Err(err) => Ok(Refunded::Pending(err.into())),
+        }
     }
 
     /// One unpaid order past its timeout, claimed by this instance: ask WeChat Pay, then mark
@@ -520,8 +733,22 @@ pub enum Applied {
     Already,
     /// The order had been cancelled: the payment was refunded.
     RefundedLate,
+    /// The order had been cancelled: its refund was claimed and asked for, with no answer
+    /// yet; a sweeper finishes it.
+    Refunding,
     /// Not a successful payment: nothing to apply.
     NotPaid,
+}
+
+/// What became of a refund this instance claimed.
+enum Refunded {
+    /// Accepted by WeChat Pay and recorded `refunded` (by this call, or first by its
+    /// notification).
+    Done,
+    /// WeChat Pay refused it: the order is back where it came from.
+    Refused(PaymentError),
+    /// No verified answer: the order stays `refunding` and a sweeper finishes it.
+    Pending(PaymentError),
 }
 
 enum Closed {
@@ -542,6 +769,11 @@ pub struct SweepReport {
     pub paid: usize,
     /// Left for a later sweep (WeChat Pay failed, or the order moved meanwhile).
     pub skipped: usize,
+    /// Interrupted refunds (`refunding` past their lease) that WeChat Pay accepted, now
+    /// recorded `refunded`.
+    pub refunded: usize,
+    /// Interrupted refunds WeChat Pay refused: back to the state they came from.
+    pub refund_refused: usize,
 }
 
 enum Swept {
@@ -637,7 +869,61 @@ pub async fn sweep_once(payments: &Payments) -> Result<SweepReport, sqlx::Error>
             }
         }
     }
+    sweep_refunds(payments, now, &mut report).await?;
     Ok(report)
+}
+
+/// Finishes interrupted refunds: `refunding` orders whose claim's lease ended (the instance
+/// that claimed them crashed, or WeChat Pay's answer was lost). Each is claimed again with a
+/// new lease by a conditional UPDATE, so one instance acts on it.
+async fn sweep_refunds(
+    payments: &Payments,
+    now: i64,
+    report: &mut SweepReport,
+) -> Result<(), sqlx::Error> {
+    let db = &payments.db;
+    let d = db.dialect();
+    let sql = format!(
+        "SELECT id, out_trade_no, total FROM orders WHERE status = {} AND refund_until < {} \
+         ORDER BY id LIMIT {SWEEP_BATCH}",
+        d.placeholder(1),
+        d.placeholder(2)
+    );
+    let rows: Vec<(i64, Option<String>, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(REFUNDING)
+        .bind(now)
+        .fetch_all(db.pool())
+        .await?;
+    let [until, id_p, was, before] = d.numbered();
+    let claim = format!(
+        "UPDATE orders SET refund_until = {until} WHERE id = {id_p} AND status = {was} \
+         AND refund_until < {before}"
+    );
+    for (id, no, total) in rows {
+        let Some(no) = no else {
+            continue; // never placed at WeChat Pay: never claimed for a refund
+        };
+        let done = sqlx::query(sqlx::AssertSqlSafe(claim.clone()))
+            .bind(now + REFUND_LEASE_SECS)
+            .bind(id)
+            .bind(REFUNDING)
+            .bind(now)
+            .execute(db.pool())
+            .await?;
+        if done.rows_affected() != 1 {
+            continue; // another instance holds it, or it was finished meanwhile
+        }
+        report.claimed += 1;
+        match payments.settle_refund(id, &no, total).await {
+            Ok(Refunded::Done) => report.refunded += 1,
+            Ok(Refunded::Refused(_)) => report.refund_refused += 1,
+            Ok(Refunded::Pending(err)) | Err(err) => {
+                report.skipped += 1;
+                tracing::warn!(order_id = id, error = %err, "interrupted refund not settled; retrying later");
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Sweeps every [`SWEEP_INTERVAL`] until the task is aborted. Every instance runs one; the
@@ -650,10 +936,10 @@ pub fn spawn_sweeper(payments: Payments) -> tokio::task::JoinHandle<()> {
             tick.tick().await;
             match sweep_once(&payments).await {
                 Ok(report) if report.claimed > 0 => {
-                    tracing::info!(?report, "unpaid orders swept");
+                    tracing::info!(?report, "unpaid orders and interrupted refunds swept");
                 }
                 Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "sweeping unpaid orders failed"),
+                Err(err) => tracing::warn!(error = %err, "sweeping orders failed"),
             }
         }
     })
@@ -820,7 +1106,8 @@ impl<F: FnOnce(&Order, i64, bool) -> bool> Step<F> {
 }
 
 /// `POST /mall/orders/{id}/cancel/`: pending -> cancelled (closed at WeChat Pay first, stock
-/// back); paid -> refunded (one full refund, stock back); anything else 409.
+/// back); paid -> refunding (claimed first, so a concurrent `ship` loses) -> refunded (one
+/// full refund, stock back) or back to paid when WeChat Pay refuses; anything else 409.
 pub async fn cancel(payments: Payments, ctx: ActionContext<Order>) -> Result<Response, ApiError> {
     let Some(order) = ctx.object else {
         return Err(ApiError::not_found());
@@ -857,16 +1144,25 @@ pub async fn cancel(payments: Payments, ctx: ActionContext<Order>) -> Result<Res
                 );
             }
         },
-        PAID => {
-            if !payments.refund(&row, PAID).await? {
-                // A concurrent cancel won: the same refund, already recorded.
-                let now = current(&payments, order.id).await?;
-                if now.status != REFUNDED {
-                    return Err(PaymentError::InvalidState("The order changed; try again.").into());
+        PAID => match payments.refund(&row, PAID).await? {
+            Some(Refunded::Done) => REFUNDED,
+            Some(Refunded::Refused(err)) => return Err(err.into()),
+            // Asked, no verified answer: a sweeper finishes it.
+            Some(Refunded::Pending(_)) => REFUNDING,
+            // A concurrent cancel claimed the same refund first, or a ship won.
+            None => match current(&payments, order.id).await?.status.as_str() {
+                REFUNDING => REFUNDING,
+                REFUNDED => REFUNDED,
+                _ => {
+                    return Err(PaymentError::InvalidState(
+                        "Only pending or paid orders can be cancelled.",
+                    )
+                    .into());
                 }
-            }
-            REFUNDED
-        }
+            },
+        },
+        // The refund this asks for is under way.
+        REFUNDING => REFUNDING,
         _ => {
             return Err(PaymentError::InvalidState(
                 "Only pending or paid orders can be cancelled.",
@@ -930,19 +1226,17 @@ async fn notify(
             );
         }
         NotifyResource::Refund(refund) => {
-            let d = state.payments.db.dialect();
-            let sql = format!(
-                "UPDATE orders SET refund_status = {} WHERE out_trade_no = {}",
-                d.placeholder(1),
-                d.placeholder(2)
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(refund_status_name(&refund.refund_status))
-                .bind(refund.out_trade_no.clone())
-                .execute(state.payments.db.pool())
+            state
+                .payments
+                .apply_refund_notice(refund)
                 .await
-                .map_err(|e| NotifyFailure(e.into()))?;
-            tracing::info!(id = %notification.id, out_trade_no = %refund.out_trade_no, "refund notification");
+                .map_err(NotifyFailure)?;
+            tracing::info!(
+                id = %notification.id,
+                out_trade_no = %refund.out_trade_no,
+                status = ?refund.refund_status,
+                "refund notification"
+            );
         }
         _ => {
             tracing::info!(id = %notification.id, event = %notification.event_type, "notification ignored");
@@ -1036,10 +1330,15 @@ pub fn payment_openapi() -> utoipa::openapi::OpenApi {
             ),
             "/mall/orders/{id}/cancel/": action(
                 "orders_cancel",
-                "Cancel: pending -> cancelled, paid -> refunded",
+                "Cancel: pending -> cancelled, paid -> refunding -> refunded",
                 "A pending order is closed at WeChat Pay, then cancelled; a paid one is \
-                 refunded in full through WeChat Pay, once however often this is called. \
-                 The stock returns. Shipped or completed orders: 409 `invalid_state`.",
+                 refunded in full through WeChat Pay, once however often this is called: it \
+                 is first claimed as `refunding` (a concurrent ship then gets 409), then \
+                 WeChat Pay is asked, then it becomes `refunded` (the stock returns) or, \
+                 when WeChat Pay refuses, `paid` again (an error answer). When WeChat Pay's \
+                 answer is lost the order is answered `refunding` and finished by the \
+                 server shortly; cancelling a `refunding` order answers it as it is. \
+                 Shipped or completed orders: 409 `invalid_state`.",
                 order
             ),
             "/pay/wechat/notify/": {
