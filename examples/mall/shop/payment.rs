@@ -332,10 +332,21 @@ impl Payments {
 
     /// pending -> cancelled, returning the stock, in one transaction: whether it moved.
     async fn cancel_locally(&self, id: i64) -> Result<bool, sqlx::Error> {
+        self.cancel_where(id, "").await
+    }
+
+    /// pending -> cancelled only while no payment parameters were handed out (no `prepay_id`):
+    /// a `pay` storing its prepay meanwhile makes this a no-op, so the order is closed at
+    /// WeChat Pay before it is cancelled.
+    async fn cancel_unprepaid(&self, id: i64) -> Result<bool, sqlx::Error> {
+        self.cancel_where(id, " AND prepay_id IS NULL").await
+    }
+
+    async fn cancel_where(&self, id: i64, and: &'static str) -> Result<bool, sqlx::Error> {
         let d = self.db.dialect();
         let mut tx = self.db.pool().begin().await?;
         let sql = format!(
-            "UPDATE orders SET status = {}, sweeping_until = NULL WHERE id = {} AND status = {}",
+            "UPDATE orders SET status = {}, sweeping_until = NULL WHERE id = {} AND status = {}{and}",
             d.placeholder(1),
             d.placeholder(2),
             d.placeholder(3)
@@ -1114,21 +1125,22 @@ pub async fn cancel(payments: Payments, ctx: ActionContext<Order>) -> Result<Res
     };
     let row = current(&payments, order.id).await?;
     let status = match row.status.as_str() {
-        // Never handed payment parameters (a prepay in flight stores its prepay_id only while
-        // the order is pending): nobody can pay it, nothing to close.
-        PENDING if row.prepay_id.is_none() => {
-            if !payments
-                .cancel_locally(row.id)
-                .await
-                .map_err(PaymentError::from)?
-            {
-                return Err(
-                    PaymentError::InvalidState("Only pending orders can be cancelled.").into(),
-                );
-            }
+        // Never handed payment parameters: nobody can pay it, nothing to close. The update
+        // requires that still to hold, so a `pay` that stored its prepay meanwhile sends this
+        // through the close below.
+        PENDING
+            if row.prepay_id.is_none()
+                && payments
+                    .cancel_unprepaid(row.id)
+                    .await
+                    .map_err(PaymentError::from)? =>
+        {
             CANCELLED
         }
-        PENDING => match payments.close_and_cancel(&row).await? {
+        PENDING => match payments
+            .close_and_cancel(&current(&payments, order.id).await?)
+            .await?
+        {
             Closed::Cancelled => CANCELLED,
             Closed::PaidMeanwhile => {
                 return Err(PaymentError::InvalidState(
