@@ -291,8 +291,11 @@ fn refuse_over_peer_bound(stream: &TcpStream, peer: SocketAddr) {
 /// entry, so the map never holds more entries than the server holds connections.
 struct Peers {
     max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    open: OpenPerPeer,
 }
+
+/// Open connections by address (see [`peer_key`]); only addresses with one have an entry.
+type OpenPerPeer = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
 impl Peers {
     fn new(max: usize) -> Self {
@@ -331,7 +334,7 @@ fn peer_key(ip: IpAddr) -> IpAddr {
 }
 
 /// One connection counted in [`Peers`]; dropping it uncounts it.
-struct PeerSlot(Option<(Arc<Mutex<HashMap<IpAddr, usize>>>, IpAddr)>);
+struct PeerSlot(Option<(OpenPerPeer, IpAddr)>);
 
 impl Drop for PeerSlot {
     fn drop(&mut self) {

@@ -161,7 +161,10 @@ impl Config {
     /// `WX_APPID`, `WX_SECRET`, `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`,
     /// `CORS_ORIGINS`, `MALL_BODY_LIMIT`, `MALL_BENCH_ROUTES`, `MALL_THROTTLE_ANON`,
     /// `MALL_THROTTLE_USER`, `MALL_THROTTLE_LOGIN` (DRF rates such as `100/min`; a malformed
-    /// one is a start-up error), `MALL_TRUST_PROXY`.
+    /// one is a start-up error), `MALL_TRUST_PROXY`, `MALL_DEV`, `MALL_HEADER_TIMEOUT`,
+    /// `MALL_WRITE_TIMEOUT`, `MALL_MAX_CONNECTIONS`, `MALL_MAX_CONNECTIONS_PER_IP`, the
+    /// metrics and WeChat Pay variables; a malformed number or a short `MALL_ADMIN_PASSWORD`
+    /// is a start-up error.
     pub fn from_env() -> Result<Self, String> {
         let wx = match env("WX_APPID") {
             None => None,
