@@ -1,10 +1,14 @@
 //! The development rule: conveniences that would be unsafe in production (a built-in fake
-//! WeChat that lets any code log in, a published signing secret) run only on a loopback listen
-//! address (`127.0.0.0/8`, `::1`, `localhost`) or behind an explicit development switch.
+//! WeChat that lets any code log in, a published signing secret) run only behind an explicit
+//! development switch. A loopback listen address is *not* such a switch: the usual production
+//! host binds `127.0.0.1` behind nginx, so loopback serves the public as well as any address.
 //!
 //! The fakes register themselves here while they run, and [`Server`]
-//! refuses to serve a non-loopback address while one is live unless development was switched
-//! on explicitly: a fake wired in by accident never serves the public silently.
+//! refuses to serve while one is live unless development was switched on explicitly: a fake
+//! wired in by accident never serves the public silently.
+//!
+//! [`is_loopback`] tells whether a listen address is loopback only, e.g. to warn louder when
+//! development runs on an address others can reach.
 //!
 //! ```
 //! use wxrest::dev::is_loopback;

@@ -1,6 +1,9 @@
 //! The `mall` binary as an operator runs it: `--help` for every command, `migrate` and
-//! `createsuperuser` on a SQLite file, and `serve` writing JSON logs whose request span
-//! carries the request id.
+//! `createsuperuser` on a SQLite file, `serve` writing JSON logs whose request span carries
+//! the request id, and `serve` refusing development defaults without `MALL_DEV=1`.
+//!
+//! Every command starts from a clean environment without `MALL_DEV` (which the repository's
+//! `.cargo/config.toml` sets for `cargo run` and `cargo test`): the binary as deployed.
 //!
 //! Runs the example binary `cargo test` builds next to the test executables
 //! (`target/debug/examples/mall`). With `cargo test --test mall_cli` alone, build it first:
@@ -72,10 +75,15 @@ fn mall(db: Option<&TempDb>) -> Command {
         "WXREST_BIND",
         "MALL_DEV",
         "MALL_HEADER_TIMEOUT",
+        "MALL_WRITE_TIMEOUT",
         "MALL_MAX_CONNECTIONS",
+        "MALL_MAX_CONNECTIONS_PER_IP",
         "MALL_TRUST_PROXY",
         "MALL_METRICS_BIND",
         "MALL_METRICS_TOKEN",
+        "WX_API_BASE",
+        "WXPAY_MCHID",
+        "WXPAY_NOTIFY_URL",
     ] {
         cmd.env_remove(var);
     }
@@ -222,8 +230,9 @@ struct Server {
 }
 
 impl Server {
+    /// In development mode, on loopback.
     fn start(db: &TempDb) -> Self {
-        Self::start_with(db, &[("WXREST_BIND", "127.0.0.1:0")])
+        Self::start_with(db, &[("WXREST_BIND", "127.0.0.1:0"), ("MALL_DEV", "1")])
     }
 
     fn start_with(db: &TempDb, env: &[(&str, &str)]) -> Self {
@@ -255,6 +264,17 @@ impl Server {
     }
 
     /// Waits (up to 30 s) for a log line satisfying `pred`.
+    /// Waits for the "mall listening" line; its address.
+    fn listening(&mut self) -> String {
+        let line = self.wait_for("\"mall listening\"", |v| {
+            v["fields"]["message"] == "mall listening"
+        });
+        line["fields"]["addr"]
+            .as_str()
+            .expect("the listening line names the address")
+            .to_owned()
+    }
+
     fn wait_for(
         &mut self,
         what: &str,
@@ -292,13 +312,7 @@ impl Drop for Server {
 fn serve_logs_json_with_the_request_id_in_the_request_span() {
     let db = TempDb::new();
     let mut server = Server::start(&db);
-    let listening = server.wait_for("\"mall listening\"", |v| {
-        v["fields"]["message"] == "mall listening"
-    });
-    let addr = listening["fields"]["addr"]
-        .as_str()
-        .expect("the listening line names the address")
-        .to_owned();
+    let addr = server.listening();
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -393,7 +407,9 @@ fn malformed_limits_are_start_up_errors() {
     let db = TempDb::new();
     for (var, value) in [
         ("MALL_HEADER_TIMEOUT", "soon"),
+        ("MALL_WRITE_TIMEOUT", "30s"),
         ("MALL_MAX_CONNECTIONS", "-1"),
+        ("MALL_MAX_CONNECTIONS_PER_IP", "many"),
         ("MALL_TRUST_PROXY", "yes"),
         ("MALL_BODY_LIMIT", "1MB"),
     ] {
@@ -416,4 +432,147 @@ fn mall_dev_allows_development_defaults_on_a_public_address() {
             .as_str()
             .is_some_and(|m| m.contains("MALL_DEV=1"))
     });
+}
+
+#[test]
+fn without_mall_dev_serve_refuses_development_defaults_on_every_address() {
+    let db = TempDb::new();
+    // Loopback is what a host behind nginx binds: it is no development switch.
+    for bind in ["127.0.0.1:0", "localhost:0", "[::1]:0", "0.0.0.0:0"] {
+        let out = refused_serve(&db, &[("WXREST_BIND", bind)]);
+        assert_eq!(out.status.code(), Some(1), "{bind}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("JWT_SECRET is not set"), "{bind}: {err}");
+        assert!(err.contains("MALL_DEV=1"), "{bind}: {err}");
+
+        let out = refused_serve(&db, &[("WXREST_BIND", bind), ("JWT_SECRET", A_SECRET)]);
+        assert_eq!(out.status.code(), Some(1), "{bind}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(err.contains("WX_APPID is not set"), "{bind}: {err}");
+    }
+    assert!(
+        !db.0.exists(),
+        "the database was touched before the refusal"
+    );
+}
+
+#[test]
+fn without_mall_dev_and_without_a_merchant_payment_is_disabled_not_faked() {
+    let db = TempDb::new();
+    let mut server = Server::start_with(
+        &db,
+        &[
+            ("WXREST_BIND", "127.0.0.1:0"),
+            ("JWT_SECRET", A_SECRET),
+            ("WX_APPID", "wx-production-appid"),
+            ("WX_SECRET", "production-appsecret"),
+            // Never reached: nothing logs in.
+            ("WX_API_BASE", "http://127.0.0.1:9"),
+        ],
+    );
+    server.wait_for("that payment is disabled", |v| {
+        v["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("WXPAY_MCHID is not set: payment is disabled"))
+    });
+    server.listening();
+    assert!(
+        !server
+            .seen
+            .iter()
+            .any(|line| line.contains("fake") && !line.contains("payment is disabled")),
+        "a fake runs without MALL_DEV:\n{}",
+        server.seen.join("\n")
+    );
+}
+
+#[test]
+fn cargo_commands_run_the_mall_in_development_mode() {
+    // The README's `cargo run --example mall` must keep working with no configuration: the
+    // repository's cargo configuration switches development on for cargo's commands only.
+    let config =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.cargo/config.toml"))
+            .expect(".cargo/config.toml");
+    let env_table = config
+        .split_once("[env]")
+        .map(|(_, rest)| rest)
+        .expect("an [env] table");
+    assert!(
+        env_table
+            .lines()
+            .take_while(|l| !l.trim_start().starts_with('['))
+            .any(|l| l.replace(' ', "") == "MALL_DEV=\"1\""),
+        "{config}"
+    );
+}
+
+#[test]
+fn a_short_admin_password_is_refused_at_serve_start_up() {
+    let db = TempDb::new();
+    let out = refused_serve(
+        &db,
+        &[
+            ("WXREST_BIND", "127.0.0.1:0"),
+            ("MALL_DEV", "1"),
+            ("MALL_ADMIN_PASSWORD", "short"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("MALL_ADMIN_PASSWORD: the password must be at least 8 characters"),
+        "{err}"
+    );
+    assert!(
+        !db.0.exists(),
+        "the database was touched before the refusal"
+    );
+}
+
+/// `(is_staff, is_active)` of `username` in `db`.
+fn staff_and_active(db: &TempDb, username: &str) -> (i64, i64) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let db = wxrest::db::Db::connect(&db.url()).await.unwrap();
+        sqlx::query_as("SELECT is_staff, is_active FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_one(db.pool())
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn serve_creates_admin_once_and_a_restart_keeps_an_operators_revocation() {
+    let db = TempDb::new();
+    let env = [
+        ("WXREST_BIND", "127.0.0.1:0"),
+        ("MALL_DEV", "1"),
+        ("MALL_ADMIN_PASSWORD", "admin-password-1"),
+    ];
+    let mut first = Server::start_with(&db, &env);
+    first.listening();
+    drop(first);
+    assert_eq!(staff_and_active(&db, "admin"), (1, 1));
+
+    // The operator takes the staff rights away ...
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = wxrest::db::Db::connect(&db.url()).await.unwrap();
+        sqlx::query("UPDATE users SET is_staff = 0, is_superuser = 0 WHERE username = 'admin'")
+            .execute(pool.pool())
+            .await
+            .unwrap();
+    });
+    // ... and a restart with the variable still set does not give them back.
+    let mut second = Server::start_with(&db, &env);
+    second.listening();
+    drop(second);
+    assert_eq!(staff_and_active(&db, "admin"), (0, 1));
 }

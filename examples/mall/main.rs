@@ -1,6 +1,9 @@
 //! The example mall: `cargo run --example mall` serves it on http://127.0.0.1:8000 with a
-//! SQLite file `mall.db` and, without `WX_APPID`, the built-in fake WeChat (any code `X` logs in
-//! as openid `fake-openid-X`; codes starting with `bad` are refused).
+//! SQLite file `mall.db` in development mode (`MALL_DEV=1`, which the repository's
+//! `.cargo/config.toml` sets for cargo's commands only): without `WX_APPID`, the built-in fake
+//! WeChat (any code `X` logs in as openid `fake-openid-X`; codes starting with `bad` are
+//! refused). The built binary, run without `MALL_DEV=1`, refuses to start without
+//! `JWT_SECRET` and `WX_APPID`.
 //!
 //! ```text
 //! mall [serve] [--seed-demo]      serve the API (default)
@@ -21,19 +24,27 @@ Configuration (environment):
   DATABASE_URL         sqlite://mall.db | postgres://... | mysql://...
   REDIS_URL            optional; shares revocations, the WeChat token and login codes between instances
   REDIS_PREFIX         prefix of every Redis key (wxrest:mall:)
-  JWT_SECRET           at least 32 bytes; required unless WXREST_BIND is loopback or MALL_DEV=1
-                       (then a development secret is used); a blank value is always refused
-  WX_APPID, WX_SECRET  WeChat credentials; required unless WXREST_BIND is loopback or MALL_DEV=1
-                       (then the built-in fake WeChat runs: dev mode)
-  MALL_DEV=1           development defaults on a non-loopback address (never in production)
+  JWT_SECRET           at least 32 bytes; required on every address (loopback too) unless
+                       MALL_DEV=1 (then a published development secret is used); a blank value
+                       is always refused
+  WX_APPID, WX_SECRET  WeChat credentials; required on every address unless MALL_DEV=1 (then the
+                       built-in fake WeChat runs)
+  MALL_DEV=1           development mode: the development defaults above and below, on any
+                       address (never in production; `cargo run --example mall` sets it through
+                       .cargo/config.toml, the built binary does not)
   WX_API_BASE          WeChat API base URL (https://api.weixin.qq.com)
-  MALL_ADMIN_PASSWORD  creates or updates the staff user `admin` at start-up
+  MALL_ADMIN_PASSWORD  creates the staff user `admin` at start-up if it does not exist (at least
+                       8 characters); an existing `admin` is left as it is
   MALL_SEED_DEMO=1     fills an empty catalogue with demo goods at start-up
   CORS_ORIGINS         comma-separated allowed origins for a web admin
   MALL_BODY_LIMIT      request body limit in bytes (1048576)
   MALL_LIST_CACHE_BYTES  bytes of cached list pages at most (33554432)
   MALL_HEADER_TIMEOUT  seconds a client may take to send a request head, or stay idle (10)
+  MALL_WRITE_TIMEOUT   seconds a client may take to take a response once the socket stops taking
+                       it (30); a client that does not read is disconnected
   MALL_MAX_CONNECTIONS open connections at most (4096)
+  MALL_MAX_CONNECTIONS_PER_IP  open connections per client address (an IPv6 /64) at most (256;
+                       0 is off); off behind proxies (MALL_TRUST_PROXY > 0)
   MALL_THROTTLE_ANON   anonymous requests per client IP (200/min; DRF notation N/second|minute|hour|day)
   MALL_THROTTLE_USER   requests per user (1200/min)
   MALL_THROTTLE_LOGIN  /auth/wx-login/ and /auth/token/ per client address, and failed password
@@ -41,15 +52,16 @@ Configuration (environment):
   MALL_TRUST_PROXY=N   N proxies append to X-Forwarded-For: the client is the Nth address from
                        the right (DRF's NUM_PROXIES; only behind your own proxies)
   MALL_METRICS_BIND    serve /metrics on this address only (e.g. 127.0.0.1:9100)
-  MALL_METRICS_TOKEN   serve /metrics on the API port to `Authorization: Bearer <token>` only
-                       (without either, /metrics is not served)
+  MALL_METRICS_TOKEN   serve /metrics on the API port to `Authorization: Bearer <token>` only,
+                       at MALL_THROTTLE_LOGIN per client address (without either, /metrics is
+                       not served)
   LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)
 
 WeChat Pay (API v3, JSAPI; see README \"Payment\"):
-  WXPAY_MCHID          merchant id; unset: on a loopback address or with MALL_DEV=1 the built-in
-                       fake WeChat Pay runs (dev mode: POST <fake base>/fake/pay/<out_trade_no>
-                       pays an order), elsewhere payment is disabled (/pay/ answers 503
-                       payment_unavailable) and the rest of the mall serves as before
+  WXPAY_MCHID          merchant id; unset: with MALL_DEV=1 the built-in fake WeChat Pay runs
+                       (POST <fake base>/fake/pay/<out_trade_no> pays an order), otherwise
+                       payment is disabled (/pay/ answers 503 payment_unavailable) and the rest
+                       of the mall serves as before
   WXPAY_MCH_SERIAL     serial number of the merchant API certificate
   WXPAY_MCH_KEY_FILE   merchant API private key, PEM file (apiclient_key.pem)
   WXPAY_APIV3_KEY      the APIv3 key (32 bytes)
@@ -83,7 +95,8 @@ instances; concurrent runs wait for each other."
             "usage: mall createsuperuser --username NAME
 
 Creates the staff superuser NAME, or resets its password and staff rights. The password
-(at least 8 characters) comes from MALL_ADMIN_PASSWORD or, when unset, one line on stdin."
+(at least 8 characters) comes from MALL_ADMIN_PASSWORD or, when unset, one line on stdin.
+(At `serve` start-up, MALL_ADMIN_PASSWORD only creates `admin` when it does not exist.)"
         }
         "seed-demo" => {
             "usage: mall seed-demo
@@ -193,12 +206,10 @@ async fn create_superuser(config: &shop::Config, args: &[String]) -> Result<(), 
             line.trim_end_matches(['\r', '\n']).to_owned()
         }
     };
-    if password.len() < 8 {
-        return Err("the password must be at least 8 characters".into());
-    }
+    let password = shop::check_password(&password)?;
     let db = shop::open_database(&config.database_url).await?;
     let user = wxrest::user::UserStore::new(db)
-        .ensure_admin(&username, &password)
+        .ensure_admin(&username, password)
         .await?;
     println!("superuser {} (id {}) ready", user.username, user.id);
     Ok(())
@@ -207,15 +218,18 @@ async fn create_superuser(config: &shop::Config, args: &[String]) -> Result<(), 
 async fn serve(config: shop::Config) -> Result<(), BoxError> {
     // Before migrating or binding: a production address never runs on development defaults.
     config.check_production()?;
-    if config.jwt_secret.is_none() {
-        tracing::warn!(
-            "JWT_SECRET is not set: using the development secret (loopback or MALL_DEV=1 only)"
-        );
-    }
-    if config.dev_switch && !wxrest::dev::is_loopback(&config.bind) {
+    if config.dev_switch {
         tracing::warn!(
             bind = %config.bind,
-            "MALL_DEV=1: development defaults on a non-loopback address; never do this in production"
+            loopback = wxrest::dev::is_loopback(&config.bind),
+            "MALL_DEV=1: DEVELOPMENT MODE. Without JWT_SECRET, WX_APPID or WXPAY_MCHID the \
+             published development secret and the fake WeChat and WeChat Pay serve whoever \
+             reaches this address; never do this in production"
+        );
+    }
+    if config.jwt_secret.is_none() {
+        tracing::warn!(
+            "JWT_SECRET is not set: signing with the published development secret (MALL_DEV=1)"
         );
     }
     let shop = shop::build(&config).await?;
@@ -227,7 +241,8 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
     }
     match (&shop.payments.pay, &shop.payments.dev_fake) {
         (None, _) => tracing::warn!(
-            "WXPAY_MCHID is not set: payment is disabled (POST /mall/orders/{{id}}/pay/ answers 503)"
+            "WXPAY_MCHID is not set: payment is disabled (POST /mall/orders/{{id}}/pay/ answers 503; \
+             the fake WeChat Pay runs only with MALL_DEV=1)"
         ),
         (Some(_), Some(fake)) => tracing::warn!(
             base = %fake.base_url(),
@@ -249,7 +264,9 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
     if let Some(bind) = &config.metrics_bind {
         let metrics = tokio::net::TcpListener::bind(bind).await?;
         tracing::info!(addr = %metrics.local_addr()?, "metrics listening");
-        let server = wxrest::server::Server::new().max_connections(64);
+        let server = wxrest::server::Server::new()
+            .max_connections(64)
+            .development(config.dev_switch);
         // Installs the recorder before the API serves its first request.
         let router = shop::metrics_router();
         tokio::spawn(async move {
@@ -262,7 +279,9 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
     tracing::info!(addr = %listener.local_addr()?, database = shop.db.dialect().name(), "mall listening");
     wxrest::server::Server::new()
         .header_read_timeout(config.header_read_timeout)
+        .write_timeout(config.write_timeout)
         .max_connections(config.max_connections)
+        .max_connections_per_peer(config.connections_per_ip())
         .development(config.dev_switch)
         .serve(listener, shop.router, shutdown_signal())
         .await?;

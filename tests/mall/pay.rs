@@ -1019,7 +1019,7 @@ async fn tampered_answer_at_pay_is_a_502_and_stores_nothing() {
 async fn without_a_merchant_in_production_payment_is_disabled_and_the_rest_serves() {
     let (mall, _db) = start(|c| {
         c.pay = None;
-        c.bind = "192.0.2.10:8000".into(); // not loopback: no built-in fake
+        c.dev_switch = false; // production (no MALL_DEV): no built-in fake
     })
     .await;
     let buyer = mall.wx_login("alice").await;

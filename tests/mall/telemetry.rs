@@ -27,9 +27,20 @@ async fn mall_with(
     Router,
     (databases::Target, Option<wxrest::wechat::FakeWeChat>),
 ) {
+    mall_configured(metrics_token, |_| {}).await
+}
+
+async fn mall_configured(
+    metrics_token: Option<&str>,
+    configure: impl FnOnce(&mut shop::Config),
+) -> (
+    Router,
+    (databases::Target, Option<wxrest::wechat::FakeWeChat>),
+) {
     let target = databases::fresh_target("sqlite-file").await;
     let mut config = shop::Config::for_database(&target.url);
     config.metrics_token = metrics_token.map(str::to_owned);
+    configure(&mut config);
     let shop = shop::build(&config).await.expect("build the mall");
     (shop.router, (target, shop.fake))
 }
@@ -56,6 +67,27 @@ async fn metrics_are_served_only_to_the_scrape_token() {
     // Without a token configured, the API port has no /metrics at all.
     let (router, _target) = mall_with(None).await;
     assert_eq!(send(&router, scrape(None)).await.status(), 404);
+}
+
+#[tokio::test]
+async fn guessing_the_metrics_token_is_throttled() {
+    let (router, _target) = mall_configured(Some(METRICS_TOKEN), |c| {
+        c.throttle_login = "3/min".parse().unwrap();
+    })
+    .await;
+    for guess in ["a", "scrape-token-0123456788", "scrape-token-01234567890"] {
+        assert_eq!(send(&router, scrape(Some(guess))).await.status(), 404);
+    }
+    // Past the rate, every request waits, the right token's too: guesses cannot go faster.
+    for token in ["b", METRICS_TOKEN] {
+        let resp = send(&router, scrape(Some(token))).await;
+        assert_eq!(resp.status(), 429, "{token}");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["code"], "throttled", "{body}");
+    }
 }
 
 async fn send(router: &Router, req: Request<Body>) -> Response<Body> {

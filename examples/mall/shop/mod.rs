@@ -16,6 +16,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use tower::ServiceBuilder;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -60,18 +62,28 @@ pub struct Config {
     /// `JWT_SECRET` as set (possibly blank, which `serve` refuses); `None` when unset.
     pub jwt_secret: Option<String>,
     pub wx: Option<WxConfig>,
-    /// `MALL_DEV=1`: the explicit development switch (fakes and the development secret on a
-    /// non-loopback address).
+    /// `MALL_DEV=1`: development mode, the only way to the development defaults (the
+    /// development secret, the fake WeChat, the fake WeChat Pay), on every address: loopback
+    /// is what a host behind nginx binds, not a development box.
     pub dev_switch: bool,
     /// Deadline for a request head and for an idle kept-alive connection
     /// (`MALL_HEADER_TIMEOUT`, seconds).
     pub header_read_timeout: Duration,
+    /// Deadline for a client to take a response once the socket stops taking it
+    /// (`MALL_WRITE_TIMEOUT`, seconds).
+    pub write_timeout: Duration,
     /// Open connections at most (`MALL_MAX_CONNECTIONS`).
     pub max_connections: usize,
+    /// Open connections at most per client address (`MALL_MAX_CONNECTIONS_PER_IP`; `0` is
+    /// off). Not applied behind proxies ([`Config::num_proxies`] > 0): every connection then
+    /// comes from the proxy.
+    pub max_connections_per_ip: usize,
     /// `/metrics` on the API port, behind `Authorization: Bearer <token>` (`MALL_METRICS_TOKEN`).
     pub metrics_token: Option<String>,
     /// `/metrics` on its own listen address (`MALL_METRICS_BIND`), e.g. `127.0.0.1:9100`.
     pub metrics_bind: Option<String>,
+    /// `MALL_ADMIN_PASSWORD`: creates the staff user `admin` at start-up when it does not
+    /// exist (an existing `admin` is left as it is); checked by [`check_password`].
     pub admin_password: Option<String>,
     pub seed_demo: bool,
     pub cors_origins: Vec<String>,
@@ -149,7 +161,10 @@ impl Config {
     /// `WX_APPID`, `WX_SECRET`, `WX_API_BASE`, `MALL_ADMIN_PASSWORD`, `MALL_SEED_DEMO`,
     /// `CORS_ORIGINS`, `MALL_BODY_LIMIT`, `MALL_BENCH_ROUTES`, `MALL_THROTTLE_ANON`,
     /// `MALL_THROTTLE_USER`, `MALL_THROTTLE_LOGIN` (DRF rates such as `100/min`; a malformed
-    /// one is a start-up error), `MALL_TRUST_PROXY`.
+    /// one is a start-up error), `MALL_TRUST_PROXY`, `MALL_DEV`, `MALL_HEADER_TIMEOUT`,
+    /// `MALL_WRITE_TIMEOUT`, `MALL_MAX_CONNECTIONS`, `MALL_MAX_CONNECTIONS_PER_IP`, the
+    /// metrics and WeChat Pay variables; a malformed number or a short `MALL_ADMIN_PASSWORD`
+    /// is a start-up error.
     pub fn from_env() -> Result<Self, String> {
         let wx = match env("WX_APPID") {
             None => None,
@@ -169,13 +184,28 @@ impl Config {
                 "MALL_HEADER_TIMEOUT",
                 wxrest::server::DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
             )?),
+            write_timeout: Duration::from_secs(number(
+                "MALL_WRITE_TIMEOUT",
+                wxrest::server::DEFAULT_WRITE_TIMEOUT.as_secs(),
+            )?),
             max_connections: number(
                 "MALL_MAX_CONNECTIONS",
                 wxrest::server::DEFAULT_MAX_CONNECTIONS,
             )?,
+            max_connections_per_ip: number(
+                "MALL_MAX_CONNECTIONS_PER_IP",
+                wxrest::server::DEFAULT_MAX_CONNECTIONS_PER_PEER,
+            )?,
             metrics_token: env("MALL_METRICS_TOKEN"),
             metrics_bind: env("MALL_METRICS_BIND"),
-            admin_password: env("MALL_ADMIN_PASSWORD"),
+            admin_password: match env("MALL_ADMIN_PASSWORD") {
+                Some(password) => Some(
+                    check_password(&password)
+                        .map_err(|e| format!("MALL_ADMIN_PASSWORD: {e}"))?
+                        .to_owned(),
+                ),
+                None => None,
+            },
             seed_demo: env("MALL_SEED_DEMO").is_some_and(|v| v == "1" || v == "true"),
             cors_origins: env("CORS_ORIGINS")
                 .map(|v| {
@@ -205,7 +235,8 @@ impl Config {
         })
     }
 
-    /// A configuration for tests: everything default, on `database_url`.
+    /// A configuration for tests: everything default, on `database_url`, in development mode
+    /// (the fakes and the development secret, as with `MALL_DEV=1`).
     #[allow(dead_code)] // used by the end-to-end tests, which include this module
     pub fn for_database(database_url: &str) -> Self {
         Self {
@@ -215,9 +246,11 @@ impl Config {
             redis_prefix: DEFAULT_REDIS_PREFIX.into(),
             jwt_secret: Some(DEV_JWT_SECRET.into()),
             wx: None,
-            dev_switch: false,
+            dev_switch: true,
             header_read_timeout: wxrest::server::DEFAULT_HEADER_READ_TIMEOUT,
+            write_timeout: wxrest::server::DEFAULT_WRITE_TIMEOUT,
             max_connections: wxrest::server::DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: wxrest::server::DEFAULT_MAX_CONNECTIONS_PER_PEER,
             metrics_token: None,
             metrics_bind: None,
             admin_password: None,
@@ -237,14 +270,15 @@ impl Config {
         }
     }
 
-    /// Whether development conveniences may run: a loopback `WXREST_BIND`, or `MALL_DEV=1`.
+    /// Whether development conveniences may run: `MALL_DEV=1`, nothing else (a loopback
+    /// `WXREST_BIND` is what a host behind nginx binds).
     pub fn development(&self) -> bool {
-        self.dev_switch || wxrest::dev::is_loopback(&self.bind)
+        self.dev_switch
     }
 
     /// The production rule `serve` applies before migrating or binding: a blank `JWT_SECRET`
     /// is always refused; without `JWT_SECRET` or `WX_APPID`, the development secret and the
-    /// fake WeChat are allowed only when [`development`](Self::development) is.
+    /// fake WeChat are allowed only in [`development`](Self::development), on every address.
     pub fn check_production(&self) -> Result<(), String> {
         if self
             .jwt_secret
@@ -260,23 +294,29 @@ impl Config {
         if self.development() {
             return Ok(());
         }
-        let rule = format!(
-            "WXREST_BIND={} is not a loopback address; development defaults are used only on \
-             127.0.0.1, ::1 or localhost, or with MALL_DEV=1",
-            self.bind
-        );
+        const RULE: &str = "development defaults are used only with MALL_DEV=1, on any address \
+             (loopback included: behind a reverse proxy it serves the public)";
         if self.jwt_secret.is_none() {
             return Err(format!(
-                "JWT_SECRET is not set: set it to a random secret of at least 32 bytes ({rule})"
+                "JWT_SECRET is not set: set it to a random secret of at least 32 bytes ({RULE})"
             ));
         }
         if self.wx.is_none() {
             return Err(format!(
                 "WX_APPID is not set: set WX_APPID and WX_SECRET to your mini-program's \
-                 credentials ({rule})"
+                 credentials ({RULE})"
             ));
         }
         Ok(())
+    }
+
+    /// The per-address connection bound the server applies: off behind proxies.
+    pub fn connections_per_ip(&self) -> usize {
+        if self.num_proxies > 0 {
+            0
+        } else {
+            self.max_connections_per_ip
+        }
     }
 
     /// The signing secret: `JWT_SECRET`, or the development secret.
@@ -308,6 +348,41 @@ fn dev_notify_url(config: &Config) -> String {
         .replacen("0.0.0.0:", "127.0.0.1:", 1)
         .replacen("[::]:", "[::1]:", 1);
     format!("http://{bind}/pay/wechat/notify/")
+}
+
+/// The shortest staff password `createsuperuser` and `MALL_ADMIN_PASSWORD` accept, in
+/// characters.
+pub const MIN_ADMIN_PASSWORD_CHARS: usize = 8;
+
+/// The one check of a staff password, for `createsuperuser` and `MALL_ADMIN_PASSWORD` alike.
+pub fn check_password(password: &str) -> Result<&str, String> {
+    if password.chars().count() < MIN_ADMIN_PASSWORD_CHARS {
+        return Err(format!(
+            "the password must be at least {MIN_ADMIN_PASSWORD_CHARS} characters"
+        ));
+    }
+    Ok(password)
+}
+
+/// `MALL_ADMIN_PASSWORD` at start-up: creates `admin` as a staff superuser when no such user
+/// exists, and otherwise leaves it alone, so an operator's later revocation (staff rights
+/// taken, account deactivated) or password change survives restarts. Resetting is
+/// `mall createsuperuser --username admin`'s job.
+async fn create_admin_once(users: &UserStore, password: &str) -> Result<(), wxrest::BackendError> {
+    if let Some(admin) = users.get_by_username("admin").await? {
+        tracing::info!(
+            id = admin.id,
+            "MALL_ADMIN_PASSWORD: the user admin exists and is left as it is \
+             (`mall createsuperuser --username admin` resets it)"
+        );
+        return Ok(());
+    }
+    let admin = users.ensure_admin("admin", password).await?;
+    tracing::info!(
+        id = admin.id,
+        "MALL_ADMIN_PASSWORD: staff user admin created"
+    );
+    Ok(())
 }
 
 /// Connects and migrates (the users table, then the mall's tables, which refer to it).
@@ -396,7 +471,7 @@ pub async fn build_with(
         login = login.code_cache(RedisCodeCache::open(url)?.prefix(config.redis_prefix.clone()));
     }
     if let Some(password) = &config.admin_password {
-        users.ensure_admin("admin", password).await?;
+        create_admin_once(&users, check_password(password)?).await?;
     }
     if config.seed_demo {
         catalog::seed_demo(&db).await?;
@@ -451,7 +526,7 @@ pub async fn build_with(
                 .layer(telemetry::TrackLayer)
                 .layer(cors(&config.cors_origins))
                 .layer(JwtAuthLayer::new(tokens.clone()))
-                .layer(throttle(config, rates))
+                .layer(throttle(config, rates.clone()))
                 // A body that trickles in holds a connection: give it a deadline too.
                 .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(30)))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
@@ -473,7 +548,7 @@ pub async fn build_with(
     );
     let router = outer_layers(notify.fallback_service(api), config.access_log);
     // Outside the API's stack: the scraper's bearer token is not a JWT.
-    let router = match metrics_on_api_port(config) {
+    let router = match metrics_on_api_port(config, rates) {
         Some(metrics) => metrics.fallback_service(router),
         None => router,
     };
@@ -526,30 +601,51 @@ pub fn metrics_router() -> Router {
 
 /// `/metrics` on the API port only with `MALL_METRICS_TOKEN`, and then only for
 /// `Authorization: Bearer <token>`: request counts and latencies are not for the public.
-fn metrics_on_api_port(config: &Config) -> Option<Router> {
-    let token = config.metrics_token.clone()?;
-    let expected: Arc<[u8]> = Arc::from(format!("Bearer {token}").into_bytes());
-    Some(metrics_router().route_layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let expected = expected.clone();
-            async move {
-                let given = req
-                    .headers()
-                    .get(http::header::AUTHORIZATION)
-                    .map_or(&[][..], |v| v.as_bytes());
-                if constant_time_eq(given, &expected) {
-                    next.run(req).await
-                } else {
-                    ApiError::not_found().into_response()
-                }
-            }
-        },
-    )))
+/// Every request to it, answered or not, counts against the login rate per client address
+/// (`MALL_THROTTLE_LOGIN`; a scraper needs a few a minute), so the token cannot be guessed
+/// at speed.
+fn metrics_on_api_port(config: &Config, rates: Arc<dyn RateStore>) -> Option<Router> {
+    let token = config.metrics_token.as_deref()?;
+    let expected = MetricsToken::new(token);
+    let throttle = ThrottleLayer::new(rates)
+        .client_scope("metrics", config.throttle_login, |_| true)
+        .num_proxies(config.num_proxies);
+    Some(
+        metrics_router().route_layer(ServiceBuilder::new().layer(throttle).layer(
+            axum::middleware::from_fn(
+                move |req: axum::extract::Request, next: axum::middleware::Next| {
+                    let admitted = expected.admits(req.headers());
+                    async move {
+                        if admitted {
+                            next.run(req).await
+                        } else {
+                            ApiError::not_found().into_response()
+                        }
+                    }
+                },
+            ),
+        )),
+    )
 }
 
-/// Compares without an early exit on the first difference.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The expected `Authorization` value of the metrics scraper, kept as its SHA-256 digest: a
+/// guess is compared digest to digest in constant time, so neither its length nor its first
+/// differing byte shows in the time the answer takes.
+#[derive(Clone)]
+struct MetricsToken([u8; 32]);
+
+impl MetricsToken {
+    fn new(token: &str) -> Self {
+        Self(Sha256::digest(format!("Bearer {token}")).into())
+    }
+
+    fn admits(&self, headers: &http::HeaderMap) -> bool {
+        let given = headers
+            .get(http::header::AUTHORIZATION)
+            .map_or(&[][..], |v| v.as_bytes());
+        let given: [u8; 32] = Sha256::digest(given).into();
+        bool::from(given.ct_eq(&self.0))
+    }
 }
 
 fn bench_routes(enabled: bool) -> Router {
