@@ -113,7 +113,7 @@ pub struct FakeWeChatPay {
     addr: SocketAddr,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
-    /// Keeps [`Server`](crate::server::Server) from serving a public address while it runs.
+    /// Keeps [`Server`](crate::server::Server) from serving (without development on) while it runs.
     _registration: crate::dev::FakeRegistration,
 }
 
