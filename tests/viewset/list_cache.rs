@@ -706,3 +706,41 @@ async fn every_spelling_of_one_query_is_one_cached_page() {
         "http://shop.test/items/?ordering=-price&price__gte=100&page=2"
     );
 }
+
+#[tokio::test]
+async fn tenants_on_one_cache_never_see_each_others_rows() {
+    // One process serving two shops' databases (same table name, same ids) with one cache:
+    // the table's versions are shared, its rows are not.
+    let (a, b) = (items_db().await, items_db().await);
+    sqlx::query("UPDATE items SET name = 'Shop B tea'")
+        .execute(b.db.pool())
+        .await
+        .unwrap();
+    let cache = ListCache::memory(16 << 20);
+    let shop = |db: &Db, at: &str| {
+        ModelViewSet::<Item>::new(db.clone())
+            .cache(cache.clone())
+            .routes_at(at)
+    };
+    let app = shop(&a.db, "/a/items").merge(shop(&b.db, "/b/items"));
+    for _ in 0..2 {
+        assert_eq!(
+            field(&list(&app, "/a/items/").await, 2, "name"),
+            "Black Tea"
+        );
+        assert_eq!(
+            field(&list(&app, "/b/items/").await, 2, "name"),
+            "Shop B tea"
+        );
+    }
+    // A change the page's order does not read: the page stays, its other rows come from the
+    // cache.
+    let change = json!({"name": "Jade Tea"});
+    assert_eq!(
+        call(&app, Method::PATCH, "/a/items/1/", Some(change)).await,
+        200
+    );
+    let page = list(&app, "/a/items/").await;
+    assert_eq!(field(&page, 1, "name"), "Jade Tea");
+    assert_eq!(field(&page, 2, "name"), "Black Tea", "{page}");
+}

@@ -23,16 +23,38 @@ use crate::error::BackendError;
 /// Facebook's TAO (association lists and objects cached apart), invalidated by what changed
 /// as django-cacheops does:
 ///
-/// - a **page**: the ids on it, the count and the links, keyed by the recognised query
-///   parameters, the caller's scope, host, scheme and path, and the largest version among what
-///   its membership and order depend on: the table's *membership* version (inserts, deletes,
-///   [`touch`](ListCache::touch)) and the version of each column its filters, search fields,
-///   ordering (the default one too), cursor field and scope field read;
-/// - a **row body**: one row's rendered JSON, keyed by the table, the id and the row's version
+/// - a **page**: the ids on it, the count and the links, keyed by the viewset, which rows the
+///   caller sees, the path and the recognised query parameters in their canonical spelling,
+///   and the largest version among what its membership and order depend on: the table's
+///   *membership* version (inserts, deletes, [`touch`](ListCache::touch)) and the version of
+///   each column its filters, search fields, ordering (the default one too), cursor field and
+///   scope field read;
+/// - a **row body**: one row's rendered JSON, keyed by the viewset, the id and the row's version
 ///   (its own, or the table's all-rows version if newer). A page answer is its head, the
 ///   bodies joined by `,` and its tail, as bytes; bodies missing from the cache are read in
-///   one `WHERE id IN (...)`. The page keeps its last assembled answer with the row versions
-///   it was made at, and answers with it while they have not moved.
+///   one `WHERE id IN (...)`. The page keeps its rows' last assembled bytes with the row
+///   versions they were made at, and answers with them while they have not moved.
+///
+/// What a key holds, and why (everything an answer depends on, nothing a client can spell
+/// twice):
+///
+/// - **The viewset**, not the table: each [`ModelViewSet::cache`](super::ModelViewSet::cache)
+///   takes its own part of the cache. Two viewsets over one table (an admin model with
+///   `cost_price`, a public one without) render different bodies from one row, page
+///   differently, scope by different columns or complete rows with
+///   [`with_related`](super::ModelViewSet::with_related); they share the versions (the data)
+///   but never a page or a body. (Bodies of a viewset with `with_related` are not kept at all:
+///   they read other tables.) A body depends only on its row: rendering sees no caller.
+/// - **Which rows the caller sees**, in three states: nothing (an anonymous caller of a scoped
+///   viewset), everything (no scope, staff under `owner_field_staff_sees_all`, a `scope_by`
+///   answering `None`), or one owner's. The list's query is built from the same answer.
+/// - **The path and the canonical parameters**: only the parameters the list reads, each as
+///   parsed (`page=02` is `page=2`, `on_sale=True` is `on_sale=true`, `__in` lists and
+///   search terms sorted without repeats, unknown orderings and defaults dropped), so junk
+///   parameters and respellings make no entries; links carry the same spelling.
+/// - **Not the origin**: a page's links are kept relative (`/goods/?page=2`) and each answer
+///   puts its own request's scheme and host in front. A `Host` or `X-Forwarded-Proto` header
+///   (or an HTTP/2 authority) can neither make an entry nor reach another caller's links.
 ///
 /// Writes say what they changed. A viewset's own update changes the columns it validated
 /// (and its automatic timestamps) of one row; create and destroy change membership. A hook
@@ -49,13 +71,15 @@ use crate::error::BackendError;
 /// were read. Versions come from one monotonic clock (see [`MAX_ROW_VERSIONS`] and
 /// [`VERSION_TTL`] for why an evicted or expired version never revives an old entry).
 ///
-/// Bounds: keys come from recognised parameters only (junk parameters make no entries), pages
-/// and row bodies share one total bound in bytes, row versions are bounded in number (memory)
-/// or expire (Redis). A client can make the cache keep at most `max_bytes` of pages of real
-/// queries, each at most a page of rows.
+/// Bounds: keys come from recognised parameters in canonical form only (junk parameters,
+/// respellings and origins make no entries), pages and row bodies share one total bound in
+/// bytes, row versions are bounded in number (memory) or expire (Redis). A client can make the
+/// cache keep at most `max_bytes` of pages of distinct real queries, each at most a page of
+/// rows.
 ///
 /// With several instances, share the versions through Redis (`ListCache::open`, feature
-/// `redis`): a list
+/// `redis`); pages and bodies stay in each process, so nothing cached crosses instances, only
+/// the versions that say what changed. A list
 /// then costs two Redis round trips (the page's versions, the rows' versions), each one
 /// `MGET`, instead of a COUNT and a page query. (A write's bump is one script over several
 /// keys: a single Redis server or primary, not Redis Cluster.)
