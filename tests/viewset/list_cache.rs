@@ -588,8 +588,11 @@ async fn two_viewsets_at_one_path_never_share_pages() {
     );
 }
 
+/// Request headers as (name, value).
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
 /// A GET of `uri` with `headers` (none: no `Host`, as HTTP/2 sends the authority in the URI).
-async fn next_link(app: &Router, uri: &str, headers: &[(&str, &str)]) -> Value {
+async fn next_link(app: &Router, uri: &str, headers: Headers<'_>) -> Value {
     let mut req = Request::get(uri);
     for (name, value) in headers {
         req = req.header(*name, *value);
@@ -606,7 +609,7 @@ async fn a_cached_page_answers_every_origin_with_its_own_links() {
     // A client names another host: its answer carries it, and nobody else's does.
     let first = next_link(&shop.app, "http://evil.test/goods/", &[]).await;
     assert_eq!(first, "http://evil.test/goods/?page=2");
-    let cases: [(&str, &[(&str, &str)], &str); 4] = [
+    let cases: [(&str, Headers, &str); 4] = [
         (
             "http://shop.test/goods/",
             &[],
