@@ -12,8 +12,8 @@ use http::StatusCode;
 use http::request::Parts;
 use serde_json::{Map, Value};
 
-use super::cache::{CachedPage, Change, ListCache, PageKey};
-use super::pagination::{ListQuery, Page};
+use super::cache::{CachedPage, Change, ViewsetCache};
+use super::pagination::{self, ListQuery, Page};
 use super::query::{self, Where};
 use super::rows::{self, apply_auto, check_references, fetch_one};
 use super::schema::Model;
@@ -252,7 +252,7 @@ async fn list_response<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Respo
     // the page's links.
     let params = query::recognised(
         &cfg.table.schema,
-        cfg.pagination.parameters(),
+        &cfg.pagination,
         query::params(parts.uri.query()),
     );
     if let Some(cache) = &cfg.cache {
@@ -266,10 +266,9 @@ async fn list_response<T: Model>(cfg: &Config<T>, parts: &Parts) -> Result<Respo
         }
     }
     let page = list_page(cfg, parts, &params, identity.as_ref()).await?;
-    let tail = page.tail();
-    let head = page.head();
+    let head = page.head.render(&pagination::origin(parts));
     let bodies = render_rows(cfg, page.rows).await?;
-    Ok(json_bytes(assemble(&head, &bodies, tail)))
+    Ok(json_bytes(assemble(&head, &bodies, page.head.tail())))
 }
 
 /// Why a cached list did not answer: the request's own error, or the cache's backend (then the
@@ -293,10 +292,12 @@ impl From<BackendError> for CacheMiss {
 
 /// A list through the cache (see [`super::cache`]): the page's versions, then the page (ids,
 /// count, links) from the cache or the database, then its rows' bodies from the cache or one
-/// `WHERE id IN (...)`.
+/// `WHERE id IN (...)`. The page is kept under what decides it and nothing else: this viewset,
+/// the versions, which rows the caller sees, the path and the canonical parameters; its links
+/// get the request's own origin when it answers.
 async fn cached_list<T: Model>(
     cfg: &Config<T>,
-    cache: &ListCache,
+    cache: &ViewsetCache,
     parts: &Parts,
     params: &[(String, String)],
     identity: Option<&Identity>,
@@ -306,50 +307,38 @@ async fn cached_list<T: Model>(
     let mut columns = query::dependencies(schema, params);
     columns.extend(cfg.scope.as_ref().map(|s| s.field));
     columns.extend(cfg.pagination.cursor_field());
-    let stamp = cache.stamp(table, &columns).await?;
-    let header = |name: &str| {
-        parts
-            .headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    };
-    let query = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params)
-        .finish();
-    let key = PageKey::new(format!(
-        "{table}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}?{query}",
+    let stamp = cache.lists.stamp(table, &columns).await?;
+    let key = cache.page_key(
         stamp.page,
-        cfg.scope_owner(identity),
-        header("host"),
-        header("x-forwarded-proto"),
-        parts.uri.path(),
-    ));
+        cfg.visible(identity),
+        pagination::page_link(parts, params, &[]),
+    );
+    let origin = pagination::origin(parts);
     let keep = cfg.related.is_none();
     if let Some(page) = cache.page(&key) {
+        let head = page.head.render(&origin);
         let versions = match keep && !page.ids.is_empty() {
-            true => cache.row_versions(table, &page.ids).await?,
+            true => cache.lists.row_versions(table, &page.ids).await?,
             false => Vec::new(),
         };
-        // No row changed since the page was last assembled: its bytes answer as they are.
+        // No row changed since the page was last assembled: its rows' bytes answer as they are.
         if keep
-            && let Some((assembled_at, body)) = &page.body
+            && let Some((assembled_at, rows)) = &page.rows
             && *assembled_at == versions
         {
-            return Ok(body.clone());
+            return Ok(assemble(&head, [rows], page.head.tail()));
         }
         let bodies = cached_rows(cfg, cache, &page.ids, &versions).await?;
-        let body = assemble(&page.head, bodies.iter().flatten(), page.tail);
+        let rows = assemble(b"", bodies.iter().flatten(), b"");
         if keep && bodies.iter().all(Option::is_some) {
             let page = CachedPage {
                 head: page.head.clone(),
                 ids: page.ids.clone(),
-                tail: page.tail,
-                body: Some((versions, body.clone())),
+                rows: Some((versions, rows.clone())),
             };
             cache.put_page(key, page);
         }
-        return Ok(body);
+        return Ok(assemble(&head, [&rows], page.head.tail()));
     }
     let page = list_page(cfg, parts, params, identity).await?;
     let ids: Vec<i64> = page
@@ -357,31 +346,30 @@ async fn cached_list<T: Model>(
         .iter()
         .map(|row| row.get("id").and_then(Value::as_i64).unwrap_or_default())
         .collect();
-    let (head, tail) = (Bytes::from(page.head()), page.tail());
     let bodies = render_rows(cfg, page.rows).await?;
-    let body = assemble(&head, &bodies, tail);
+    let rows = assemble(b"", &bodies, b"");
     let mut assembled = None;
     if keep {
         // Read after the query: a body is kept only if its row was not bumped since the stamp
         // (so the query saw its latest write); the whole page only if none was.
         let versions = match ids.is_empty() {
             true => Vec::new(),
-            false => cache.row_versions(table, &ids).await?,
+            false => cache.lists.row_versions(table, &ids).await?,
         };
         for ((id, version), row) in ids.iter().zip(&versions).zip(&bodies) {
             if *version <= stamp.clock {
-                cache.put_row(table, *id, *version, row.clone());
+                cache.put_row(*id, *version, row.clone());
             }
         }
         if versions.iter().all(|v| *v <= stamp.clock) {
-            assembled = Some((versions, body.clone()));
+            assembled = Some((versions, rows.clone()));
         }
     }
+    let body = assemble(&page.head.render(&origin), [&rows], page.head.tail());
     let page = CachedPage {
-        head,
+        head: page.head,
         ids,
-        tail,
-        body: assembled,
+        rows: assembled,
     };
     cache.put_page(key, page);
     Ok(body)
@@ -393,20 +381,19 @@ async fn cached_list<T: Model>(
 /// not kept (`versions` is empty).
 async fn cached_rows<T: Model>(
     cfg: &Config<T>,
-    cache: &ListCache,
+    cache: &ViewsetCache,
     ids: &[i64],
     versions: &[u64],
 ) -> Result<Vec<Option<Bytes>>, CacheMiss> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let table = cfg.table.schema.table;
     let keep = cfg.related.is_none();
     let mut bodies: Vec<Option<Bytes>> = match keep {
         true => ids
             .iter()
             .zip(versions)
-            .map(|(id, v)| cache.row(table, *id, *v))
+            .map(|(id, v)| cache.row(*id, *v))
             .collect(),
         false => vec![None; ids.len()],
     };
@@ -436,7 +423,7 @@ async fn cached_rows<T: Model>(
         if let Some(&i) = index.get(&id) {
             if keep {
                 // The versions were read before this query.
-                cache.put_row(table, id, versions[i], body.clone());
+                cache.put_row(id, versions[i], body.clone());
             }
             bodies[i] = Some(body);
         }

@@ -64,7 +64,7 @@ pub use rows::write_error;
 pub use schema::{Auto, Field, Kind, Lookup, Model, Schema};
 pub use validation::{Mode, Validated};
 
-use self::cache::Change;
+use self::cache::{Change, ViewsetCache};
 use self::query::Where;
 use self::rows::Table;
 use crate::auth::BoxFuture;
@@ -227,6 +227,20 @@ pub(crate) struct Scope {
     owner: ScopeFn,
 }
 
+/// Which rows of a viewset a caller sees. Three states, because "no one's" and "everyone's"
+/// must never share a cached page: a scoped viewset shows an anonymous caller nothing, and an
+/// unscoped caller (no scope, staff under `owner_field_staff_sees_all`, a `scope_by` closure
+/// answering `None`) everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Visible {
+    /// An anonymous caller of a scoped viewset.
+    Nothing,
+    /// Every row.
+    All,
+    /// The rows whose scope field is this id.
+    Owner(i64),
+}
+
 pub(crate) struct Config<T> {
     db: Db,
     table: Table,
@@ -241,7 +255,7 @@ pub(crate) struct Config<T> {
     on_update: Option<UpdateHook<T>>,
     on_destroy: Option<DestroyHook<T>>,
     related: Option<RelatedHook<T>>,
-    cache: Option<ListCache>,
+    cache: Option<ViewsetCache>,
     auth: Option<AuthLayer>,
     _model: PhantomData<fn() -> T>,
 }
@@ -390,10 +404,11 @@ impl<T: Model> ModelViewSet<T> {
     }
 
     /// Caches list pages and row bodies in `cache`, invalidated by what writes change (see
-    /// [`ListCache`]).
+    /// [`ListCache`]). Viewsets may share one cache: each keeps its own pages and row bodies
+    /// (another model over the same table never serves them), and all share the versions.
     #[must_use]
     pub fn cache(mut self, cache: ListCache) -> Self {
-        self.config.cache = Some(cache);
+        self.config.cache = Some(cache.for_viewset());
         self
     }
 
@@ -501,10 +516,16 @@ impl<T: Model> Config<T> {
         self.per_action.get(&action).unwrap_or(&self.permission)
     }
 
-    /// The owner whose rows this caller sees (`None`: all rows, or no scope).
-    fn scope_owner(&self, identity: Option<&Identity>) -> Option<i64> {
-        let scope = self.scope.as_ref()?;
-        identity.and_then(|i| (scope.owner)(i))
+    /// Which rows this caller sees: the one answer both a list's query and its cache key are
+    /// made from.
+    fn visible(&self, identity: Option<&Identity>) -> Visible {
+        let Some(scope) = &self.scope else {
+            return Visible::All;
+        };
+        match identity {
+            None => Visible::Nothing,
+            Some(identity) => (scope.owner)(identity).map_or(Visible::All, Visible::Owner),
+        }
     }
 
     /// A change of this viewset's table that changes nothing yet: fill in what did.
@@ -515,23 +536,23 @@ impl<T: Model> Config<T> {
     /// Tells the list cache what a write changed, before the write's response leaves.
     async fn changed(&self, change: Change<'_>) {
         if let Some(cache) = &self.cache {
-            bump(cache, change).await;
+            bump(&cache.lists, change).await;
         }
     }
 
-    /// The scope condition for this caller; `Err` when a scoped viewset meets an anonymous
+    /// The scope condition for this caller; `None` when a scoped viewset meets an anonymous
     /// caller (nothing is visible).
     fn scope_where(&self, identity: Option<&Identity>) -> Option<Where> {
         let mut clause = Where::default();
-        if let Some(scope) = &self.scope {
-            match identity {
-                None => return None,
-                Some(identity) => {
-                    if let Some(owner) = (scope.owner)(identity) {
-                        let d = self.table.dialect;
-                        let p = clause.param(d, SqlValue::Int(owner));
-                        clause.push(format!("{} = {p}", d.quote_ident(scope.field)));
-                    }
+        match self.visible(identity) {
+            Visible::Nothing => return None,
+            Visible::All => {}
+            Visible::Owner(owner) => {
+                // `Owner` comes only from a scope.
+                if let Some(scope) = &self.scope {
+                    let d = self.table.dialect;
+                    let p = clause.param(d, SqlValue::Int(owner));
+                    clause.push(format!("{} = {p}", d.quote_ident(scope.field)));
                 }
             }
         }
@@ -544,7 +565,7 @@ impl<T: Model> Config<T> {
             identity,
             schema: self.shared_schema.clone(),
             data,
-            cache: self.cache.clone(),
+            cache: self.cache.as_ref().map(|c| c.lists.clone()),
         }
     }
 }

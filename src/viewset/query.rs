@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::pagination::Pagination;
 use super::schema::{Field, Kind, Lookup, Schema};
 use crate::db::{Dialect, SqlValue};
 use crate::error::ApiError;
@@ -209,27 +210,11 @@ pub fn add_search(
     if fields.is_empty() {
         return Ok(());
     }
-    let cleaned = search.replace('\0', "").replace(',', " ");
-    if cleaned.split_whitespace().count() > MAX_SEARCH_TERMS {
-        return Err(ApiError::validation([(
-            "search",
-            format!("Ensure this field has no more than {MAX_SEARCH_TERMS} terms."),
-        )]));
-    }
-    if cleaned
-        .split_whitespace()
-        .any(|t| t.chars().count() > MAX_SEARCH_TERM_CHARS)
-    {
-        return Err(ApiError::validation([(
-            "search",
-            format!("Ensure each term has no more than {MAX_SEARCH_TERM_CHARS} characters."),
-        )]));
-    }
-    for term in cleaned.split_whitespace() {
+    for term in search_terms(search)? {
         let any: Vec<String> = fields
             .iter()
             .map(|f| {
-                let p = clause.param(dialect, SqlValue::Text(Dialect::contains_pattern(term)));
+                let p = clause.param(dialect, SqlValue::Text(Dialect::contains_pattern(&term)));
                 dialect.contains_ci(&dialect.quote_ident(f.name), &p)
             })
             .collect();
@@ -238,20 +223,33 @@ pub fn add_search(
     Ok(())
 }
 
+/// The terms of `?search=`: split on whitespace and commas, NUL characters dropped; a 400
+/// past [`MAX_SEARCH_TERMS`] or [`MAX_SEARCH_TERM_CHARS`].
+fn search_terms(search: &str) -> Result<Vec<String>, ApiError> {
+    let cleaned = search.replace('\0', "").replace(',', " ");
+    let terms: Vec<String> = cleaned.split_whitespace().map(str::to_owned).collect();
+    if terms.len() > MAX_SEARCH_TERMS {
+        return Err(ApiError::validation([(
+            "search",
+            format!("Ensure this field has no more than {MAX_SEARCH_TERMS} terms."),
+        )]));
+    }
+    if terms
+        .iter()
+        .any(|t| t.chars().count() > MAX_SEARCH_TERM_CHARS)
+    {
+        return Err(ApiError::validation([(
+            "search",
+            format!("Ensure each term has no more than {MAX_SEARCH_TERM_CHARS} characters."),
+        )]));
+    }
+    Ok(terms)
+}
+
 /// DRF's `OrderingFilter`: whitelisted terms of `?ordering=`, else the default; the primary
 /// key last as a tie-breaker. Returns `(field, descending)` pairs.
 pub fn ordering(schema: &Schema, param: Option<&str>) -> Vec<(&'static str, bool)> {
-    let parse = |term: &str| -> Option<(&'static str, bool)> {
-        let term = term.trim();
-        let (name, desc) = match term.strip_prefix('-') {
-            Some(rest) => (rest, true),
-            None => (term, false),
-        };
-        schema.get(name).filter(|f| f.order).map(|f| (f.name, desc))
-    };
-    let mut out: Vec<(&'static str, bool)> = param
-        .map(|p| p.split(',').filter_map(parse).collect())
-        .unwrap_or_default();
+    let mut out = param.map_or_else(Vec::new, |p| ordering_terms(schema, p));
     if out.is_empty() {
         out = schema
             .default_ordering
@@ -272,6 +270,24 @@ pub fn ordering(schema: &Schema, param: Option<&str>) -> Vec<(&'static str, bool
         out.push(("id", desc));
     }
     out
+}
+
+/// The whitelisted terms of `?ordering=`, each field once (its first mention wins).
+fn ordering_terms(schema: &Schema, param: &str) -> Vec<(&'static str, bool)> {
+    let mut terms: Vec<(&'static str, bool)> = Vec::new();
+    for term in param.split(',') {
+        let term = term.trim();
+        let (name, desc) = match term.strip_prefix('-') {
+            Some(rest) => (rest, true),
+            None => (term, false),
+        };
+        if let Some(f) = schema.get(name).filter(|f| f.order)
+            && !terms.iter().any(|(seen, _)| *seen == f.name)
+        {
+            terms.push((f.name, desc));
+        }
+    }
+    terms
 }
 
 /// `ORDER BY` for `ordering`, optionally reversed (backward cursor pages).
@@ -344,25 +360,105 @@ fn filter_target<'s>(schema: &'s Schema, key: &str) -> Option<(&'s Field, Lookup
         .map(|f| (f, lookup))
 }
 
-/// The parameters a list recognises (`reserved` ones of its pagination, `search`, `ordering`,
-/// and the schema's filters with a value), sorted by name: what a cached page is keyed on and
-/// what `next`/`previous` links carry. Anything else a client sends changes nothing.
+/// The parameters a list recognises (its pagination's, `search`, `ordering`, and the schema's
+/// filters with a value), each in its canonical spelling and sorted by name: what a cached
+/// page is keyed on and what `next`/`previous` links carry. Anything else a client sends
+/// changes nothing, and no two spellings of one query make two keys: numbers, booleans and
+/// times as parsed (`page=02` is `page=2`; `page=01` is no `page` at all), `__in`
+/// lists sorted without repeats, search terms sorted without repeats, ordering as whitelisted,
+/// defaults dropped. A value the list refuses is kept as sent, to be refused (400 or 404) when
+/// read; nothing refused is cached.
 pub(crate) fn recognised(
     schema: &Schema,
-    reserved: &[&str],
+    pagination: &Pagination,
     params: Vec<(String, String)>,
 ) -> Vec<(String, String)> {
     let mut kept: Vec<(String, String)> = params
         .into_iter()
-        .filter(|(key, value)| {
-            reserved.contains(&key.as_str())
-                || (!RESERVED.contains(&key.as_str())
-                    && !value.trim().is_empty()
-                    && filter_target(schema, key).is_some())
+        .filter_map(|(key, value)| {
+            let value = match key.as_str() {
+                "search" => canonical_search(schema, value),
+                "ordering" => canonical_ordering(schema, &value),
+                k if RESERVED.contains(&k) => pagination.canonical(k, value),
+                k => canonical_filter(schema, k, value),
+            }?;
+            Some((key, value))
         })
         .collect();
     kept.sort();
     kept
+}
+
+/// `?search=`'s terms sorted without repeats (they are AND-ed); `None` when nothing is
+/// searched.
+fn canonical_search(schema: &Schema, value: String) -> Option<String> {
+    if !schema.fields.iter().any(|f| f.search) {
+        return None;
+    }
+    match search_terms(&value) {
+        Ok(mut terms) => {
+            terms.sort_unstable();
+            terms.dedup();
+            (!terms.is_empty()).then(|| terms.join(" "))
+        }
+        Err(_) => Some(value),
+    }
+}
+
+/// `?ordering=`'s whitelisted terms; `None` when none is (the default ordering applies).
+fn canonical_ordering(schema: &Schema, value: &str) -> Option<String> {
+    let terms = ordering_terms(schema, value);
+    (!terms.is_empty()).then(|| {
+        terms
+            .iter()
+            .map(|(name, desc)| format!("{}{name}", if *desc { "-" } else { "" }))
+            .collect::<Vec<_>>()
+            .join(",")
+    })
+}
+
+/// A filter's value as [`add_filters`] reads it; `None` when `key` is no filter of the model or
+/// the value is empty (ignored).
+fn canonical_filter(schema: &Schema, key: &str, value: String) -> Option<String> {
+    if value.trim().is_empty() {
+        return None;
+    }
+    let (field, lookup) = filter_target(schema, key)?;
+    Some(match lookup {
+        Lookup::IsNull => parse_bool_text(value.trim()).map_or(value, |b| b.to_string()),
+        // The pattern is the value as sent.
+        Lookup::IContains => value,
+        Lookup::In => {
+            let mut items = Vec::new();
+            for item in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                match canonical_value(field, item) {
+                    Some(item) => items.push(item),
+                    None => return Some(value),
+                }
+            }
+            items.sort_unstable();
+            items.dedup();
+            if items.is_empty() {
+                return None;
+            }
+            items.join(",")
+        }
+        _ => canonical_value(field, &value).unwrap_or(value),
+    })
+}
+
+/// One value of `field` as parsed, spelled so that it parses back to itself.
+fn canonical_value(field: &Field, raw: &str) -> Option<String> {
+    Some(match parse_param(field, raw).ok()? {
+        SqlValue::Int(secs) if field.kind == Kind::Timestamp => match format_time(secs) {
+            Value::String(t) if parse_time(&t) == Some(secs) => t,
+            _ => secs.to_string(),
+        },
+        SqlValue::Int(n) => n.to_string(),
+        SqlValue::Text(t) => t,
+        SqlValue::Bool(b) => b.to_string(),
+        _ => return None,
+    })
 }
 
 /// The columns whose values decide which rows a list with the recognised `params` shows, and in

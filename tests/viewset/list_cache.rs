@@ -1,6 +1,8 @@
 //! The list cache invalidates by what changed: pages by the versions of the columns their
-//! membership and order read, row bodies by row version. Observed through the public API:
-//! list bodies over `oneshot`, and `ListCache::stats` (which pages and rows were reused).
+//! membership and order read, row bodies by row version; and it keeps them apart by what
+//! decides them: the viewset (model, pagination, scope), which rows the caller sees, the
+//! canonical query, never the request's origin. Observed through the public API: list bodies
+//! over `oneshot`, and `ListCache::stats` (which pages and rows were reused).
 
 use axum::Router;
 use axum::body::Body;
@@ -8,8 +10,11 @@ use http::{Method, Request};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use wxrest::ApiError;
+use wxrest::auth::{JwtAuthLayer, TokenService};
 use wxrest::db::Db;
 use wxrest::viewset::*;
+
+use crate::item::{Item, ItemCard};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Goods {
@@ -422,4 +427,323 @@ async fn instances_sharing_redis_see_each_others_writes() {
     // And the other way round.
     assert_eq!(call(&b, Method::DELETE, "/goods/6/", None).await, 204);
     assert_eq!(a.get(uri).await["count"], 6);
+}
+
+/// The caches a test runs on, as (label, this instance's, another instance's): one cache in
+/// memory (one instance), or two `ListCache`s sharing Redis (two instances).
+fn instances(test: &str) -> Vec<(&'static str, ListCache, ListCache)> {
+    let memory = ListCache::memory(16 << 20);
+    let mut out = vec![("memory", memory.clone(), memory)];
+    if let Some(url) = crate::databases::redis_url() {
+        let prefix = crate::databases::unique_prefix(test);
+        let open = || {
+            ListCache::open(&url)
+                .unwrap()
+                .prefix(prefix.clone())
+                .max_bytes(16 << 20)
+        };
+        out.push(("redis", open(), open()));
+    }
+    out
+}
+
+/// A fresh SQLite database with the seeded `items` table.
+async fn items_db() -> crate::databases::TestDb {
+    let db = crate::databases::fresh_db("sqlite-file").await;
+    crate::item::create_tables(&db.db).await;
+    crate::item::seed(&db.db).await;
+    db
+}
+
+/// The field names of a page's results, all rows together.
+fn keys(page: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|row| row.as_object().unwrap().keys().cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// The shop's admin list of `Item` and its public list of `ItemCard`: one table, one cache.
+fn admin_and_public(db: &Db, cache: &ListCache) -> Router {
+    let admin = ModelViewSet::<Item>::new(db.clone())
+        .cache(cache.clone())
+        .routes_at("/admin/items");
+    let public = ModelViewSet::<ItemCard>::new(db.clone())
+        .actions([Action::List])
+        .cache(cache.clone())
+        .routes_at("/items");
+    admin.merge(public)
+}
+
+#[tokio::test]
+async fn a_second_model_over_one_table_never_serves_the_first_ones_rows() {
+    let admin_fields = [
+        "category",
+        "created_at",
+        "description",
+        "id",
+        "name",
+        "on_sale",
+        "owner_id",
+        "price",
+        "size",
+    ];
+    let public_fields = ["id", "name", "price"];
+    for (label, here, there) in instances("second_model") {
+        let db = items_db().await;
+        let app = admin_and_public(&db.db, &here);
+        let other = admin_and_public(&db.db, &there);
+        for _ in 0..2 {
+            assert_eq!(keys(&list(&app, "/admin/items/").await), admin_fields);
+            assert_eq!(keys(&list(&app, "/items/").await), public_fields, "{label}");
+        }
+        // One row changes (on the other instance, with Redis); the admin list reads it first.
+        let change = json!({"name": "Jade Tea"});
+        let status = call(&other, Method::PATCH, "/admin/items/1/", Some(change)).await;
+        assert_eq!(status, 200);
+        let admin = list(&app, "/admin/items/").await;
+        assert_eq!(keys(&admin), admin_fields, "{label}");
+        let public = list(&app, "/items/").await;
+        assert_eq!(keys(&public), public_fields, "{label}: {public}");
+        assert_eq!(field(&public, 1, "name"), "Jade Tea", "{label}");
+    }
+}
+
+/// `GET uri` as `who` (an `Authorization` value), anonymous without one.
+async fn list_as(app: &Router, uri: &str, who: Option<&str>) -> Value {
+    let mut req = Request::get(uri).header("host", "shop.test");
+    if let Some(token) = who {
+        req = req.header("authorization", token);
+    }
+    let (status, _, body) = crate::oneshot::send(app, req.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200, "{uri} as {who:?}: {body}");
+    body
+}
+
+/// The test token service, and an `Authorization` value for `user`.
+async fn bearer(tokens: &TokenService, user: wxrest::auth::AuthUser) -> String {
+    format!("JWT {}", tokens.issue(&user).await.unwrap().token)
+}
+
+#[tokio::test]
+async fn anonymous_callers_and_unscoped_staff_never_share_a_page() {
+    for (label, here, _) in instances("scope_states") {
+        let db = items_db().await;
+        let tokens = TokenService::new(crate::auth_fixtures::jwt());
+        // Lists admit anyone; staff see every owner's items, users their own, anonymous
+        // callers none.
+        let app = ModelViewSet::<Item>::new(db.db.clone())
+            .owner_field_staff_sees_all("owner_id")
+            .cache(here)
+            .routes_at("/items")
+            .layer(JwtAuthLayer::new(tokens.clone()));
+        let boss = bearer(&tokens, crate::auth_fixtures::staff(3, "boss")).await;
+        let alice = bearer(&tokens, crate::auth_fixtures::user(1, "alice")).await;
+        // Staff first: an anonymous caller must not get staff's page...
+        assert_eq!(list_as(&app, "/items/", Some(&boss)).await["count"], 5);
+        assert_eq!(list_as(&app, "/items/", None).await["count"], 0, "{label}");
+        assert_eq!(list_as(&app, "/items/", Some(&alice)).await["count"], 3);
+        // ...nor, the other way round, staff an anonymous caller's empty page.
+        let uri = "/items/?price__gte=100";
+        assert_eq!(list_as(&app, uri, None).await["count"], 0);
+        assert_eq!(list_as(&app, uri, Some(&boss)).await["count"], 4, "{label}");
+    }
+}
+
+#[tokio::test]
+async fn two_viewsets_at_one_path_never_share_pages() {
+    // One cache behind two apps (two API versions, or hosts routed to different routers) that
+    // serve the same table at the same path with different pagination and scopes.
+    let db = items_db().await;
+    let cache = ListCache::memory(16 << 20);
+    let tokens = TokenService::new(crate::auth_fixtures::jwt());
+    let app = |viewset: ModelViewSet<Item>| {
+        viewset
+            .cache(cache.clone())
+            .routes_at("/items")
+            .layer(JwtAuthLayer::new(tokens.clone()))
+    };
+    let pages_of_two = app(ModelViewSet::new(db.db.clone()).pagination(PageNumber::size(2)));
+    let pages_of_three = app(ModelViewSet::new(db.db.clone()).pagination(PageNumber::size(3)));
+    assert_eq!(ids(&list(&pages_of_two, "/items/").await).len(), 2);
+    assert_eq!(ids(&list(&pages_of_three, "/items/").await).len(), 3);
+    // Scoped by different columns, both to the caller's id.
+    let by_owner = app(ModelViewSet::new(db.db.clone()).owner_field("owner_id"));
+    let by_category =
+        app(ModelViewSet::new(db.db.clone())
+            .scope_by("category", |identity| Some(identity.user_id)));
+    let bob = bearer(&tokens, crate::auth_fixtures::user(2, "bob")).await;
+    assert_eq!(
+        ids(&list_as(&by_owner, "/items/", Some(&bob)).await),
+        [4, 3]
+    );
+    assert_eq!(
+        ids(&list_as(&by_category, "/items/", Some(&bob)).await),
+        [3]
+    );
+}
+
+/// Request headers as (name, value).
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+/// A GET of `uri` with `headers` (none: no `Host`, as HTTP/2 sends the authority in the URI).
+async fn next_link(app: &Router, uri: &str, headers: Headers<'_>) -> Value {
+    let mut req = Request::get(uri);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let (status, _, body) = crate::oneshot::send(app, req.body(Body::empty()).unwrap()).await;
+    assert_eq!(status, 200, "{uri}: {body}");
+    body["next"].clone()
+}
+
+#[tokio::test]
+async fn a_cached_page_answers_every_origin_with_its_own_links() {
+    let shop = Shop::sqlite().await;
+    let mut stats = ListCacheStats::default();
+    // A client names another host: its answer carries it, and nobody else's does.
+    let first = next_link(&shop.app, "http://evil.test/goods/", &[]).await;
+    assert_eq!(first, "http://evil.test/goods/?page=2");
+    let cases: [(&str, Headers, &str); 4] = [
+        (
+            "http://shop.test/goods/",
+            &[],
+            "http://shop.test/goods/?page=2",
+        ),
+        (
+            "/goods/",
+            &[("host", "shop.test")],
+            "http://shop.test/goods/?page=2",
+        ),
+        (
+            "/goods/",
+            &[("host", "other.test"), ("x-forwarded-proto", "https")],
+            "https://other.test/goods/?page=2",
+        ),
+        (
+            "/goods/",
+            &[("host", "shop.test"), ("x-forwarded-proto", "gopher")],
+            "http://shop.test/goods/?page=2",
+        ),
+    ];
+    for (uri, headers, next) in cases {
+        assert_eq!(
+            next_link(&shop.app, uri, headers).await,
+            next,
+            "{uri} {headers:?}"
+        );
+    }
+    // One page for them all: hosts and schemes make no entries.
+    assert_eq!(shop.since(&mut stats), (4, 1, 0, 0));
+}
+
+#[tokio::test]
+async fn every_spelling_of_one_query_is_one_cached_page() {
+    let db = items_db().await;
+    let cache = ListCache::memory(16 << 20);
+    let app = ModelViewSet::<Item>::new(db.db.clone())
+        .pagination(PageNumber::size(2).max(3))
+        .cache(cache.clone())
+        .routes_at("/items");
+    // Each group is one query spelled differently; the first spelling is the canonical one
+    // its links carry.
+    let groups: &[&[&str]] = &[
+        &[
+            "/items/?page=2&price__gte=100",
+            "/items/?price__gte=0100&page=02",
+            "/items/?page=%202&price__gte=%2B100&ordering=nonsense&search=%20,&page_size=2",
+            "/items/?price__gte=100&page=1&page=2&on_sale=&junk=1",
+        ],
+        &[
+            "/items/?category__in=1,2&on_sale=true",
+            "/items/?category__in=2,1,1,&on_sale=True",
+            "/items/?on_sale=on&category__in=%202,1&page=1",
+        ],
+        &[
+            "/items/?created_at__gte=2023-11-14T22:15:00Z&ordering=-created_at,name",
+            "/items/?created_at__gte=1700000100&ordering=-created_at,-created_at,%20name",
+            "/items/?created_at__gte=2023-11-14T23:15:00%2B01:00&ordering=-created_at,bogus,name",
+        ],
+        &[
+            "/items/?page_size=3&search=black%20tea",
+            "/items/?search=tea,black,tea&page_size=30",
+            "/items/?search=%20tea%20%20black&page_size=%2B3",
+        ],
+        &[
+            "/items/?category__isnull=false",
+            "/items/?category__isnull=False",
+            "/items/?category__isnull=%20no",
+        ],
+    ];
+    for group in groups {
+        let before = cache.stats();
+        let canonical = list(&app, group[0]).await;
+        for uri in &group[1..] {
+            assert_eq!(list(&app, uri).await, canonical, "{uri} vs {}", group[0]);
+        }
+        let after = cache.stats();
+        assert_eq!(
+            (
+                after.page_misses - before.page_misses,
+                after.page_hits - before.page_hits
+            ),
+            (1, group.len() as u64 - 1),
+            "{group:?}"
+        );
+    }
+    // Links carry the canonical spelling.
+    let page = list(&app, "/items/?price__gte=0100&page=02").await;
+    assert_eq!(page["previous"], "http://shop.test/items/?price__gte=100");
+    let page = list(
+        &app,
+        "/items/?price__gte=0100&page=001&ordering=-price,-price",
+    )
+    .await;
+    assert_eq!(
+        page["next"],
+        "http://shop.test/items/?ordering=-price&price__gte=100&page=2"
+    );
+}
+
+#[tokio::test]
+async fn tenants_on_one_cache_never_see_each_others_rows() {
+    // One process serving two shops' databases (same table name, same ids) with one cache:
+    // the table's versions are shared, its rows are not.
+    let (a, b) = (items_db().await, items_db().await);
+    sqlx::query("UPDATE items SET name = 'Shop B tea'")
+        .execute(b.db.pool())
+        .await
+        .unwrap();
+    let cache = ListCache::memory(16 << 20);
+    let shop = |db: &Db, at: &str| {
+        ModelViewSet::<Item>::new(db.clone())
+            .cache(cache.clone())
+            .routes_at(at)
+    };
+    let app = shop(&a.db, "/a/items").merge(shop(&b.db, "/b/items"));
+    for _ in 0..2 {
+        assert_eq!(
+            field(&list(&app, "/a/items/").await, 2, "name"),
+            "Black Tea"
+        );
+        assert_eq!(
+            field(&list(&app, "/b/items/").await, 2, "name"),
+            "Shop B tea"
+        );
+    }
+    // A change the page's order does not read: the page stays, its other rows come from the
+    // cache.
+    let change = json!({"name": "Jade Tea"});
+    assert_eq!(
+        call(&app, Method::PATCH, "/a/items/1/", Some(change)).await,
+        200
+    );
+    let page = list(&app, "/a/items/").await;
+    assert_eq!(field(&page, 1, "name"), "Jade Tea");
+    assert_eq!(field(&page, 2, "name"), "Black Tea", "{page}");
 }

@@ -4,7 +4,7 @@
 
 use crate::auth_fixtures::{staff, user};
 use crate::databases;
-use crate::item::{Item, create_tables};
+use crate::item::{Item, create_tables, seed};
 use crate::oneshot::send;
 use axum::Router;
 use axum::body::Body;
@@ -14,59 +14,6 @@ use serde_json::{Value, json};
 use wxrest::auth::*;
 use wxrest::db::Db;
 use wxrest::viewset::*;
-
-/// Seeds items owned by alice (1) and bob (2): (name, description, price, on_sale, category).
-async fn seed(db: &Db) {
-    let rows = [
-        (
-            "Green Tea",
-            "from Hangzhou",
-            100,
-            true,
-            Some(1),
-            1,
-            1_700_000_000,
-        ),
-        (
-            "Black Tea",
-            "strong 50% off",
-            250,
-            true,
-            Some(1),
-            1,
-            1_700_000_100,
-        ),
-        ("Tea Cup", "porcelain", 80, false, Some(2), 2, 1_700_000_200),
-        ("Kettle", "steel_body", 300, true, None, 2, 1_700_000_300),
-        (
-            "Oolong",
-            "Tea from Fujian",
-            180,
-            true,
-            Some(1),
-            1,
-            1_700_000_400,
-        ),
-    ];
-    let d = db.dialect();
-    for (name, desc, price, on_sale, cat, owner, at) in rows {
-        let sql = format!(
-            "INSERT INTO items (name, description, price, on_sale, category, owner_id, created_at) VALUES ({})",
-            d.placeholders(1, 7)
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(desc)
-            .bind(price as i64)
-            .bind(on_sale)
-            .bind(cat.map(|c: i64| c))
-            .bind(owner as i64)
-            .bind(at as i64)
-            .execute(db.pool())
-            .await
-            .unwrap();
-    }
-}
 
 fn tokens() -> TokenService {
     TokenService::new(crate::auth_fixtures::jwt())

@@ -12,6 +12,8 @@ use versions::Versions;
 pub(crate) use versions::{Change, Stamp};
 pub use versions::{MAX_ROW_VERSIONS, VERSION_TTL};
 
+use super::Visible;
+use super::pagination::Head;
 use crate::error::BackendError;
 
 /// Cached list pages that survive writes which do not concern them: what DRF never had, and
@@ -21,16 +23,38 @@ use crate::error::BackendError;
 /// Facebook's TAO (association lists and objects cached apart), invalidated by what changed
 /// as django-cacheops does:
 ///
-/// - a **page**: the ids on it, the count and the links, keyed by the recognised query
-///   parameters, the caller's scope, host, scheme and path, and the largest version among what
-///   its membership and order depend on: the table's *membership* version (inserts, deletes,
-///   [`touch`](ListCache::touch)) and the version of each column its filters, search fields,
-///   ordering (the default one too), cursor field and scope field read;
-/// - a **row body**: one row's rendered JSON, keyed by the table, the id and the row's version
+/// - a **page**: the ids on it, the count and the links, keyed by the viewset, which rows the
+///   caller sees, the path and the recognised query parameters in their canonical spelling,
+///   and the largest version among what its membership and order depend on: the table's
+///   *membership* version (inserts, deletes, [`touch`](ListCache::touch)) and the version of
+///   each column its filters, search fields, ordering (the default one too), cursor field and
+///   scope field read;
+/// - a **row body**: one row's rendered JSON, keyed by the viewset, the id and the row's version
 ///   (its own, or the table's all-rows version if newer). A page answer is its head, the
 ///   bodies joined by `,` and its tail, as bytes; bodies missing from the cache are read in
-///   one `WHERE id IN (...)`. The page keeps its last assembled answer with the row versions
-///   it was made at, and answers with it while they have not moved.
+///   one `WHERE id IN (...)`. The page keeps its rows' last assembled bytes with the row
+///   versions they were made at, and answers with them while they have not moved.
+///
+/// What a key holds, and why (everything an answer depends on, nothing a client can spell
+/// twice):
+///
+/// - **The viewset**, not the table: each [`ModelViewSet::cache`](super::ModelViewSet::cache)
+///   takes its own part of the cache. Two viewsets over one table (an admin model with
+///   `cost_price`, a public one without) render different bodies from one row, page
+///   differently, scope by different columns or complete rows with
+///   [`with_related`](super::ModelViewSet::with_related); they share the versions (the data)
+///   but never a page or a body. (Bodies of a viewset with `with_related` are not kept at all:
+///   they read other tables.) A body depends only on its row: rendering sees no caller.
+/// - **Which rows the caller sees**, in three states: nothing (an anonymous caller of a scoped
+///   viewset), everything (no scope, staff under `owner_field_staff_sees_all`, a `scope_by`
+///   answering `None`), or one owner's. The list's query is built from the same answer.
+/// - **The path and the canonical parameters**: only the parameters the list reads, each as
+///   parsed (`page=02` is `page=2`, `on_sale=True` is `on_sale=true`, `__in` lists and
+///   search terms sorted without repeats, unknown orderings and defaults dropped), so junk
+///   parameters and respellings make no entries; links carry the same spelling.
+/// - **Not the origin**: a page's links are kept relative (`/goods/?page=2`) and each answer
+///   puts its own request's scheme and host in front. A `Host` or `X-Forwarded-Proto` header
+///   (or an HTTP/2 authority) can neither make an entry nor reach another caller's links.
 ///
 /// Writes say what they changed. A viewset's own update changes the columns it validated
 /// (and its automatic timestamps) of one row; create and destroy change membership. A hook
@@ -47,13 +71,15 @@ use crate::error::BackendError;
 /// were read. Versions come from one monotonic clock (see [`MAX_ROW_VERSIONS`] and
 /// [`VERSION_TTL`] for why an evicted or expired version never revives an old entry).
 ///
-/// Bounds: keys come from recognised parameters only (junk parameters make no entries), pages
-/// and row bodies share one total bound in bytes, row versions are bounded in number (memory)
-/// or expire (Redis). A client can make the cache keep at most `max_bytes` of pages of real
-/// queries, each at most a page of rows.
+/// Bounds: keys come from recognised parameters in canonical form only (junk parameters,
+/// respellings and origins make no entries), pages and row bodies share one total bound in
+/// bytes, row versions are bounded in number (memory) or expire (Redis). A client can make the
+/// cache keep at most `max_bytes` of pages of distinct real queries, each at most a page of
+/// rows.
 ///
 /// With several instances, share the versions through Redis (`ListCache::open`, feature
-/// `redis`): a list
+/// `redis`); pages and bodies stay in each process, so nothing cached crosses instances, only
+/// the versions that say what changed. A list
 /// then costs two Redis round trips (the page's versions, the rows' versions), each one
 /// `MGET`, instead of a COUNT and a page query. (A write's bump is one script over several
 /// keys: a single Redis server or primary, not Redis Cluster.)
@@ -85,13 +111,27 @@ struct Inner {
     entries: moka::sync::Cache<Key, Entry>,
     max_bytes: u64,
     stats: Counters,
+    /// The next viewset's number: pages and row bodies are kept per viewset.
+    viewsets: AtomicU64,
 }
 
+/// What an entry is kept under. Pages and row bodies belong to one viewset: the model, its
+/// serialisation, its pagination, scope and related-objects hook are the viewset's, so another
+/// viewset over the same table (a public model without the admin's columns) never reads them.
+/// Nothing here comes from a request as sent: the page's target is the path and the recognised
+/// parameters in their canonical spelling, and the caller's scope is what the query reads.
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
-    Page(Box<str>),
+    Page {
+        viewset: u64,
+        /// The largest version the page depends on.
+        version: u64,
+        visible: Visible,
+        /// The path, `?`, the canonical recognised parameters.
+        target: Box<str>,
+    },
     Row {
-        table: &'static str,
+        viewset: u64,
         id: i64,
         version: u64,
     },
@@ -106,20 +146,22 @@ enum Entry {
 /// The key of a cached page, made once per request (looked up, then filled on a miss).
 pub(crate) struct PageKey(Key);
 
-impl PageKey {
-    pub fn new(key: String) -> Self {
-        Self(Key::Page(key.into_boxed_str()))
-    }
-}
-
-/// A cached page: what comes before its rows, the ids of its rows in order, what comes after,
-/// and the whole answer as last assembled with the row versions it was assembled at.
+/// A cached page: its envelope (links relative to the origin), the ids of its rows in order,
+/// and its rows' bodies joined by `,` as last assembled, with the row versions they were
+/// assembled at.
 #[derive(Debug)]
 pub(crate) struct CachedPage {
-    pub head: Bytes,
+    pub head: Head,
     pub ids: Vec<i64>,
-    pub tail: &'static [u8],
-    pub body: Option<(Vec<u64>, Bytes)>,
+    pub rows: Option<(Vec<u64>, Bytes)>,
+}
+
+/// One viewset's pages and row bodies in a [`ListCache`]: a viewset reaches only its own.
+#[derive(Clone)]
+pub(crate) struct ViewsetCache {
+    /// The shared cache (versions, bumps).
+    pub lists: ListCache,
+    viewset: u64,
 }
 
 #[derive(Default)]
@@ -236,15 +278,16 @@ impl ListCache {
                 entries: moka::sync::Cache::builder()
                     .max_capacity(max_bytes)
                     .weigher(|key: &Key, entry: &Entry| {
-                        let key = match key {
-                            Key::Page(k) => k.len(),
-                            Key::Row { .. } => std::mem::size_of::<Key>(),
-                        };
+                        let key = std::mem::size_of::<Key>()
+                            + match key {
+                                Key::Page { target, .. } => target.len(),
+                                Key::Row { .. } => 0,
+                            };
                         let body = match entry {
                             Entry::Page(p) => {
                                 let assembled =
-                                    p.body.as_ref().map_or(0, |(v, b)| v.len() * 8 + b.len());
-                                p.head.len() + p.ids.len() * 8 + p.tail.len() + assembled
+                                    p.rows.as_ref().map_or(0, |(v, b)| v.len() * 8 + b.len());
+                                p.head.weight() + p.ids.len() * 8 + assembled
                             }
                             Entry::Row(b) => b.len(),
                         };
@@ -254,6 +297,7 @@ impl ListCache {
                     .build(),
                 max_bytes,
                 stats: Counters::default(),
+                viewsets: AtomicU64::new(0),
             }),
         }
     }
@@ -321,42 +365,72 @@ impl ListCache {
         self.inner.versions.rows(table, ids).await
     }
 
+    /// A new viewset's part of this cache: its own pages and row bodies, the shared versions.
+    pub(crate) fn for_viewset(&self) -> ViewsetCache {
+        ViewsetCache {
+            lists: self.clone(),
+            viewset: self.inner.viewsets.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+impl ViewsetCache {
+    /// The key of the page at `target` (path and canonical parameters) for callers who see
+    /// `visible`, at `version`.
+    pub(crate) fn page_key(&self, version: u64, visible: Visible, target: String) -> PageKey {
+        PageKey(Key::Page {
+            viewset: self.viewset,
+            version,
+            visible,
+            target: target.into_boxed_str(),
+        })
+    }
+
     /// The page under `key`, counted as a page hit or miss.
     pub(crate) fn page(&self, key: &PageKey) -> Option<Arc<CachedPage>> {
-        let s = &self.inner.stats;
+        let inner = &self.lists.inner;
         tally(
-            match self.inner.entries.get(&key.0) {
+            match inner.entries.get(&key.0) {
                 Some(Entry::Page(page)) => Some(page),
                 _ => None,
             },
-            &s.page_hits,
-            &s.page_misses,
+            &inner.stats.page_hits,
+            &inner.stats.page_misses,
         )
     }
 
     pub(crate) fn put_page(&self, key: PageKey, page: CachedPage) {
-        self.inner
+        self.lists
+            .inner
             .entries
             .insert(key.0, Entry::Page(Arc::new(page)));
     }
 
-    /// The body of row `id` of `table` at `version`, counted as a row hit or miss.
-    pub(crate) fn row(&self, table: &'static str, id: i64, version: u64) -> Option<Bytes> {
-        let s = &self.inner.stats;
+    /// The body of row `id` at `version`, counted as a row hit or miss.
+    pub(crate) fn row(&self, id: i64, version: u64) -> Option<Bytes> {
+        let inner = &self.lists.inner;
+        let key = Key::Row {
+            viewset: self.viewset,
+            id,
+            version,
+        };
         tally(
-            match self.inner.entries.get(&Key::Row { table, id, version }) {
+            match inner.entries.get(&key) {
                 Some(Entry::Row(body)) => Some(body),
                 _ => None,
             },
-            &s.row_hits,
-            &s.row_misses,
+            &inner.stats.row_hits,
+            &inner.stats.row_misses,
         )
     }
 
-    pub(crate) fn put_row(&self, table: &'static str, id: i64, version: u64, body: Bytes) {
-        self.inner
-            .entries
-            .insert(Key::Row { table, id, version }, Entry::Row(body));
+    pub(crate) fn put_row(&self, id: i64, version: u64, body: Bytes) {
+        let key = Key::Row {
+            viewset: self.viewset,
+            id,
+            version,
+        };
+        self.lists.inner.entries.insert(key, Entry::Row(body));
     }
 }
 

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{ListQuery, Page};
+use super::{Head, ListQuery, Page};
 use crate::db::SqlValue;
 use crate::error::ApiError;
 use crate::viewset::query::parse_time;
@@ -37,6 +37,15 @@ impl CursorPagination {
             size: size.max(1),
             field,
             descending,
+        }
+    }
+
+    /// `cursor` decoded and encoded again (a cursor that does not decode is kept, to be
+    /// refused).
+    pub(super) fn canonical(&self, key: &str, value: String) -> Option<String> {
+        match key {
+            "cursor" => Some(Cursor::decode(&value).map_or(value, |c| c.encode())),
+            _ => None,
         }
     }
 
@@ -95,10 +104,12 @@ impl CursorPagination {
             .filter(|_| has_previous)
             .map(|m| query.url(&[("cursor", Some(boundary(m, true)))]));
         Ok(Page {
-            envelope: true,
-            count: None,
-            next,
-            previous,
+            head: Head {
+                envelope: true,
+                count: None,
+                next,
+                previous,
+            },
             rows,
         })
     }

@@ -1,6 +1,6 @@
 //! DRF's `LimitOffsetPagination`: `?limit=20&offset=40`, `{count, next, previous, results}`.
 
-use super::{ListQuery, Page, positive};
+use super::{ListQuery, Page, positive, unless_default};
 use crate::error::ApiError;
 
 /// DRF's `LimitOffsetPagination`.
@@ -26,14 +26,32 @@ impl LimitOffset {
         }
     }
 
+    /// The limit honoured for `param`.
+    fn limit(&self, param: Option<&str>) -> u64 {
+        positive(param).map_or(self.default, |l| l.min(self.max))
+    }
+
+    /// The offset read from `param` (0 when absent or malformed).
+    fn offset(param: Option<&str>) -> u64 {
+        param
+            .and_then(|o| o.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    }
+
+    /// `limit` (as honoured) and `offset` canonically.
+    pub(super) fn canonical(&self, key: &str, value: String) -> Option<String> {
+        match key {
+            "limit" => unless_default(self.limit(Some(&value)), self.default),
+            "offset" => unless_default(Self::offset(Some(&value)), 0),
+            _ => None,
+        }
+    }
+
     /// COUNT, then `limit` rows from `offset`.
     pub(super) async fn paginate(&self, query: &ListQuery<'_>) -> Result<Page, ApiError> {
         let count = query.count().await?;
-        let limit = positive(query.param("limit")).map_or(self.default, |l| l.min(self.max));
-        let offset = query
-            .param("offset")
-            .and_then(|o| o.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let limit = self.limit(query.param("limit"));
+        let offset = Self::offset(query.param("offset"));
         let rows = query
             .rows(
                 &query.clause,

@@ -38,13 +38,16 @@ pub enum Pagination {
 }
 
 impl Pagination {
-    /// The query parameters this style reads, besides filters.
-    pub(crate) fn parameters(&self) -> &'static [&'static str] {
+    /// The canonical spelling of paging parameter `key` (what a cached page is keyed on and
+    /// links carry): `None` when this style does not read `key` or `value` means the default
+    /// (`page=1`, `offset=0`, a page size equal to the default), so every spelling of one page
+    /// is one key. A value the style refuses is kept as sent, to be refused when it is read.
+    pub(crate) fn canonical(&self, key: &str, value: String) -> Option<String> {
         match self {
-            Pagination::PageNumber(_) => &["search", "ordering", "page", "page_size"],
-            Pagination::LimitOffset(_) => &["search", "ordering", "limit", "offset"],
-            Pagination::Cursor(_) => &["search", "ordering", "cursor"],
-            Pagination::None => &["search", "ordering"],
+            Pagination::PageNumber(p) => p.canonical(key, value),
+            Pagination::LimitOffset(p) => p.canonical(key, value),
+            Pagination::Cursor(p) => p.canonical(key, value),
+            Pagination::None => None,
         }
     }
 
@@ -63,7 +66,7 @@ impl Pagination {
                 rows: query
                     .rows(&query.clause, &query.ordering, false, "")
                     .await?,
-                ..Page::empty(self)
+                head: Page::empty(self).head,
             }),
             Pagination::PageNumber(p) => p.paginate(query).await,
             Pagination::LimitOffset(p) => p.paginate(query).await,
@@ -153,35 +156,48 @@ impl ListQuery<'_> {
             .map_err(|e| BackendError::from(e).into())
     }
 
-    /// This request's URL with `changes` applied to its recognised parameters.
+    /// This request's link (origin-relative) with `changes` applied to its recognised
+    /// parameters.
     pub fn url(&self, changes: &[(&str, Option<String>)]) -> String {
-        page_url(self.parts, self.params, changes)
+        page_link(self.parts, self.params, changes)
     }
 }
 
-/// One page of a list: the rows and, for paginated styles, the envelope's count and links.
+/// One page of a list: its envelope and its rows.
 #[derive(Debug)]
 pub(crate) struct Page {
+    pub head: Head,
+    pub rows: Vec<Map<String, Value>>,
+}
+
+/// What a page says besides its rows: whether it has an envelope, the count and the links.
+/// The links are origin-relative (`/goods/?page=2`): the origin (`https://shop.example`) is the
+/// request's own and is put in front when the page is rendered ([`render`](Self::render)), so a
+/// cached page serves every host and scheme with its own links, and a `Host` header can neither
+/// make new cache entries nor reach another caller's links.
+#[derive(Debug, Clone)]
+pub(crate) struct Head {
     /// `{count, next, previous, results}` (with `count` only where the style counts) or a bare
     /// array.
     pub envelope: bool,
     pub count: Option<u64>,
     pub next: Option<String>,
     pub previous: Option<String>,
-    pub rows: Vec<Map<String, Value>>,
 }
 
 impl Page {
     /// No rows: what a scoped list shows an anonymous caller.
     pub fn empty(pagination: &Pagination) -> Self {
         Self {
-            envelope: !matches!(pagination, Pagination::None),
-            count: match pagination {
-                Pagination::PageNumber(_) | Pagination::LimitOffset(_) => Some(0),
-                _ => None,
+            head: Head {
+                envelope: !matches!(pagination, Pagination::None),
+                count: match pagination {
+                    Pagination::PageNumber(_) | Pagination::LimitOffset(_) => Some(0),
+                    _ => None,
+                },
+                next: None,
+                previous: None,
             },
-            next: None,
-            previous: None,
             rows: Vec::new(),
         }
     }
@@ -194,17 +210,22 @@ impl Page {
         rows: Vec<Map<String, Value>>,
     ) -> Self {
         Self {
-            envelope: true,
-            count: Some(count),
-            next,
-            previous,
+            head: Head {
+                envelope: true,
+                count: Some(count),
+                next,
+                previous,
+            },
             rows,
         }
     }
+}
 
-    /// The JSON before the results' items: `{"count":N,"next":..,"previous":..,"results":[`
-    /// or `[`. The body is `head`, the rendered rows joined by `,`, then [`tail`](Self::tail).
-    pub fn head(&self) -> Vec<u8> {
+impl Head {
+    /// The JSON before the results' items, with links under `origin`:
+    /// `{"count":N,"next":..,"previous":..,"results":[` or `[`. The body is this, the rendered
+    /// rows joined by `,`, then [`tail`](Self::tail).
+    pub fn render(&self, origin: &str) -> Vec<u8> {
         if !self.envelope {
             return b"[".to_vec();
         }
@@ -215,8 +236,9 @@ impl Page {
         }
         for (name, link) in [("next", &self.next), ("previous", &self.previous)] {
             head.extend_from_slice(format!("\"{name}\":").as_bytes());
+            let url = link.as_ref().map(|link| format!("{origin}{link}"));
             // A String or null always serialises.
-            head.extend_from_slice(&serde_json::to_vec(link).unwrap_or_default());
+            head.extend_from_slice(&serde_json::to_vec(&url).unwrap_or_default());
             head.push(b',');
         }
         head.extend_from_slice(b"\"results\":[");
@@ -227,10 +249,21 @@ impl Page {
     pub fn tail(&self) -> &'static [u8] {
         if self.envelope { b"]}" } else { b"]" }
     }
+
+    /// The bytes this head takes in a cache.
+    pub fn weight(&self) -> usize {
+        let link = |l: &Option<String>| l.as_ref().map_or(0, String::len);
+        std::mem::size_of::<Self>() + link(&self.next) + link(&self.previous)
+    }
 }
 
 pub(crate) fn invalid_page() -> ApiError {
     ApiError::new(http::StatusCode::NOT_FOUND, "not_found", "Invalid page.")
+}
+
+/// `n`, or `None` when it is `default`: the canonical spelling of a paging number.
+fn unless_default(n: u64, default: u64) -> Option<String> {
+    (n != default).then(|| n.to_string())
 }
 
 /// A strictly positive integer parameter, or `None`.
@@ -240,13 +273,34 @@ pub(crate) fn positive(param: Option<&str>) -> Option<u64> {
         .filter(|n| *n > 0)
 }
 
-/// The request's absolute URL with its recognised `params` and `changes` applied (`None`
-/// removes a key): a page never hands out parameters the list ignored.
-pub(crate) fn page_url(
+/// The request's path with its recognised `params` and `changes` applied (`None` removes a
+/// key), relative to the origin: a page never hands out parameters the list ignored.
+pub(crate) fn page_link(
     parts: &Parts,
     params: &[(String, String)],
     changes: &[(&str, Option<String>)],
 ) -> String {
+    let mut pairs: Vec<(String, String)> = params.to_vec();
+    for (key, value) in changes {
+        pairs.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            pairs.push(((*key).to_owned(), v.clone()));
+        }
+    }
+    let mut link = parts.uri.path().to_owned();
+    if !pairs.is_empty() {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(pairs)
+            .finish();
+        link.push('?');
+        link.push_str(&query);
+    }
+    link
+}
+
+/// The origin a page's links are under: `X-Forwarded-Proto` (`http` or `https` only) or the
+/// URI's scheme, then `Host` or the URI's authority (`http://localhost` without either).
+pub(crate) fn origin(parts: &Parts) -> String {
     let host = parts
         .headers
         .get(http::header::HOST)
@@ -261,22 +315,7 @@ pub(crate) fn page_url(
         .filter(|p| *p == "https" || *p == "http")
         .or_else(|| parts.uri.scheme_str())
         .unwrap_or("http");
-    let mut pairs: Vec<(String, String)> = params.to_vec();
-    for (key, value) in changes {
-        pairs.retain(|(k, _)| k != key);
-        if let Some(v) = value {
-            pairs.push(((*key).to_owned(), v.clone()));
-        }
-    }
-    let mut url = format!("{scheme}://{host}{}", parts.uri.path());
-    if !pairs.is_empty() {
-        let query = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(pairs)
-            .finish();
-        url.push('?');
-        url.push_str(&query);
-    }
-    url
+    format!("{scheme}://{host}")
 }
 
 /// The OpenAPI side: each style's query parameters and page envelope.

@@ -1,6 +1,6 @@
 //! DRF's `PageNumberPagination`: `?page=2&page_size=20`, `{count, next, previous, results}`.
 
-use super::{ListQuery, Page, invalid_page, positive};
+use super::{ListQuery, Page, invalid_page, positive, unless_default};
 use crate::error::ApiError;
 
 /// DRF's `PageNumberPagination`, with `page_size` as a client-settable, capped parameter.
@@ -33,6 +33,19 @@ impl PageNumber {
     /// The page size for a request.
     fn page_size(&self, param: Option<&str>) -> u64 {
         positive(param).map_or(self.size, |n| n.min(self.max))
+    }
+
+    /// `page` (`1` is the default, `last` stays) and `page_size` (as honoured) canonically.
+    pub(super) fn canonical(&self, key: &str, value: String) -> Option<String> {
+        match key {
+            "page" if value == "last" => Some(value),
+            "page" => match positive(Some(&value)) {
+                Some(page) => unless_default(page, 1),
+                None => Some(value),
+            },
+            "page_size" => unless_default(self.page_size(Some(&value)), self.size),
+            _ => None,
+        }
     }
 
     /// COUNT, then the page; `?page=last` is the last one, a page past it is 404.
