@@ -56,7 +56,9 @@ pub enum Rotation {
 /// any other generation is a reuse and revokes the family, which ends every token of that
 /// login, access tokens included. So the store holds O(sessions), not O(rotations). A revoked
 /// family is remembered only as long as an access token of it can live (the access lifetime
-/// after the revocation): nothing of the session is valid after that.
+/// after the revocation): nothing of the session is valid after that. Tokens minted by Django
+/// (djangorestframework-simplejwt, djangorestframework-jwt) have no record to remove: their
+/// revocation is remembered until they expire.
 ///
 /// The database holds the truth about token versions ([`UserLookup`](crate::auth::UserLookup));
 /// a [`RevocationStore`] holds families and a short-lived cache of versions.
@@ -110,7 +112,14 @@ pub trait RevocationStore: Send + Sync + 'static {
         revoked_until: i64,
     ) -> Result<Rotation, BackendError>;
 
-    /// Revokes the session `family` (logout), remembered as revoked until `revoked_until`.
+    /// Is the session `family` live: recorded, not revoked, not expired? A session the store
+    /// does not know is not (fails closed, as refresh does).
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError>;
+
+    /// Revokes the session `family` (logout), remembered as revoked until `revoked_until`
+    /// (unix seconds; the caller bounds it: see [`TokenService::revoke`]).
+    ///
+    /// [`TokenService::revoke`]: super::TokenService::revoke
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError>;
 
     /// Caches `version` for `user_id` unless a value is cached already (fills a miss without
@@ -152,6 +161,9 @@ impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
         (**self)
             .rotate_family(family, gen_now, keep_until, revoke_until)
             .await
+    }
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError> {
+        (**self).session_live(family).await
     }
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
         (**self).revoke_family(family, revoked_until).await
@@ -224,9 +236,11 @@ impl Expiry<String, i64> for UntilExpiry {
 /// Bounded: at most [`DEFAULT_MAX_SESSIONS`] live sessions and as many revoked ones
 /// (configurable), each a few dozen bytes whatever the number of rotations. Past the bound the
 /// least used live sessions are dropped, which ends their refresh tokens (the client logs in
-/// again). A revoked session is kept for one access-token lifetime after its revocation; only
-/// more revocations than the bound within that time could drop one early, letting its
-/// unexpired access tokens work until they expire. It lives in the process: after a restart,
+/// again). A revoked session of ours is kept for one access-token lifetime after its
+/// revocation, a revoked token minted by Django until its own `exp` (at most the refresh and
+/// access lifetimes ahead: [`TokenService::revoke`](super::TokenService::revoke)); only more
+/// revocations than the bound within that time could drop one early, letting the token work
+/// until it expires. It lives in the process: after a restart,
 /// refresh tokens issued before it are refused; use Redis to keep sessions across restarts.
 #[derive(Clone)]
 pub struct MemoryRevocationStore {
@@ -358,6 +372,10 @@ impl RevocationStore for MemoryRevocationStore {
             self.mark_revoked(family, revoked_until);
         }
         Ok(outcome)
+    }
+
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError> {
+        Ok(self.families.contains_key(family))
     }
 
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {

@@ -44,7 +44,7 @@ return 1
 ///
 /// Keys (under a configurable prefix, default `wxrest:`): `fam:{id}` (a live session's
 /// generation) expires with its refresh token; `famx:{id}` (a revoked session) one access-token
-/// lifetime after the revocation; `tv:{user}` after the version TTL ([`DEFAULT_VERSION_TTL`]
+/// lifetime after the revocation (a revoked token minted by Django: at its own `exp`); `tv:{user}` after the version TTL ([`DEFAULT_VERSION_TTL`]
 /// unless set).
 ///
 /// When Redis is unreachable the store returns [`BackendError::Redis`] and authentication
@@ -155,6 +155,17 @@ impl RevocationStore for RedisRevocationStore {
             2 => Rotation::Reused,
             _ => Rotation::Ended,
         })
+    }
+
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError> {
+        let (live, revoked): (bool, bool) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(self.key("fam", family))
+            .cmd("EXISTS")
+            .arg(self.key("famx", family))
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(live && !revoked)
     }
 
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
