@@ -730,3 +730,131 @@ async fn a_full_store_drops_sessions_rather_than_forgetting_reuse() {
         }
     }
 }
+
+/// [`fixture`] on each revocation store: memory, and Redis when `WXREST_TEST_REDIS` is set.
+fn fixtures(test: &str) -> Vec<(&'static str, Fixture)> {
+    let users = || {
+        Arc::new(MemoryUsers::with([
+            (user(1, "alice"), "pw-alice"),
+            (staff(2, "boss"), "pw-boss"),
+        ]))
+    };
+    let mut fixtures = vec![("memory", fixture())];
+    if let Some(url) = redis_url() {
+        let users = users();
+        let store = RedisRevocationStore::open(&url)
+            .unwrap()
+            .prefix(unique_prefix(test));
+        let tokens = TokenService::new(jwt())
+            .with_users(users.clone())
+            .with_store(store);
+        fixtures.push(("redis", fixture_with(tokens, users)));
+    }
+    fixtures
+}
+
+#[tokio::test]
+async fn logout_ends_a_drf_jwt_token_and_the_tokens_refreshed_from_it() {
+    for (store, f) in fixtures("drf-logout") {
+        let token = jwt()
+            .encode(&legacy_claims("alice", now() + 300, Some(now())))
+            .unwrap();
+        let refreshed = f.legacy_refresh(&token).await.unwrap();
+        let (status, body) = f
+            .post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+            .await;
+        assert_eq!(status, 200, "{store}: {body}");
+        for t in [&token, &refreshed] {
+            assert_eq!(f.me(t).await.1["code"], "token_revoked", "{store}");
+            assert!(f.legacy_refresh(t).await.is_err(), "{store}");
+        }
+        // Another login of the same user (another `orig_iat`) is untouched.
+        let other = jwt()
+            .encode(&legacy_claims("alice", now() + 300, Some(now() - 60)))
+            .unwrap();
+        assert_eq!(f.me(&other).await.0, 200, "{store}");
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_a_drf_jwt_token_that_cannot_be_refreshed() {
+    for (store, f) in fixtures("drf-logout-no-orig-iat") {
+        let token = jwt()
+            .encode(&legacy_claims("alice", now() + 300, None))
+            .unwrap();
+        f.post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+            .await;
+        assert_eq!(f.me(&token).await.1["code"], "token_revoked", "{store}");
+    }
+}
+
+#[tokio::test]
+async fn a_drf_jwt_token_outliving_the_store_is_not_revocable_and_says_so() {
+    let (f, vectors) = drf_fixture(MemoryUsers::with([(
+        user(1, "oX1fz5Xa9mXk0EqVn0Qd3TtT9gVQ"),
+        "x",
+    )]));
+    // Expires in 2099: no marker is kept that long.
+    let case = vectors
+        .cases
+        .iter()
+        .find(|c| c.name == "drf_jwt_valid_openid_username")
+        .unwrap();
+    let (status, body) = f
+        .post(
+            "/auth/logout/",
+            Some(&format!("JWT {}", case.token)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "token_not_revocable");
+    assert_eq!(f.me(&case.token).await.0, 200);
+    // Logging out everywhere ends it.
+    f.post(
+        "/auth/logout-all/",
+        Some(&format!("JWT {}", case.token)),
+        json!({}),
+    )
+    .await;
+    assert_eq!(f.me(&case.token).await.1["code"], "token_revoked");
+}
+
+#[tokio::test]
+async fn logout_ends_a_token_of_ours_minted_outside_a_session() {
+    for (store, f) in fixtures("outside-session") {
+        let mut claims = legacy_claims("alice", now() + 300, None);
+        claims.token_type = Some(TokenType::Access);
+        claims.ver = Some(0);
+        claims.jti = Some("minted-by-another-service".into());
+        let token = jwt().encode(&claims).unwrap();
+        assert_eq!(f.me(&token).await.0, 200, "{store}");
+        f.post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+            .await;
+        assert_eq!(f.me(&token).await.1["code"], "token_revoked", "{store}");
+    }
+}
+
+#[tokio::test]
+async fn legacy_refresh_of_our_token_needs_its_session_alive() {
+    // The session was dropped (a restarted store, eviction): its refresh token is refused,
+    // and so is stretching its access token with the drf-jwt refresh.
+    let pair = TokenService::new(jwt())
+        .with_store(MemoryRevocationStore::new())
+        .issue(&user(1, "alice"))
+        .await
+        .unwrap();
+    let f = fixture();
+    assert_eq!(f.me(&pair.token).await.0, 200);
+    assert_eq!(
+        f.post("/auth/token/refresh/", None, json!({"token": pair.token}))
+            .await,
+        (
+            400,
+            json!({"non_field_errors": ["Token has been revoked."]})
+        )
+    );
+    // A live session's access token still refreshes the drf-jwt way.
+    let (token, _) = f.login("alice", "pw-alice").await;
+    assert!(f.legacy_refresh(&token).await.is_ok());
+}
