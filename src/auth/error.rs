@@ -56,9 +56,7 @@ pub enum AuthError {
     /// A logout asked to end a token whose end lies beyond what the revocation store keeps
     /// (its `exp` later than the configured refresh lifetime allows, or expiry not verified):
     /// 400, `token_not_revocable`; log out everywhere to end it.
-    #[error(
-        "This token cannot be revoked before it expires; log out on every device to end it."
-    )]
+    #[error("This token cannot be revoked before it expires; log out on every device to end it.")]
     NotRevocable,
     /// A request authenticated by a cookie changes state without proof that it came from the
     /// site's own script (a JSON body or an `X-CSRFToken`/`X-Requested-With` header): 403,

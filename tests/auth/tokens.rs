@@ -858,3 +858,97 @@ async fn legacy_refresh_of_our_token_needs_its_session_alive() {
     let (token, _) = f.login("alice", "pw-alice").await;
     assert!(f.legacy_refresh(&token).await.is_ok());
 }
+
+/// A route that takes the token from the `Authorization` header or the `jwt` cookie.
+fn cookie_app(tokens: &TokenService) -> Router {
+    let whoami = |u: Identity| async move { axum::Json(json!({"user": u.username})) };
+    Router::new()
+        .route(
+            "/orders",
+            routing::get(whoami).post(whoami).put(whoami).delete(whoami),
+        )
+        .layer(
+            AuthLayer::new()
+                .authenticator(JwtAuthenticator::new(tokens.clone()).sources([
+                    TokenSource::Authorization,
+                    TokenSource::Cookie("jwt".into()),
+                ]))
+                .permission(IsAuthenticated),
+        )
+}
+
+fn cookie_request(
+    method: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> http::Request<axum::body::Body> {
+    let mut b = http::Request::builder().method(method).uri("/orders");
+    if let Some(token) = cookie {
+        b = b.header("cookie", format!("jwt={token}"));
+    }
+    for (name, value) in headers {
+        b = b.header(*name, *value);
+    }
+    b.body(axum::body::Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn a_cookie_authenticated_form_post_fails_csrf() {
+    let f = fixture();
+    let (token, _) = f.login("alice", "pw-alice").await;
+    let app = cookie_app(&f.tokens);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (method, headers) in [
+        ("POST", &form[..]),
+        ("DELETE", &[][..]),
+        ("PUT", &[("content-type", "text/plain")][..]),
+    ] {
+        let (status, _, body) =
+            send(&app, cookie_request(method, Some(&token), headers, "a=1")).await;
+        assert_eq!(status, 403, "{method}");
+        assert_eq!(body["code"], "csrf_failed", "{method}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("CSRF Failed: "),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_authenticated_request_passes_with_json_or_a_csrf_header() {
+    let f = fixture();
+    let (token, _) = f.login("alice", "pw-alice").await;
+    let app = cookie_app(&f.tokens);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        ("GET", vec![]),
+        (
+            "POST",
+            vec![("content-type", "application/json; charset=utf-8")],
+        ),
+        (
+            "POST",
+            vec![("content-type", "application/merge-patch+json")],
+        ),
+        ("POST", vec![form, ("x-csrftoken", "anything")]),
+        ("DELETE", vec![("x-requested-with", "XMLHttpRequest")]),
+    ];
+    for (method, headers) in cases {
+        let (status, _, body) =
+            send(&app, cookie_request(method, Some(&token), &headers, "{}")).await;
+        assert_eq!(
+            (status.as_u16(), body["user"].clone()),
+            (200, json!("alice")),
+            "{method} {headers:?}"
+        );
+    }
+    // A token in the Authorization header is not sent by the browser on its own: no check.
+    let auth = format!("JWT {token}");
+    let headers = [form, ("authorization", auth.as_str())];
+    let (status, _, _) = send(&app, cookie_request("POST", None, &headers, "a=1")).await;
+    assert_eq!(status, 200);
+}
