@@ -269,7 +269,7 @@ impl TokenService {
                 }
                 let current = match state.token_version {
                     Some(v) => Some(v),
-                    None => self.load_version(user_id).await?,
+                    None => self.load_version(user_id, &claims).await?,
                 };
                 if let Some(current) = current
                     && claims.ver.unwrap_or(0) < current
@@ -291,11 +291,31 @@ impl TokenService {
 
     /// Reads a user's token version from the database into the cache. `None` without a user
     /// lookup; a deleted user counts as revoked.
-    async fn load_version(&self, user_id: i64) -> Result<Option<i64>, AuthError> {
+    ///
+    /// Staff rights that `claims` carry but the database no longer grants were withdrawn
+    /// there directly (not through `UserStore`, which bumps the version itself): the version
+    /// is bumped now, ending every token that carries them.
+    async fn load_version(&self, user_id: i64, claims: &Claims) -> Result<Option<i64>, AuthError> {
         let Some(users) = &self.inner.users else {
             return Ok(None);
         };
         match users.by_id(user_id).await? {
+            Some(user)
+                if user.is_active
+                    && ((claims.is_staff && !user.is_staff)
+                        || (claims.is_superuser && !user.is_superuser)) =>
+            {
+                tracing::info!(
+                    user_id,
+                    "staff rights withdrawn in the database; ending the user's tokens"
+                );
+                let version = users
+                    .bump_token_version(user_id)
+                    .await?
+                    .ok_or(AuthError::UnknownUser)?;
+                self.inner.store.set_token_version(user_id, version).await?;
+                Ok(Some(version))
+            }
             Some(user) if user.is_active => {
                 self.inner
                     .store

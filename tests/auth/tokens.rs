@@ -952,3 +952,78 @@ async fn a_cookie_authenticated_request_passes_with_json_or_a_csrf_header() {
     let (status, _, _) = send(&app, cookie_request("POST", None, &headers, "a=1")).await;
     assert_eq!(status, 200);
 }
+
+/// Each revocation store trusting cached token versions for one second.
+fn stores_with_short_version_ttl(test: &str) -> Vec<(&'static str, Arc<dyn RevocationStore>)> {
+    let ttl = std::time::Duration::from_secs(1);
+    let mut stores: Vec<(&'static str, Arc<dyn RevocationStore>)> = vec![(
+        "memory",
+        Arc::new(MemoryRevocationStore::with_limits(1000, ttl)),
+    )];
+    if let Some(url) = redis_url() {
+        let store = RedisRevocationStore::open(&url)
+            .unwrap()
+            .prefix(unique_prefix(test))
+            .version_ttl(ttl);
+        stores.push(("redis", Arc::new(store)));
+    }
+    stores
+}
+
+#[tokio::test]
+async fn staff_rights_withdrawn_in_the_database_end_the_token_within_the_version_ttl() {
+    for (store, revocations) in stores_with_short_version_ttl("staff-direct") {
+        let users = Arc::new(MemoryUsers::with([(staff(2, "boss"), "pw-boss")]));
+        let tokens = TokenService::new(jwt())
+            .with_users(users.clone())
+            .with_store(revocations)
+            .recheck_after(std::time::Duration::from_secs(1));
+        let admin = Router::new()
+            .route(
+                "/admin",
+                routing::get(|u: Identity| async move { axum::Json(json!({"user": u.username})) }),
+            )
+            .layer(JwtAuthLayer::new(tokens.clone()).permission(IsAdminUser));
+        let token = tokens.issue(&staff(2, "boss")).await.unwrap().token;
+        let auth = format!("JWT {token}");
+        assert_eq!(
+            send(&admin, get("/admin", Some(&auth))).await.0,
+            200,
+            "{store}"
+        );
+        // A Django admin sharing the database withdraws the rights; nothing tells us.
+        users.set_staff_directly(2, false);
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (status, _, body) = send(&admin, get("/admin", Some(&auth))).await;
+        assert_eq!(
+            (status.as_u16(), body["code"].clone()),
+            (401, json!("token_revoked")),
+            "{store}"
+        );
+        // A new login carries the rights the database grants now.
+        let now_boss = users.by_id(2).await.unwrap().unwrap();
+        let fresh = tokens.issue(&now_boss).await.unwrap().token;
+        let (status, _, _) = send(&admin, get("/admin", Some(&format!("JWT {fresh}")))).await;
+        assert_eq!(status, 403, "{store}");
+    }
+}
+
+#[tokio::test]
+async fn a_version_read_before_a_change_is_not_cached_after_it() {
+    for (store, revocations) in stores_with_short_version_ttl("version-race") {
+        // A request read version 3 from the database; the user is deactivated (version 4)
+        // and the cache told to forget; then the request's stale fill arrives.
+        revocations.fill_token_version(7, 3).await.unwrap();
+        revocations.forget_token_version(7).await.unwrap();
+        revocations.fill_token_version(7, 3).await.unwrap();
+        let state = revocations.access_state("any", 7).await.unwrap();
+        assert_eq!(
+            state.token_version, None,
+            "{store}: the stale version came back"
+        );
+        // An explicit set (a bump through the crate) is cached.
+        revocations.set_token_version(7, 4).await.unwrap();
+        let state = revocations.access_state("any", 7).await.unwrap();
+        assert_eq!(state.token_version, Some(4), "{store}");
+    }
+}

@@ -23,6 +23,11 @@ pub use self::redis::RedisRevocationStore;
 /// [`TokenService`](super::TokenService)'s 10-second memo of passed checks.
 pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(30);
 
+/// The cached token version [`RevocationStore::forget_token_version`] leaves: "read the
+/// database". A fill does not replace it, so a database read that began before the change
+/// cannot cache the old version again; it expires with the version TTL.
+pub(crate) const UNKNOWN_VERSION: i64 = i64::MIN;
+
 /// How many sessions a [`MemoryRevocationStore`] keeps by default. Past it the least used are
 /// dropped, which ends them (see the module docs).
 pub const DEFAULT_MAX_SESSIONS: u64 = 1_000_000;
@@ -129,7 +134,10 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Sets the cached version (after the database was bumped).
     async fn set_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError>;
 
-    /// Drops the cached version, so the next request reads the database.
+    /// Drops the cached version, so requests read the database until the version TTL passes
+    /// or [`set_token_version`](Self::set_token_version) sets it; a concurrent
+    /// [`fill_token_version`](Self::fill_token_version) (a read that may predate the change)
+    /// must not cache a version again before then.
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError>;
 
     /// A counter this process sees change on every revocation or version change, when the
@@ -329,7 +337,10 @@ impl RevocationStore for MemoryRevocationStore {
     async fn access_state(&self, family: &str, user_id: i64) -> Result<AccessState, BackendError> {
         Ok(AccessState {
             revoked: self.revoked.contains_key(family),
-            token_version: self.versions.get(&user_id),
+            token_version: self
+                .versions
+                .get(&user_id)
+                .filter(|v| *v != UNKNOWN_VERSION),
         })
     }
 
@@ -395,7 +406,7 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
-        self.versions.invalidate(&user_id);
+        self.versions.insert(user_id, UNKNOWN_VERSION);
         self.changed();
         Ok(())
     }

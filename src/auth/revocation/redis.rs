@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AccessState, DEFAULT_VERSION_TTL, RevocationStore, Rotation};
+use super::{AccessState, DEFAULT_VERSION_TTL, RevocationStore, Rotation, UNKNOWN_VERSION};
 use crate::auth::jwt::now;
 use crate::error::BackendError;
 use crate::redis_conn::{Keyspace, keyspace_constructors};
@@ -119,7 +119,7 @@ impl RevocationStore for RedisRevocationStore {
             .await?;
         Ok(AccessState {
             revoked,
-            token_version: version,
+            token_version: version.filter(|v| *v != UNKNOWN_VERSION),
         })
     }
 
@@ -188,10 +188,6 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.key("tv", user_id))
-            .query_async(&mut self.redis.conn())
-            .await?;
-        Ok(())
+        self.set_version(user_id, UNKNOWN_VERSION, false).await
     }
 }
