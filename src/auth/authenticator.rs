@@ -150,7 +150,7 @@ impl JwtAuthenticator {
                     .filter(|t| !t.is_empty())
                     .map(Cow::Borrowed),
                 TokenSource::Cookie(name) => match from_cookie(parts, name) {
-                    Some(token) if !parts.method.is_safe() && !proves_same_origin(parts) => {
+                    Some(_) if !parts.method.is_safe() && !proves_same_origin(parts) => {
                         return Err(AuthError::CsrfFailed);
                     }
                     found => found.map(Cow::Owned),
