@@ -61,7 +61,12 @@ pub enum TokenSource {
     Authorization,
     /// A header holding only the token (e.g. `X-Token`, common in mini-program code).
     Header(HeaderName),
-    /// A cookie (a web admin).
+    /// A cookie (a web admin). A browser sends cookies with requests other sites make, so a
+    /// request authenticated by the cookie with an unsafe method (not GET, HEAD, OPTIONS,
+    /// TRACE) must prove it came from the site's own script, as DRF's `SessionAuthentication`
+    /// enforces CSRF: a JSON body (`Content-Type: application/json`, which a cross-site form
+    /// cannot send) or an `X-CSRFToken` or `X-Requested-With` header (which a cross-site
+    /// request cannot set without CORS allowing it). Otherwise 403, `csrf_failed`.
     Cookie(String),
     /// A query parameter (WebSocket upgrades). Tokens in URLs end up in logs: opt in per route.
     Query(String),
@@ -144,7 +149,12 @@ impl JwtAuthenticator {
                     .transpose()?
                     .filter(|t| !t.is_empty())
                     .map(Cow::Borrowed),
-                TokenSource::Cookie(name) => from_cookie(parts, name).map(Cow::Owned),
+                TokenSource::Cookie(name) => match from_cookie(parts, name) {
+                    Some(_) if !parts.method.is_safe() && !proves_same_origin(parts) => {
+                        return Err(AuthError::CsrfFailed);
+                    }
+                    found => found.map(Cow::Owned),
+                },
                 TokenSource::Query(name) => parts.uri.query().and_then(|q| {
                     form_urlencoded::parse(q.as_bytes())
                         .find(|(k, _)| k == name)
@@ -207,6 +217,28 @@ fn from_cookie(parts: &Parts, name: &str) -> Option<String> {
         .find(|c| c.name() == name)
         .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
+}
+
+/// Whether an unsafe request carries what a cross-site form or simple request cannot: a JSON
+/// media type, or a header only a script allowed by CORS can set.
+fn proves_same_origin(parts: &Parts) -> bool {
+    const HEADERS: [&str; 2] = ["x-csrftoken", "x-requested-with"];
+    if HEADERS
+        .iter()
+        .any(|h| parts.headers.get(*h).is_some_and(|v| !v.is_empty()))
+    {
+        return true;
+    }
+    parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|media| media.trim().to_ascii_lowercase())
+        .is_some_and(|media| {
+            media == "application/json"
+                || (media.starts_with("application/") && media.ends_with("+json"))
+        })
 }
 
 fn challenge_for(scheme: &str) -> HeaderValue {

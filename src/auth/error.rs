@@ -53,6 +53,18 @@ pub enum AuthError {
     /// Logged out, logged out everywhere, or a reused refresh token (401, `token_revoked`).
     #[error("Token has been revoked.")]
     TokenRevoked,
+    /// A logout asked to end a token whose end lies beyond what the revocation store keeps
+    /// (its `exp` later than the configured refresh lifetime allows, or expiry not verified):
+    /// 400, `token_not_revocable`; log out everywhere to end it.
+    #[error("This token cannot be revoked before it expires; log out on every device to end it.")]
+    NotRevocable,
+    /// A request authenticated by a cookie changes state without proof that it came from the
+    /// site's own script (a JSON body or an `X-CSRFToken`/`X-Requested-With` header): 403,
+    /// `csrf_failed`, as DRF's `SessionAuthentication`.
+    #[error(
+        "CSRF Failed: a cookie-authenticated request that changes state needs a JSON body or an X-CSRFToken or X-Requested-With header."
+    )]
+    CsrfFailed,
     /// `Authorization: JWT` with nothing after it (401).
     #[error("Invalid Authorization header. No credentials provided.")]
     NoCredentials,
@@ -118,6 +130,8 @@ impl AuthError {
             | AuthError::UnknownUser => "token_invalid",
             AuthError::UserDisabled | AuthError::UserInactive => "user_inactive",
             AuthError::TokenRevoked => "token_revoked",
+            AuthError::NotRevocable => "token_not_revocable",
+            AuthError::CsrfFailed => "csrf_failed",
             AuthError::NoCredentials
             | AuthError::CredentialsWithSpaces
             | AuthError::BasicNoCredentials
@@ -137,7 +151,8 @@ impl AuthError {
     /// `WWW-Authenticate` challenge, as in DRF).
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            AuthError::PermissionDenied(_) | AuthError::CsrfFailed => StatusCode::FORBIDDEN,
+            AuthError::NotRevocable => StatusCode::BAD_REQUEST,
             AuthError::CannotIssue => StatusCode::INTERNAL_SERVER_ERROR,
             AuthError::Unavailable(_) | AuthError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,

@@ -600,6 +600,11 @@ impl JwtConfig {
         v.validate_exp && exp < now() - v.leeway as i64
     }
 
+    /// Whether `exp` is verified (see [`verify_expiration`](Self::verify_expiration)).
+    pub(crate) fn verifies_expiration(&self) -> bool {
+        self.inner.validation.validate_exp
+    }
+
     /// [`decode`](Self::decode), remembering verified tokens: presenting the same token again
     /// costs a cache lookup and the `exp` check instead of the signature and JSON work.
     /// Revocation is not cached here; [`TokenService`](super::TokenService) checks it on every

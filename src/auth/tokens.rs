@@ -257,11 +257,11 @@ impl TokenService {
                 let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
                 let state = match claims.fam.as_deref() {
                     Some(family) => self.inner.store.access_state(family, user_id).await?,
-                    // Minted elsewhere with our key but outside any session of ours: only the
-                    // token version can end it.
-                    None => AccessState {
-                        revoked: false,
-                        token_version: None,
+                    // Minted elsewhere with our key but outside any session of ours: its own
+                    // session (by `jti`), which a logout with it ends; the token version too.
+                    None => match token_session(&claims) {
+                        Some(session) => self.inner.store.access_state(&session, user_id).await?,
+                        None => AccessState::default(),
                     },
                 };
                 if state.revoked {
@@ -269,7 +269,7 @@ impl TokenService {
                 }
                 let current = match state.token_version {
                     Some(v) => Some(v),
-                    None => self.load_version(user_id).await?,
+                    None => self.load_version(user_id, &claims).await?,
                 };
                 if let Some(current) = current
                     && claims.ver.unwrap_or(0) < current
@@ -291,11 +291,31 @@ impl TokenService {
 
     /// Reads a user's token version from the database into the cache. `None` without a user
     /// lookup; a deleted user counts as revoked.
-    async fn load_version(&self, user_id: i64) -> Result<Option<i64>, AuthError> {
+    ///
+    /// Staff rights that `claims` carry but the database no longer grants were withdrawn
+    /// there directly (not through `UserStore`, which bumps the version itself): the version
+    /// is bumped now, ending every token that carries them.
+    async fn load_version(&self, user_id: i64, claims: &Claims) -> Result<Option<i64>, AuthError> {
         let Some(users) = &self.inner.users else {
             return Ok(None);
         };
         match users.by_id(user_id).await? {
+            Some(user)
+                if user.is_active
+                    && ((claims.is_staff && !user.is_staff)
+                        || (claims.is_superuser && !user.is_superuser)) =>
+            {
+                tracing::info!(
+                    user_id,
+                    "staff rights withdrawn in the database; ending the user's tokens"
+                );
+                let version = users
+                    .bump_token_version(user_id)
+                    .await?
+                    .ok_or(AuthError::UnknownUser)?;
+                self.inner.store.set_token_version(user_id, version).await?;
+                Ok(Some(version))
+            }
             Some(user) if user.is_active => {
                 self.inner
                     .store
@@ -320,10 +340,11 @@ impl TokenService {
     /// above 0), like ours.
     async fn django_identity(&self, claims: Arc<Claims>) -> Result<Identity, AuthError> {
         let user = self.django_user(&claims).await?;
+        let session = token_session(&claims).ok_or(AuthError::InvalidPayload)?;
         if self
             .inner
             .store
-            .access_state(&django_session(&claims)?, user.id)
+            .access_state(&session, user.id)
             .await?
             .revoked
         {
@@ -349,13 +370,16 @@ impl TokenService {
         Ok(user)
     }
 
-    /// djangorestframework-jwt's `authenticate_credentials`: find the user by `username`.
+    /// djangorestframework-jwt's `authenticate_credentials`: find the user by `username`. The
+    /// token is ended by logout (its login's session, see [`legacy_session`]), logout-all and
+    /// deactivation.
     async fn legacy_identity(&self, claims: Arc<Claims>) -> Result<Identity, AuthError> {
         if claims.username.is_empty() {
             return Err(AuthError::InvalidPayload);
         }
         let Some(users) = &self.inner.users else {
             let user_id = claims.user_id.as_i64().ok_or(AuthError::InvalidPayload)?;
+            self.check_legacy_session(user_id, &claims).await?;
             return Ok(Identity {
                 user_id,
                 username: claims.username.clone(),
@@ -376,9 +400,25 @@ impl TokenService {
         if claims.ver.unwrap_or(0) < user.token_version {
             return Err(AuthError::TokenRevoked);
         }
+        self.check_legacy_session(user.id, &claims).await?;
         let mut identity = Identity::from_user(&user, Scheme::LegacyJwt);
         identity.claims = Some(claims);
         Ok(identity)
+    }
+
+    /// Refuses a djangorestframework-jwt token whose login was logged out.
+    async fn check_legacy_session(&self, user_id: i64, claims: &Claims) -> Result<(), AuthError> {
+        let session = legacy_session(user_id, claims);
+        if self
+            .inner
+            .store
+            .access_state(&session, user_id)
+            .await?
+            .revoked
+        {
+            return Err(AuthError::TokenRevoked);
+        }
+        Ok(())
     }
 
     /// Rotation: presents `refresh` (exactly once, atomically) and issues a new pair in the
@@ -452,7 +492,9 @@ impl TokenService {
         claims: &Claims,
     ) -> Result<(TokenPair, AuthUser), AuthError> {
         let user = self.django_user(claims).await?;
-        let session = django_session(claims)?;
+        // Named with the refresh token's `exp`: a logout with an access token minted here
+        // keeps the refresh token revoked until then.
+        let session = token_session(claims).ok_or(AuthError::InvalidPayload)?;
         if self
             .inner
             .store
@@ -470,16 +512,40 @@ impl TokenService {
     }
 
     /// djangorestframework-jwt's refresh: a valid, unexpired token refreshed within
-    /// `orig_iat` + the refresh lifetime gets a new token with the same `orig_iat` (and, for
-    /// tokens of ours, the same session: logout and reuse detection end it too).
+    /// `orig_iat` + the refresh lifetime gets a new token with the same `orig_iat`.
+    ///
+    /// An access token of ours keeps its session, and is refreshed only while that session
+    /// lives in the store: no longer than its refresh token could refresh (rotation extends
+    /// it, expiry, logout, reuse detection or eviction end it). One minted from a
+    /// djangorestframework-simplejwt refresh token is refreshed only until that token's `exp`.
+    /// Other typed tokens (simplejwt's own access tokens, ours minted outside a session) are
+    /// refused: they refresh with their refresh token.
     pub async fn refresh_legacy(&self, token: &str) -> Result<String, LegacyRefreshError> {
         let claims = self.inner.jwt.decode(token)?;
-        if claims.token_type == Some(TokenType::Refresh) {
+        if claims.token_type == Some(TokenType::Refresh)
+            || (claims.token_type.is_some() && claims.fam.is_none())
+        {
             return Err(AuthError::WrongTokenType.into());
         }
         let orig_iat = claims.orig_iat.ok_or(LegacyRefreshError::NoOrigIat)?;
-        if now() > orig_iat + self.inner.jwt.refresh_ttl().as_secs() as i64 {
+        if now() > orig_iat.saturating_add(self.inner.jwt.refresh_ttl().as_secs() as i64) {
             return Err(LegacyRefreshError::Expired);
+        }
+        if let Some(family) = claims.fam.as_deref() {
+            match django_refresh_end(family) {
+                Some(end) if now() > end => return Err(LegacyRefreshError::Expired),
+                Some(_) => {}
+                None if !self
+                    .inner
+                    .store
+                    .session_live(family)
+                    .await
+                    .map_err(AuthError::from)? =>
+                {
+                    return Err(AuthError::TokenRevoked.into());
+                }
+                None => {}
+            }
         }
         let identity = self.identity_for(Arc::new(claims.clone())).await?;
         let mut next = claims;
@@ -493,36 +559,87 @@ impl TokenService {
     }
 
     /// Logout: ends the session behind `identity` (every token of that login), and the session
-    /// of `refresh` if it is another one of the same user.
+    /// of `refresh` if it is another one of the same user. Every kind of token accepted is
+    /// ended: ours (their session), djangorestframework-simplejwt's (by `jti`, until their
+    /// `exp`; the refresh token too when given) and djangorestframework-jwt's (their login, by
+    /// `orig_iat`, until the last refresh of it expires).
+    ///
+    /// A token whose end lies beyond what the store keeps (later than now plus the refresh
+    /// and access lifetimes, or any token of Django's when expiry is not verified) is not
+    /// ended: [`AuthError::NotRevocable`], and nothing is revoked.
     pub async fn revoke(
         &self,
         identity: &Identity,
         refresh: Option<&str>,
     ) -> Result<(), AuthError> {
-        let until = self.revoked_until();
+        let mut endings = Vec::with_capacity(2);
         if let Some(claims) = &identity.claims {
-            let session = match (&claims.fam, claims.ver, claims.token_type) {
-                (Some(family), _, _) => Some(family.clone()),
-                // An access token minted by Django: its own session.
-                (None, None, Some(TokenType::Access)) => django_session(claims).ok(),
-                _ => None,
-            };
-            if let Some(session) = session {
-                self.inner.store.revoke_family(&session, until).await?;
-            }
+            endings.push(self.ending(identity.user_id, claims)?);
         }
         if let Some(refresh) = refresh {
+            // Only a token whose signature verified is revoked: its `exp` is the signer's.
             let claims = self.inner.jwt.decode(refresh)?;
             if claims.token_type != Some(TokenType::Refresh)
                 || claims.user_id.as_i64() != Some(identity.user_id)
             {
                 return Err(AuthError::WrongTokenType);
             }
-            if let Some(family) = &claims.fam {
-                self.inner.store.revoke_family(family, until).await?;
-            }
+            endings.push(self.ending(identity.user_id, &claims)?);
+        }
+        for (session, until) in endings {
+            self.inner.store.revoke_family(&session, until).await?;
         }
         Ok(())
+    }
+
+    /// The session a logout with a token of these (verified) claims ends, and until when it
+    /// must be remembered as revoked.
+    fn ending(&self, user_id: i64, claims: &Claims) -> Result<(String, i64), AuthError> {
+        match (&claims.fam, claims.token_type) {
+            (Some(family), _) => {
+                let until = match django_refresh_end(family) {
+                    // Minted from a simplejwt refresh token: that token works until its `exp`.
+                    Some(end) => self.revoked_until_exp(end)?,
+                    // Ours: the session's record goes, so its refresh token is refused at once
+                    // and only its access tokens need the marker.
+                    None => self.revoked_until(),
+                };
+                Ok((family.clone(), until))
+            }
+            (None, Some(_)) => {
+                let session = token_session(claims).ok_or(AuthError::NotRevocable)?;
+                Ok((session, self.revoked_until_exp(claims.exp)?))
+            }
+            (None, None) => Ok((
+                legacy_session(user_id, claims),
+                self.revoked_until_exp(self.legacy_end(claims))?,
+            )),
+        }
+    }
+
+    /// Until when a token ending at `exp` must be remembered as revoked: past its `exp` and the
+    /// leeway, but never beyond what the store keeps for our own sessions.
+    fn revoked_until_exp(&self, exp: i64) -> Result<i64, AuthError> {
+        let jwt = &self.inner.jwt;
+        let until = exp.saturating_add(jwt.leeway_secs() + 1);
+        let horizon = self.session_expiry() + jwt.leeway_secs() + 1;
+        if !jwt.verifies_expiration() || until > horizon {
+            return Err(AuthError::NotRevocable);
+        }
+        Ok(until)
+    }
+
+    /// When the last token of a djangorestframework-jwt login can expire: refreshable (here)
+    /// until `orig_iat` plus the refresh lifetime, each new token living one access lifetime.
+    fn legacy_end(&self, claims: &Claims) -> i64 {
+        let jwt = &self.inner.jwt;
+        match claims.orig_iat {
+            Some(orig_iat) => {
+                let window = (jwt.refresh_ttl() + jwt.access_ttl()).as_secs() as i64;
+                claims.exp.max(orig_iat.saturating_add(window))
+            }
+            None => claims.exp,
+        }
     }
 
     /// Logout everywhere: bumps the user's token version in the database and the cache, ending
@@ -565,9 +682,27 @@ fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// The session a token minted by Django stands for: its own `jti` (the refresh token's, for
-/// access tokens we issue from it).
-fn django_session(claims: &Claims) -> Result<String, AuthError> {
-    let jti = claims.jti.as_deref().ok_or(AuthError::InvalidPayload)?;
-    Ok(format!("dj-{jti}"))
+/// The session a typed token outside any session of ours stands for (one minted by
+/// djangorestframework-simplejwt, and the access tokens we issue from a simplejwt refresh
+/// token): its own `jti`, with its `exp` so that a logout with one of those access tokens
+/// keeps the refresh token revoked until it expires. `None` without a `jti`.
+fn token_session(claims: &Claims) -> Option<String> {
+    let jti = claims.jti.as_deref()?;
+    Some(format!("dj-{jti}.{}", claims.exp))
+}
+
+/// The `exp` a [`token_session`] name carries; `None` for the sessions of our logins.
+fn django_refresh_end(family: &str) -> Option<i64> {
+    let (_, exp) = family.strip_prefix("dj-")?.rsplit_once('.')?;
+    exp.parse().ok()
+}
+
+/// The session of a djangorestframework-jwt token: its login (the user and `orig_iat`, kept by
+/// every refresh), or the token alone (by its `exp`) when it cannot be refreshed. Two logins
+/// of one user in the same second share it.
+fn legacy_session(user_id: i64, claims: &Claims) -> String {
+    match claims.orig_iat {
+        Some(orig_iat) => format!("djl-{user_id}-o{orig_iat}"),
+        None => format!("djl-{user_id}-e{}", claims.exp),
+    }
 }

@@ -25,7 +25,7 @@ use crate::validation::{FieldError, Fields};
 /// | `POST /token/refresh/` | `{"refresh"}` (ours rotate; djangorestframework-simplejwt's are reused) | `{"access", "token", "refresh"}`; 401 with `code` |
 /// | `POST /token/refresh/` | `{"token"}` (drf-jwt) | `{"token"}`; 400 `non_field_errors` |
 /// | `POST /token/verify/` | `{"token"}` | `{"token"}`; 400 `non_field_errors` |
-/// | `POST /logout/` | `{"refresh"?}` + token | ends this token (and the refresh family) |
+/// | `POST /logout/` | `{"refresh"?}` + token | ends this token's session and `refresh`'s (any kind: [`TokenService::revoke`]); 400 `token_not_revocable` |
 /// | `POST /logout-all/` | token | ends every token of the user |
 ///
 /// ```
@@ -271,7 +271,14 @@ pub fn token_routes_openapi(prefix: &str) -> utoipa::openapi::OpenApi {
     .security(jwt_requirement())
     .request_body(Some(json_body(schema_ref("Logout"), false)))
     .response("200", json_response("Logged out.", schema_ref("Detail")))
-    .response("400", error_response(400).1)
+    .response(
+        "400",
+        json_response(
+            "Invalid fields, or `token_not_revocable`: the token outlives what the server \
+             remembers (log out everywhere instead); nothing was revoked.",
+            schema_ref("Error"),
+        ),
+    )
     .response("401", error_response(401).1);
     let logout_all = op("auth_logout_all", "End every token of the caller")
         .security(jwt_requirement())

@@ -1,16 +1,20 @@
 //! Moving off Django with djangorestframework-simplejwt: tokens Django minted with the same
 //! `SECRET_KEY` keep working, with the user, staff and active state read from the user store;
 //! simplejwt refresh tokens refresh (without rotation) until logout, logout-all or
-//! deactivation end them.
+//! deactivation end them; a logout holds until the token's own `exp`, on memory and Redis.
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use crate::auth_fixtures::{MemoryUsers, now, staff, user};
+use crate::databases::{redis_url, unique_prefix};
 use crate::oneshot::{get, post_json, send};
 use axum::{Router, routing};
 use serde_json::{Value, json};
 use wxrest::auth::{
-    IsAdminUser, IsAuthenticated, JwtAuthLayer, JwtConfig, TokenService, token_routes,
+    IsAdminUser, IsAuthenticated, JwtAuthLayer, JwtConfig, MemoryRevocationStore,
+    RedisRevocationStore, RevocationStore, TokenService, token_routes,
 };
 
 /// Django's `SECRET_KEY` (simplejwt signs with it by default).
@@ -20,6 +24,11 @@ const SECRET_KEY: &str = "django-insecure-0123456789abcdefghijklmnopqrstuvwxyz!@
 /// unless `user_id_claim`/`token_type_claim` say otherwise).
 fn simplejwt_token(kind: &str, user_id: i64, names: (&str, &str)) -> String {
     let lifetime = if kind == "access" { 300 } else { 86_400 };
+    simplejwt_token_for(kind, user_id, names, lifetime)
+}
+
+/// [`simplejwt_token`] living `lifetime` seconds.
+fn simplejwt_token_for(kind: &str, user_id: i64, names: (&str, &str), lifetime: i64) -> String {
     let mut claims = serde_json::Map::new();
     claims.insert(names.1.into(), json!(kind));
     claims.insert("exp".into(), json!(now() + lifetime));
@@ -51,11 +60,17 @@ struct Site {
 }
 
 fn site_with(jwt: JwtConfig) -> Site {
+    site_on(jwt, Arc::new(MemoryRevocationStore::new()))
+}
+
+fn site_on(jwt: JwtConfig, store: Arc<dyn RevocationStore>) -> Site {
     let users = Arc::new(MemoryUsers::with([
         (user(1, "alice"), "pw-alice"),
         (staff(2, "boss"), "pw-boss"),
     ]));
-    let tokens = TokenService::new(jwt).with_users(users.clone());
+    let tokens = TokenService::new(jwt)
+        .with_users(users.clone())
+        .with_store(store);
     let me = routing::get(|u: wxrest::auth::Identity| async move {
         axum::Json(json!({"user": u.username, "staff": u.is_staff}))
     });
@@ -78,6 +93,21 @@ fn site() -> Site {
     site_with(JwtConfig::hs256(SECRET_KEY).unwrap())
 }
 
+/// The same site on each revocation store: memory, and Redis when `WXREST_TEST_REDIS` is set.
+fn sites(jwt: JwtConfig, test: &str) -> Vec<(&'static str, Site)> {
+    let mut sites = vec![(
+        "memory",
+        site_on(jwt.clone(), Arc::new(MemoryRevocationStore::new())),
+    )];
+    if let Some(url) = redis_url() {
+        let store = RedisRevocationStore::open(&url)
+            .unwrap()
+            .prefix(unique_prefix(test));
+        sites.push(("redis", site_on(jwt, Arc::new(store))));
+    }
+    sites
+}
+
 impl Site {
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let (status, _, body) = send(&self.app, get(path, Some(&format!("Bearer {token}")))).await;
@@ -94,12 +124,16 @@ impl Site {
     }
 
     async fn logout(&self, token: &str) -> u16 {
-        let (status, _, _) = send(
+        self.logout_with(token, json!({})).await.0
+    }
+
+    async fn logout_with(&self, token: &str, body: Value) -> (u16, Value) {
+        let (status, _, body) = send(
             &self.app,
-            post_json("/auth/logout/", Some(&format!("Bearer {token}")), json!({})),
+            post_json("/auth/logout/", Some(&format!("Bearer {token}")), body),
         )
         .await;
-        status.as_u16()
+        (status.as_u16(), body)
     }
 }
 
@@ -236,4 +270,105 @@ async fn custom_claim_names_are_read_as_configured() {
         site.get("/me", body["token"].as_str().unwrap()).await.0,
         200
     );
+}
+
+#[tokio::test]
+async fn logout_with_a_simplejwt_refresh_token_in_the_body_ends_it() {
+    for (store, site) in sites(JwtConfig::hs256(SECRET_KEY).unwrap(), "dj-logout-body") {
+        let django_refresh = refresh(1);
+        assert_eq!(site.refresh(&django_refresh).await.0, 200, "{store}");
+        let (status, body) = site
+            .logout_with(&access(1), json!({"refresh": django_refresh}))
+            .await;
+        assert_eq!(status, 200, "{store}: {body}");
+        assert_eq!(
+            site.refresh(&django_refresh).await,
+            (
+                401,
+                json!({"detail": "Token has been revoked.", "code": "token_revoked"})
+            ),
+            "{store}"
+        );
+        // Another refresh token of the same user is another session.
+        assert_eq!(site.refresh(&refresh(1)).await.0, 200, "{store}");
+    }
+}
+
+#[tokio::test]
+async fn a_logged_out_simplejwt_refresh_token_stays_revoked_past_an_access_lifetime() {
+    // Our access tokens live 1 s here; Django's refresh token a day.
+    let jwt = JwtConfig::hs256(SECRET_KEY)
+        .unwrap()
+        .access_lifetime(Duration::from_secs(1));
+    for (store, site) in sites(jwt, "dj-logout-exp") {
+        let (by_access, in_body) = (refresh(1), refresh(1));
+        let (_, body) = site.refresh(&by_access).await;
+        let ours = body["access"].as_str().unwrap().to_owned();
+        // One ended by logging out with an access token issued from it, one named in the body.
+        assert_eq!(site.logout(&ours).await, 200, "{store}");
+        let (status, _) = site
+            .logout_with(&access(1), json!({"refresh": in_body}))
+            .await;
+        assert_eq!(status, 200, "{store}");
+        // Past any access token's life (and a marker kept that long), both stay revoked.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        for r in [&by_access, &in_body] {
+            assert_eq!(site.refresh(r).await.1["code"], "token_revoked", "{store}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_logged_out_simplejwt_access_token_stays_revoked_until_its_exp() {
+    // Django's access tokens outlive ours (5 minutes against 1 second).
+    let jwt = JwtConfig::hs256(SECRET_KEY)
+        .unwrap()
+        .access_lifetime(Duration::from_secs(1));
+    for (store, site) in sites(jwt, "dj-access-exp") {
+        let django_access = access(1);
+        assert_eq!(site.logout(&django_access).await, 200, "{store}");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            site.get("/me", &django_access).await.1["code"],
+            "token_revoked",
+            "{store}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_simplejwt_token_outliving_the_store_is_not_revocable_and_says_so() {
+    // Our refresh lifetime is 7 days; this refresh token lives 30.
+    let site = site();
+    let long = simplejwt_token_for("refresh", 1, ("user_id", "token_type"), 30 * 86_400);
+    let django_access = access(1);
+    let (status, body) = site
+        .logout_with(&django_access, json!({"refresh": long}))
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({
+                "detail": "This token cannot be revoked before it expires; log out on every device to end it.",
+                "code": "token_not_revocable"
+            })
+        )
+    );
+    // Nothing was revoked: no half-done logout.
+    assert_eq!(site.get("/me", &django_access).await.0, 200);
+    // Logging out everywhere ends it.
+    let (_, body) = site.refresh(&long).await;
+    let ours = body["access"].as_str().unwrap().to_owned();
+    let (status, _, _) = send(
+        &site.app,
+        post_json(
+            "/auth/logout-all/",
+            Some(&format!("Bearer {ours}")),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(site.refresh(&long).await.1["code"], "token_revoked");
 }

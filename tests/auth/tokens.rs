@@ -730,3 +730,300 @@ async fn a_full_store_drops_sessions_rather_than_forgetting_reuse() {
         }
     }
 }
+
+/// [`fixture`] on each revocation store: memory, and Redis when `WXREST_TEST_REDIS` is set.
+fn fixtures(test: &str) -> Vec<(&'static str, Fixture)> {
+    let users = || {
+        Arc::new(MemoryUsers::with([
+            (user(1, "alice"), "pw-alice"),
+            (staff(2, "boss"), "pw-boss"),
+        ]))
+    };
+    let mut fixtures = vec![("memory", fixture())];
+    if let Some(url) = redis_url() {
+        let users = users();
+        let store = RedisRevocationStore::open(&url)
+            .unwrap()
+            .prefix(unique_prefix(test));
+        let tokens = TokenService::new(jwt())
+            .with_users(users.clone())
+            .with_store(store);
+        fixtures.push(("redis", fixture_with(tokens, users)));
+    }
+    fixtures
+}
+
+#[tokio::test]
+async fn logout_ends_a_drf_jwt_token_and_the_tokens_refreshed_from_it() {
+    for (store, f) in fixtures("drf-logout") {
+        let token = jwt()
+            .encode(&legacy_claims("alice", now() + 300, Some(now())))
+            .unwrap();
+        let refreshed = f.legacy_refresh(&token).await.unwrap();
+        let (status, body) = f
+            .post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+            .await;
+        assert_eq!(status, 200, "{store}: {body}");
+        for t in [&token, &refreshed] {
+            assert_eq!(f.me(t).await.1["code"], "token_revoked", "{store}");
+            assert!(f.legacy_refresh(t).await.is_err(), "{store}");
+        }
+        // Another login of the same user (another `orig_iat`) is untouched.
+        let other = jwt()
+            .encode(&legacy_claims("alice", now() + 300, Some(now() - 60)))
+            .unwrap();
+        assert_eq!(f.me(&other).await.0, 200, "{store}");
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_a_drf_jwt_token_that_cannot_be_refreshed() {
+    for (store, f) in fixtures("drf-logout-no-orig-iat") {
+        let token = jwt()
+            .encode(&legacy_claims("alice", now() + 300, None))
+            .unwrap();
+        f.post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+            .await;
+        assert_eq!(f.me(&token).await.1["code"], "token_revoked", "{store}");
+    }
+}
+
+#[tokio::test]
+async fn a_drf_jwt_token_outliving_the_store_is_not_revocable_and_says_so() {
+    let (f, vectors) = drf_fixture(MemoryUsers::with([(
+        user(1, "oX1fz5Xa9mXk0EqVn0Qd3TtT9gVQ"),
+        "x",
+    )]));
+    // Expires in 2099: no marker is kept that long.
+    let case = vectors
+        .cases
+        .iter()
+        .find(|c| c.name == "drf_jwt_valid_openid_username")
+        .unwrap();
+    let (status, body) = f
+        .post(
+            "/auth/logout/",
+            Some(&format!("JWT {}", case.token)),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["code"], "token_not_revocable");
+    assert_eq!(f.me(&case.token).await.0, 200);
+    // Logging out everywhere ends it.
+    f.post(
+        "/auth/logout-all/",
+        Some(&format!("JWT {}", case.token)),
+        json!({}),
+    )
+    .await;
+    assert_eq!(f.me(&case.token).await.1["code"], "token_revoked");
+}
+
+#[tokio::test]
+async fn logout_ends_a_token_of_ours_minted_outside_a_session() {
+    for (store, f) in fixtures("outside-session") {
+        let mut claims = legacy_claims("alice", now() + 300, None);
+        claims.token_type = Some(TokenType::Access);
+        claims.ver = Some(0);
+        claims.jti = Some("minted-by-another-service".into());
+        let token = jwt().encode(&claims).unwrap();
+        assert_eq!(f.me(&token).await.0, 200, "{store}");
+        f.post("/auth/logout/", Some(&format!("JWT {token}")), json!({}))
+            .await;
+        assert_eq!(f.me(&token).await.1["code"], "token_revoked", "{store}");
+    }
+}
+
+#[tokio::test]
+async fn legacy_refresh_of_our_token_needs_its_session_alive() {
+    // The session was dropped (a restarted store, eviction): its refresh token is refused,
+    // and so is stretching its access token with the drf-jwt refresh.
+    let pair = TokenService::new(jwt())
+        .with_store(MemoryRevocationStore::new())
+        .issue(&user(1, "alice"))
+        .await
+        .unwrap();
+    let f = fixture();
+    assert_eq!(f.me(&pair.token).await.0, 200);
+    assert_eq!(
+        f.post("/auth/token/refresh/", None, json!({"token": pair.token}))
+            .await,
+        (
+            400,
+            json!({"non_field_errors": ["Token has been revoked."]})
+        )
+    );
+    // A live session's access token still refreshes the drf-jwt way.
+    let (token, _) = f.login("alice", "pw-alice").await;
+    assert!(f.legacy_refresh(&token).await.is_ok());
+}
+
+/// A route that takes the token from the `Authorization` header or the `jwt` cookie.
+fn cookie_app(tokens: &TokenService) -> Router {
+    let whoami = |u: Identity| async move { axum::Json(json!({"user": u.username})) };
+    Router::new()
+        .route(
+            "/orders",
+            routing::get(whoami).post(whoami).put(whoami).delete(whoami),
+        )
+        .layer(
+            AuthLayer::new()
+                .authenticator(JwtAuthenticator::new(tokens.clone()).sources([
+                    TokenSource::Authorization,
+                    TokenSource::Cookie("jwt".into()),
+                ]))
+                .permission(IsAuthenticated),
+        )
+}
+
+fn cookie_request(
+    method: &str,
+    cookie: Option<&str>,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> http::Request<axum::body::Body> {
+    let mut b = http::Request::builder().method(method).uri("/orders");
+    if let Some(token) = cookie {
+        b = b.header("cookie", format!("jwt={token}"));
+    }
+    for (name, value) in headers {
+        b = b.header(*name, *value);
+    }
+    b.body(axum::body::Body::from(body.to_owned())).unwrap()
+}
+
+#[tokio::test]
+async fn a_cookie_authenticated_form_post_fails_csrf() {
+    let f = fixture();
+    let (token, _) = f.login("alice", "pw-alice").await;
+    let app = cookie_app(&f.tokens);
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    for (method, headers) in [
+        ("POST", &form[..]),
+        ("DELETE", &[][..]),
+        ("PUT", &[("content-type", "text/plain")][..]),
+    ] {
+        let (status, _, body) =
+            send(&app, cookie_request(method, Some(&token), headers, "a=1")).await;
+        assert_eq!(status, 403, "{method}");
+        assert_eq!(body["code"], "csrf_failed", "{method}");
+        assert!(
+            body["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("CSRF Failed: "),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_authenticated_request_passes_with_json_or_a_csrf_header() {
+    let f = fixture();
+    let (token, _) = f.login("alice", "pw-alice").await;
+    let app = cookie_app(&f.tokens);
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let cases: [(&str, Vec<(&str, &str)>); 5] = [
+        ("GET", vec![]),
+        (
+            "POST",
+            vec![("content-type", "application/json; charset=utf-8")],
+        ),
+        (
+            "POST",
+            vec![("content-type", "application/merge-patch+json")],
+        ),
+        ("POST", vec![form, ("x-csrftoken", "anything")]),
+        ("DELETE", vec![("x-requested-with", "XMLHttpRequest")]),
+    ];
+    for (method, headers) in cases {
+        let (status, _, body) =
+            send(&app, cookie_request(method, Some(&token), &headers, "{}")).await;
+        assert_eq!(
+            (status.as_u16(), body["user"].clone()),
+            (200, json!("alice")),
+            "{method} {headers:?}"
+        );
+    }
+    // A token in the Authorization header is not sent by the browser on its own: no check.
+    let auth = format!("JWT {token}");
+    let headers = [form, ("authorization", auth.as_str())];
+    let (status, _, _) = send(&app, cookie_request("POST", None, &headers, "a=1")).await;
+    assert_eq!(status, 200);
+}
+
+/// Each revocation store trusting cached token versions for one second.
+fn stores_with_short_version_ttl(test: &str) -> Vec<(&'static str, Arc<dyn RevocationStore>)> {
+    let ttl = std::time::Duration::from_secs(1);
+    let mut stores: Vec<(&'static str, Arc<dyn RevocationStore>)> = vec![(
+        "memory",
+        Arc::new(MemoryRevocationStore::with_limits(1000, ttl)),
+    )];
+    if let Some(url) = redis_url() {
+        let store = RedisRevocationStore::open(&url)
+            .unwrap()
+            .prefix(unique_prefix(test))
+            .version_ttl(ttl);
+        stores.push(("redis", Arc::new(store)));
+    }
+    stores
+}
+
+#[tokio::test]
+async fn staff_rights_withdrawn_in_the_database_end_the_token_within_the_version_ttl() {
+    for (store, revocations) in stores_with_short_version_ttl("staff-direct") {
+        let users = Arc::new(MemoryUsers::with([(staff(2, "boss"), "pw-boss")]));
+        let tokens = TokenService::new(jwt())
+            .with_users(users.clone())
+            .with_store(revocations)
+            .recheck_after(std::time::Duration::from_secs(1));
+        let admin = Router::new()
+            .route(
+                "/admin",
+                routing::get(|u: Identity| async move { axum::Json(json!({"user": u.username})) }),
+            )
+            .layer(JwtAuthLayer::new(tokens.clone()).permission(IsAdminUser));
+        let token = tokens.issue(&staff(2, "boss")).await.unwrap().token;
+        let auth = format!("JWT {token}");
+        assert_eq!(
+            send(&admin, get("/admin", Some(&auth))).await.0,
+            200,
+            "{store}"
+        );
+        // A Django admin sharing the database withdraws the rights; nothing tells us.
+        users.set_staff_directly(2, false);
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (status, _, body) = send(&admin, get("/admin", Some(&auth))).await;
+        assert_eq!(
+            (status.as_u16(), body["code"].clone()),
+            (401, json!("token_revoked")),
+            "{store}"
+        );
+        // A new login carries the rights the database grants now.
+        let now_boss = users.by_id(2).await.unwrap().unwrap();
+        let fresh = tokens.issue(&now_boss).await.unwrap().token;
+        let (status, _, _) = send(&admin, get("/admin", Some(&format!("JWT {fresh}")))).await;
+        assert_eq!(status, 403, "{store}");
+    }
+}
+
+#[tokio::test]
+async fn a_version_read_before_a_change_is_not_cached_after_it() {
+    for (store, revocations) in stores_with_short_version_ttl("version-race") {
+        // A request read version 3 from the database; the user is deactivated (version 4)
+        // and the cache told to forget; then the request's stale fill arrives.
+        revocations.fill_token_version(7, 3).await.unwrap();
+        revocations.forget_token_version(7).await.unwrap();
+        revocations.fill_token_version(7, 3).await.unwrap();
+        let state = revocations.access_state("any", 7).await.unwrap();
+        assert_eq!(
+            state.token_version, None,
+            "{store}: the stale version came back"
+        );
+        // An explicit set (a bump through the crate) is cached.
+        revocations.set_token_version(7, 4).await.unwrap();
+        let state = revocations.access_state("any", 7).await.unwrap();
+        assert_eq!(state.token_version, Some(4), "{store}");
+    }
+}

@@ -60,6 +60,15 @@ impl MemoryUsers {
         }
     }
 
+    /// Changes the staff flags as a direct database update would (a Django admin sharing the
+    /// database): the token version stays.
+    pub fn set_staff_directly(&self, id: i64, staff: bool) {
+        if let Some((u, _)) = self.users.lock().unwrap().get_mut(&id) {
+            u.is_staff = staff;
+            u.is_superuser = staff && u.is_superuser;
+        }
+    }
+
     pub fn remove(&self, id: i64) {
         self.users.lock().unwrap().remove(&id);
     }

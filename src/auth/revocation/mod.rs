@@ -23,6 +23,11 @@ pub use self::redis::RedisRevocationStore;
 /// [`TokenService`](super::TokenService)'s 10-second memo of passed checks.
 pub const DEFAULT_VERSION_TTL: Duration = Duration::from_secs(30);
 
+/// The cached token version [`RevocationStore::forget_token_version`] leaves: "read the
+/// database". A fill does not replace it, so a database read that began before the change
+/// cannot cache the old version again; it expires with the version TTL.
+pub(crate) const UNKNOWN_VERSION: i64 = i64::MIN;
+
 /// How many sessions a [`MemoryRevocationStore`] keeps by default. Past it the least used are
 /// dropped, which ends them (see the module docs).
 pub const DEFAULT_MAX_SESSIONS: u64 = 1_000_000;
@@ -56,7 +61,9 @@ pub enum Rotation {
 /// any other generation is a reuse and revokes the family, which ends every token of that
 /// login, access tokens included. So the store holds O(sessions), not O(rotations). A revoked
 /// family is remembered only as long as an access token of it can live (the access lifetime
-/// after the revocation): nothing of the session is valid after that.
+/// after the revocation): nothing of the session is valid after that. Tokens minted by Django
+/// (djangorestframework-simplejwt, djangorestframework-jwt) have no record to remove: their
+/// revocation is remembered until they expire.
 ///
 /// The database holds the truth about token versions ([`UserLookup`](crate::auth::UserLookup));
 /// a [`RevocationStore`] holds families and a short-lived cache of versions.
@@ -110,7 +117,14 @@ pub trait RevocationStore: Send + Sync + 'static {
         revoked_until: i64,
     ) -> Result<Rotation, BackendError>;
 
-    /// Revokes the session `family` (logout), remembered as revoked until `revoked_until`.
+    /// Is the session `family` live: recorded, not revoked, not expired? A session the store
+    /// does not know is not (fails closed, as refresh does).
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError>;
+
+    /// Revokes the session `family` (logout), remembered as revoked until `revoked_until`
+    /// (unix seconds; the caller bounds it: see [`TokenService::revoke`]).
+    ///
+    /// [`TokenService::revoke`]: super::TokenService::revoke
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError>;
 
     /// Caches `version` for `user_id` unless a value is cached already (fills a miss without
@@ -120,7 +134,10 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// Sets the cached version (after the database was bumped).
     async fn set_token_version(&self, user_id: i64, version: i64) -> Result<(), BackendError>;
 
-    /// Drops the cached version, so the next request reads the database.
+    /// Drops the cached version, so requests read the database until the version TTL passes
+    /// or [`set_token_version`](Self::set_token_version) sets it; a concurrent
+    /// [`fill_token_version`](Self::fill_token_version) (a read that may predate the change)
+    /// must not cache a version again before then.
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError>;
 
     /// A counter this process sees change on every revocation or version change, when the
@@ -152,6 +169,9 @@ impl<S: RevocationStore + ?Sized> RevocationStore for Arc<S> {
         (**self)
             .rotate_family(family, gen_now, keep_until, revoke_until)
             .await
+    }
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError> {
+        (**self).session_live(family).await
     }
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
         (**self).revoke_family(family, revoked_until).await
@@ -224,9 +244,11 @@ impl Expiry<String, i64> for UntilExpiry {
 /// Bounded: at most [`DEFAULT_MAX_SESSIONS`] live sessions and as many revoked ones
 /// (configurable), each a few dozen bytes whatever the number of rotations. Past the bound the
 /// least used live sessions are dropped, which ends their refresh tokens (the client logs in
-/// again). A revoked session is kept for one access-token lifetime after its revocation; only
-/// more revocations than the bound within that time could drop one early, letting its
-/// unexpired access tokens work until they expire. It lives in the process: after a restart,
+/// again). A revoked session of ours is kept for one access-token lifetime after its
+/// revocation, a revoked token minted by Django until its own `exp` (at most the refresh and
+/// access lifetimes ahead: [`TokenService::revoke`](super::TokenService::revoke)); only more
+/// revocations than the bound within that time could drop one early, letting the token work
+/// until it expires. It lives in the process: after a restart,
 /// refresh tokens issued before it are refused; use Redis to keep sessions across restarts.
 #[derive(Clone)]
 pub struct MemoryRevocationStore {
@@ -315,7 +337,10 @@ impl RevocationStore for MemoryRevocationStore {
     async fn access_state(&self, family: &str, user_id: i64) -> Result<AccessState, BackendError> {
         Ok(AccessState {
             revoked: self.revoked.contains_key(family),
-            token_version: self.versions.get(&user_id),
+            token_version: self
+                .versions
+                .get(&user_id)
+                .filter(|v| *v != UNKNOWN_VERSION),
         })
     }
 
@@ -360,6 +385,10 @@ impl RevocationStore for MemoryRevocationStore {
         Ok(outcome)
     }
 
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError> {
+        Ok(self.families.contains_key(family))
+    }
+
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
         self.mark_revoked(family, revoked_until);
         Ok(())
@@ -377,7 +406,7 @@ impl RevocationStore for MemoryRevocationStore {
     }
 
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
-        self.versions.invalidate(&user_id);
+        self.versions.insert(user_id, UNKNOWN_VERSION);
         self.changed();
         Ok(())
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AccessState, DEFAULT_VERSION_TTL, RevocationStore, Rotation};
+use super::{AccessState, DEFAULT_VERSION_TTL, RevocationStore, Rotation, UNKNOWN_VERSION};
 use crate::auth::jwt::now;
 use crate::error::BackendError;
 use crate::redis_conn::{Keyspace, keyspace_constructors};
@@ -44,7 +44,7 @@ return 1
 ///
 /// Keys (under a configurable prefix, default `wxrest:`): `fam:{id}` (a live session's
 /// generation) expires with its refresh token; `famx:{id}` (a revoked session) one access-token
-/// lifetime after the revocation; `tv:{user}` after the version TTL ([`DEFAULT_VERSION_TTL`]
+/// lifetime after the revocation (a revoked token minted by Django: at its own `exp`); `tv:{user}` after the version TTL ([`DEFAULT_VERSION_TTL`]
 /// unless set).
 ///
 /// When Redis is unreachable the store returns [`BackendError::Redis`] and authentication
@@ -119,7 +119,7 @@ impl RevocationStore for RedisRevocationStore {
             .await?;
         Ok(AccessState {
             revoked,
-            token_version: version,
+            token_version: version.filter(|v| *v != UNKNOWN_VERSION),
         })
     }
 
@@ -157,6 +157,17 @@ impl RevocationStore for RedisRevocationStore {
         })
     }
 
+    async fn session_live(&self, family: &str) -> Result<bool, BackendError> {
+        let (live, revoked): (bool, bool) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(self.key("fam", family))
+            .cmd("EXISTS")
+            .arg(self.key("famx", family))
+            .query_async(&mut self.redis.conn())
+            .await?;
+        Ok(live && !revoked)
+    }
+
     async fn revoke_family(&self, family: &str, revoked_until: i64) -> Result<(), BackendError> {
         let _: i64 = self
             .revoke
@@ -177,10 +188,6 @@ impl RevocationStore for RedisRevocationStore {
     }
 
     async fn forget_token_version(&self, user_id: i64) -> Result<(), BackendError> {
-        let _: i64 = redis::cmd("DEL")
-            .arg(self.key("tv", user_id))
-            .query_async(&mut self.redis.conn())
-            .await?;
-        Ok(())
+        self.set_version(user_id, UNKNOWN_VERSION, false).await
     }
 }
