@@ -9,8 +9,8 @@
 //! Every hash and verification goes through a [`PasswordHashing`] bound: at most one per core
 //! at once, a few more waiting, and [`PasswordError::Busy`] (503 with `Retry-After`) at once
 //! beyond that, so a flood of login attempts costs bounded memory and CPU. Each client address
-//! holds at most a small share of it ([`PasswordHashing::per_client`]; beyond it
-//! [`PasswordError::ClientBusy`], 429 with `Retry-After`), so a few clients cannot fill it and
+//! holds at most a small share of it ([`PasswordHashing::per_client`], a few more waiting for
+//! it; beyond them [`PasswordError::ClientBusy`], 429 with `Retry-After`), so a few clients cannot fill it and
 //! lock everyone else out of password logins. Verification takes at least a fixed time
 //! whatever the stored value (see [`PasswordHashing::floor`]).
 //!
@@ -158,13 +158,16 @@ impl Verdict {
 /// every other login 503. A verification made for a client
 /// ([`verify_from`](Self::verify_from), which the token view and the Basic authenticator use
 /// through [`UserStore`](super::UserStore)) holds one of that client's `per_client` slots (one
-/// by default) while it waits or runs; one more from the same client is refused at once
-/// with [`PasswordError::ClientBusy`] (429). So `k` guessing clients hold at most
-/// `k × per_client` slots, and another client waits behind those at most (the queue is
-/// first come, first served) instead of being refused. Clients count by their
+/// by default) while it waits or runs; a few more from the same client
+/// ([`per_client_queue`](Self::per_client_queue), four by default) wait for that slot outside
+/// the shared queue, and the rest are refused at once with [`PasswordError::ClientBusy`]
+/// (429). So `k` guessing clients hold at most `k × per_client` slots, and another client
+/// waits behind those at most (the queue is first come, first served) instead of being
+/// refused. Clients count by their
 /// [`network`](crate::client::network) (an IPv6 client's `/64`); the table of shares holds
-/// only clients with a check waiting or running, so it is bounded by the queue. A
-/// verification with no client address (served without `ConnectInfo`) takes no share.
+/// only clients with a check waiting or running, each with at most `per_client +
+/// per_client_queue` of them. A verification with no client address (served without
+/// `ConnectInfo`) takes no share.
 ///
 /// The permits are threads: `permits` dedicated hashing threads (started on first use) take
 /// work from a channel holding at most `queue` jobs, and each keeps its argon2 memory for the
@@ -216,53 +219,89 @@ struct Gauges {
     peak: AtomicUsize,
 }
 
-/// Each client's checks waiting or running; clients with none have no entry.
+/// How long a check waits for one of its client's slots before it is refused with
+/// [`PasswordError::ClientBusy`].
+const CLIENT_WAIT: Duration = Duration::from_secs(5);
+
+/// Each client's checks: its slots (a semaphore of `per_client` permits) and how many checks
+/// hold or wait for one; clients with none have no entry, so the table is bounded by the
+/// checks in flight.
 struct Shares {
     per_client: usize,
-    held: Mutex<HashMap<IpAddr, usize>>,
+    client_queue: usize,
+    held: Mutex<HashMap<IpAddr, ClientSlots>>,
 }
 
-/// One of a client's slots, given back when dropped (the check ran, was skipped, or was never
-/// queued).
-struct Share {
+struct ClientSlots {
+    slots: Arc<tokio::sync::Semaphore>,
+    /// Checks holding or waiting for one of the slots.
+    seated: usize,
+}
+
+/// A check's seat in its client's entry (holding a slot or waiting for one); the entry goes
+/// when its last seat does.
+struct Seat {
     shares: Arc<Shares>,
     client: IpAddr,
 }
 
+/// One of a client's slots, given back when dropped (the check ran, was skipped, or was never
+/// queued). The permit goes first, then the seat.
+struct Share {
+    _slot: tokio::sync::OwnedSemaphorePermit,
+    _seat: Seat,
+}
+
 impl Shares {
-    fn new(per_client: usize) -> Arc<Self> {
+    fn new(per_client: usize, client_queue: usize) -> Arc<Self> {
         Arc::new(Self {
             per_client: per_client.max(1),
+            client_queue,
             held: Mutex::new(HashMap::new()),
         })
     }
 
-    /// One of `client`'s slots, or `None` when all are held.
-    fn take(self: &Arc<Self>, client: IpAddr) -> Option<Share> {
+    /// One of `client`'s slots: at once when one is free, else after the checks before it
+    /// (at most `client_queue` of them wait, for at most [`CLIENT_WAIT`]); `None` beyond.
+    async fn take(self: &Arc<Self>, client: IpAddr) -> Option<Share> {
         let client = crate::client::network(client);
-        let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = held.entry(client).or_insert(0);
-        if *count >= self.per_client {
-            return None;
-        }
-        *count += 1;
-        Some(Share {
+        let slots = {
+            let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
+            let entry = held.entry(client).or_insert_with(|| ClientSlots {
+                slots: Arc::new(tokio::sync::Semaphore::new(self.per_client)),
+                seated: 0,
+            });
+            if entry.seated >= self.per_client + self.client_queue {
+                return None;
+            }
+            entry.seated += 1;
+            Arc::clone(&entry.slots)
+        };
+        let seat = Seat {
             shares: Arc::clone(self),
             client,
+        };
+        let slot = tokio::time::timeout(CLIENT_WAIT, slots.acquire_owned())
+            .await
+            .ok()?
+            .ok()?;
+        Some(Share {
+            _slot: slot,
+            _seat: seat,
         })
     }
 }
 
-impl Drop for Share {
+impl Drop for Seat {
     fn drop(&mut self) {
         let mut held = self
             .shares
             .held
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = held.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
+        if let Some(entry) = held.get_mut(&self.client) {
+            entry.seated -= 1;
+            if entry.seated == 0 {
                 held.remove(&self.client);
             }
         }
@@ -295,6 +334,10 @@ impl std::fmt::Debug for PasswordHashing {
 /// (it is about 0.5 s for Django 5.2's PBKDF2 on a small VM).
 pub const DEFAULT_FLOOR: Duration = Duration::from_millis(500);
 
+/// How many checks from one client address wait for its slots by default
+/// ([`PasswordHashing::per_client_queue`]).
+pub const DEFAULT_CLIENT_QUEUE: usize = 4;
+
 static SHARED: LazyLock<PasswordHashing> = LazyLock::new(PasswordHashing::new);
 
 impl Default for PasswordHashing {
@@ -309,7 +352,12 @@ impl PasswordHashing {
     /// [`shared`](Self::shared) instead.
     pub fn new() -> Self {
         let permits = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
-        Self::build(permits, 8 * permits, 1, DEFAULT_FLOOR)
+        Self::build(
+            permits,
+            8 * permits,
+            (1, DEFAULT_CLIENT_QUEUE),
+            DEFAULT_FLOOR,
+        )
     }
 
     /// The process-wide bound (created on first use with [`new`](Self::new)'s settings).
@@ -317,14 +365,19 @@ impl PasswordHashing {
         SHARED.clone()
     }
 
-    fn build(permits: usize, queue: usize, per_client: usize, floor: Duration) -> Self {
+    fn build(
+        permits: usize,
+        queue: usize,
+        (per_client, client_queue): (usize, usize),
+        floor: Duration,
+    ) -> Self {
         let permits = permits.max(1);
         Self {
             inner: Arc::new(Bound {
                 permits,
                 queue,
                 floor,
-                shares: Shares::new(per_client),
+                shares: Shares::new(per_client, client_queue),
                 jobs: OnceLock::new(),
                 gauges: Arc::default(),
             }),
@@ -335,29 +388,49 @@ impl PasswordHashing {
     #[must_use]
     pub fn permits(self, permits: usize) -> Self {
         let b = &self.inner;
-        Self::build(permits, b.queue, b.shares.per_client, b.floor)
+        Self::build(permits, b.queue, b.client_shares(), b.floor)
     }
 
     /// How many callers may wait for a permit; more get [`PasswordError::Busy`] at once.
     #[must_use]
     pub fn queue(self, queue: usize) -> Self {
         let b = &self.inner;
-        Self::build(b.permits, queue, b.shares.per_client, b.floor)
+        Self::build(b.permits, queue, b.client_shares(), b.floor)
     }
 
     /// How many checks one client address may have waiting or running at once (at least 1,
-    /// default 1); more get [`PasswordError::ClientBusy`] at once.
+    /// default 1); more wait for one of them ([`per_client_queue`](Self::per_client_queue)).
     #[must_use]
     pub fn per_client(self, per_client: usize) -> Self {
         let b = &self.inner;
-        Self::build(b.permits, b.queue, per_client, b.floor)
+        Self::build(
+            b.permits,
+            b.queue,
+            (per_client, b.shares.client_queue),
+            b.floor,
+        )
+    }
+
+    /// How many more checks from one client address may wait for its
+    /// [`per_client`](Self::per_client) slots (default [`DEFAULT_CLIENT_QUEUE`], each for at
+    /// most 5 s); more get [`PasswordError::ClientBusy`] (429) at once. Staff behind one
+    /// office address logging in together wait a moment instead of being refused.
+    #[must_use]
+    pub fn per_client_queue(self, client_queue: usize) -> Self {
+        let b = &self.inner;
+        Self::build(
+            b.permits,
+            b.queue,
+            (b.shares.per_client, client_queue),
+            b.floor,
+        )
     }
 
     /// How long a verification takes at least (see [`DEFAULT_FLOOR`] for why).
     #[must_use]
     pub fn floor(self, floor: Duration) -> Self {
         let b = &self.inner;
-        Self::build(b.permits, b.queue, b.shares.per_client, floor)
+        Self::build(b.permits, b.queue, b.client_shares(), floor)
     }
 
     /// How many hashes are running now.
@@ -396,9 +469,10 @@ impl PasswordHashing {
     }
 
     /// [`verify`](Self::verify) for a request from `client`: the check holds one of the
-    /// client's [`per_client`](Self::per_client) slots while it waits and runs, and fails at
-    /// once with [`PasswordError::ClientBusy`] when they are all held. `None` (no address
-    /// known) takes no slot.
+    /// client's [`per_client`](Self::per_client) slots while it waits and runs; when they are
+    /// all held it waits for one behind at most
+    /// [`per_client_queue`](Self::per_client_queue) others (for at most 5 s), and fails with
+    /// [`PasswordError::ClientBusy`] beyond. `None` (no address known) takes no slot.
     pub async fn verify_from(
         &self,
         client: Option<IpAddr>,
@@ -407,7 +481,7 @@ impl PasswordHashing {
     ) -> Result<Verdict, PasswordError> {
         let deadline = tokio::time::Instant::now() + self.inner.floor;
         let share = match client {
-            Some(client) => Some(self.inner.shares.take(client).ok_or(
+            Some(client) => Some(self.inner.shares.take(client).await.ok_or(
                 PasswordError::ClientBusy {
                     retry_after: Duration::from_secs(RETRY_AFTER_SECS),
                 },
@@ -464,6 +538,10 @@ impl PasswordHashing {
 }
 
 impl Bound {
+    fn client_shares(&self) -> (usize, usize) {
+        (self.shares.per_client, self.shares.client_queue)
+    }
+
     /// The hashing threads' queue, starting the threads on first use.
     fn jobs(&self) -> Result<&SyncSender<Job>, PasswordError> {
         self.jobs
