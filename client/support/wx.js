@@ -25,7 +25,12 @@ function fakeWx({ payBase, storage = new Map(), payment = 'pay' } = {}) {
 
     request({ url, method = 'GET', data, header = {}, success, fail }) {
       const init = { method, headers: Object.assign({}, header) };
-      if (data !== undefined && method !== 'GET') {
+      // As wx.request: a GET's data is the query string.
+      if (data && typeof data === 'object' && method === 'GET') {
+        const target = new URL(url);
+        for (const [k, v] of Object.entries(data)) target.searchParams.set(k, String(v));
+        url = target.toString();
+      } else if (data !== undefined && method !== 'GET') {
         init.headers['Content-Type'] = 'application/json';
         init.body = JSON.stringify(data);
       }
