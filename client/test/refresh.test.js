@@ -6,8 +6,8 @@ const { createClient } = require('..');
 const { startMall } = require('../support/mall');
 const { fakeWx } = require('../support/wx');
 
-// Two-second access tokens (development only), so expiry is reached in the test.
-const LIFETIME_SECONDS = 2;
+// Three-second access tokens (development only), so expiry is reached in the test.
+const LIFETIME_SECONDS = 3;
 let mall;
 before(async () => { mall = await startMall({ JWT_ACCESS_LIFETIME: String(LIFETIME_SECONDS) }); });
 after(async () => { if (mall) await mall.stop(); });
