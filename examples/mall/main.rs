@@ -56,6 +56,8 @@ Configuration (environment):
                        at MALL_THROTTLE_LOGIN per client address (without either, /metrics is
                        not served)
   LOG_FORMAT=json      JSON logs; RUST_LOG sets the filter (info)
+  JWT_ACCESS_LIFETIME  seconds an access token lives (3600): 60 to 86400; with MALL_DEV=1 from 1
+                       (to test a client's refresh)
 
 WeChat Pay (API v3, JSAPI; see README \"Payment\"):
   WXPAY_MCHID          merchant id; unset: with MALL_DEV=1 the built-in fake WeChat Pay runs
@@ -73,7 +75,15 @@ WeChat Pay (API v3, JSAPI; see README \"Payment\"):
   WXPAY_API_BASE       WeChat Pay API base URL (https://api.mch.weixin.qq.com; http allowed for
                        test servers)
   MALL_UNPAID_TIMEOUT  seconds an order may stay unpaid, from its creation (1800); then it is
-                       closed at WeChat Pay and cancelled, its stock returned";
+                       closed at WeChat Pay and cancelled, its stock returned
+
+Development only (MALL_DEV=1, built-in fakes; refused otherwise; see README \"Mini-program\"):
+  login codes starting with `used` are answered as WeChat's 40163 (wechat_code_used)
+  MALL_FAKE_PAY_BIND   address of the built-in fake WeChat Pay (127.0.0.1:0, a free port);
+                       POST <fake base>/fake/request-payment with wx.requestPayment's
+                       parameters pays as wx.requestPayment does
+  MALL_FAKE_PAY_NOTIFY_DELAY  milliseconds between a payment and its notification (0; at most
+                       60000)";
 
 /// The help of one command, for `mall COMMAND --help`.
 fn command_help(command: &str) -> Option<&'static str> {
@@ -247,7 +257,8 @@ async fn serve(config: shop::Config) -> Result<(), BoxError> {
         (Some(_), Some(fake)) => tracing::warn!(
             base = %fake.base_url(),
             "WXPAY_MCHID is not set: dev mode with the built-in fake WeChat Pay \
-             (POST {{base}}/fake/pay/{{out_trade_no}} pays an order)"
+             (POST {{base}}/fake/pay/{{out_trade_no}} pays an order, \
+             POST {{base}}/fake/request-payment does what wx.requestPayment does)"
         ),
         (Some(pay), None) => {
             if pay.config().notify_url.starts_with("http://") {

@@ -86,7 +86,9 @@ impl FakeWeChatBuilder {
     }
 
     /// Dev mode: any unscripted code `X` logs in as `fake-openid-X` (codes starting with `bad`
-    /// answer 40029), and any phone code gives a deterministic number.
+    /// answer 40029, "invalid code"; codes starting with `used` answer 40163, "code been
+    /// used", as a code `wx.login()` handed out twice would), and any phone code gives a
+    /// deterministic number.
     pub fn dev_mode(mut self, on: bool) -> Self {
         self.dev_mode = on;
         self
@@ -156,6 +158,7 @@ impl FakeWeChatBuilder {
 /// assert_eq!(client.code2session("abc").await?.openid, "fake-openid-abc");
 /// assert_eq!(client.code2session("abc").await, Err(WxError::CodeUsed));
 /// assert_eq!(client.code2session("bad-1").await, Err(WxError::InvalidCode));
+/// assert_eq!(client.code2session("used-1").await, Err(WxError::CodeUsed));
 /// fake.script_code("busy", Script::Error(-1));
 /// assert_eq!(client.code2session("busy").await, Err(WxError::Busy));
 /// # Ok(()) }
@@ -318,6 +321,9 @@ async fn jscode2session(
                 return response;
             }
             (format!("fake-openid-{code}"), None)
+        }
+        None if shared.dev_mode && code.starts_with("used") => {
+            return error(40163, "code been used");
         }
         None if shared.dev_mode && !code.starts_with("bad") => {
             (format!("fake-openid-{code}"), None)

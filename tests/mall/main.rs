@@ -11,6 +11,7 @@ mod shop;
 
 mod api;
 mod db_faults;
+mod dev_settings;
 mod hostile;
 mod pay;
 mod running_mall;

@@ -116,6 +116,115 @@ pub struct Config {
     pub pay_notify_url: Option<String>,
     /// Seconds an order may stay unpaid, from its creation (`MALL_UNPAID_TIMEOUT`).
     pub unpaid_timeout: Duration,
+    /// `JWT_ACCESS_LIFETIME`, and the development settings a mini-program client's tests need.
+    pub client_testing: ClientTesting,
+}
+
+/// The access token lifetime, and what a mini-program client's tests need from a mall in
+/// development (read by [`ClientTesting::parse`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientTesting {
+    /// `JWT_ACCESS_LIFETIME` (seconds): 60 to 86400; with `MALL_DEV=1` from 1, so a client's
+    /// refresh can be exercised without waiting a minute. `None`: the crate's default.
+    pub access_lifetime: Option<Duration>,
+    /// `MALL_FAKE_PAY_BIND` (`MALL_DEV=1` only): the built-in fake WeChat Pay's address, so a
+    /// mini-program stand-in can reach its `/fake/request-payment`.
+    pub fake_pay_bind: Option<std::net::SocketAddr>,
+    /// `MALL_FAKE_PAY_NOTIFY_DELAY` (milliseconds, at most [`MAX_NOTIFY_DELAY_MS`];
+    /// `MALL_DEV=1` only): how long after a payment the built-in fake notifies the mall.
+    pub fake_pay_notify_delay: Duration,
+}
+
+/// The shortest `JWT_ACCESS_LIFETIME` outside development, in seconds (the crate's check).
+pub const MIN_ACCESS_LIFETIME_SECS: u64 = 60;
+/// The longest `JWT_ACCESS_LIFETIME`, in seconds.
+pub const MAX_ACCESS_LIFETIME_SECS: u64 = 24 * 60 * 60;
+/// The longest `MALL_FAKE_PAY_NOTIFY_DELAY`, in milliseconds.
+pub const MAX_NOTIFY_DELAY_MS: u64 = 60_000;
+
+impl ClientTesting {
+    /// Reads `JWT_ACCESS_LIFETIME`, `MALL_FAKE_PAY_BIND` and `MALL_FAKE_PAY_NOTIFY_DELAY` with
+    /// `var` (the environment in [`Config::from_env`]); `development` is `MALL_DEV=1`,
+    /// `merchant` whether `WXPAY_MCHID` is set (then no fake runs). A malformed or
+    /// out-of-range value, or a development setting outside development, is an error naming
+    /// the variable.
+    pub fn parse(
+        development: bool,
+        merchant: bool,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, String> {
+        let whole = |name: &str| -> Result<Option<u64>, String> {
+            var(name)
+                .map(|text| {
+                    text.trim()
+                        .parse::<u64>()
+                        .map_err(|_| format!("{name}: expected a whole number, got {text:?}"))
+                })
+                .transpose()
+        };
+        let dev_only = |name: &str| -> Result<(), String> {
+            if !development {
+                return Err(format!(
+                    "{name} is a development setting: it is refused without MALL_DEV=1"
+                ));
+            }
+            if merchant {
+                return Err(format!(
+                    "{name} configures the built-in fake WeChat Pay, which does not run with \
+                     WXPAY_MCHID set"
+                ));
+            }
+            Ok(())
+        };
+        let min_lifetime = if development {
+            1
+        } else {
+            MIN_ACCESS_LIFETIME_SECS
+        };
+        let access_lifetime = match whole("JWT_ACCESS_LIFETIME")? {
+            None => None,
+            Some(secs) if (min_lifetime..=MAX_ACCESS_LIFETIME_SECS).contains(&secs) => {
+                Some(Duration::from_secs(secs))
+            }
+            Some(secs) => {
+                return Err(format!(
+                    "JWT_ACCESS_LIFETIME: expected {min_lifetime} to {MAX_ACCESS_LIFETIME_SECS} \
+                     seconds, got {secs}{}",
+                    if development || secs == 0 || secs > MAX_ACCESS_LIFETIME_SECS {
+                        ""
+                    } else {
+                        " (shorter lifetimes only with MALL_DEV=1)"
+                    }
+                ));
+            }
+        };
+        let fake_pay_bind = match var("MALL_FAKE_PAY_BIND") {
+            None => None,
+            Some(text) => {
+                dev_only("MALL_FAKE_PAY_BIND")?;
+                Some(text.trim().parse().map_err(|_| {
+                    format!("MALL_FAKE_PAY_BIND: expected an address such as 127.0.0.1:8001, got {text:?}")
+                })?)
+            }
+        };
+        let fake_pay_notify_delay = match whole("MALL_FAKE_PAY_NOTIFY_DELAY")? {
+            None => Duration::ZERO,
+            Some(ms) => {
+                dev_only("MALL_FAKE_PAY_NOTIFY_DELAY")?;
+                if ms > MAX_NOTIFY_DELAY_MS {
+                    return Err(format!(
+                        "MALL_FAKE_PAY_NOTIFY_DELAY: expected at most {MAX_NOTIFY_DELAY_MS} ms, got {ms}"
+                    ));
+                }
+                Duration::from_millis(ms)
+            }
+        };
+        Ok(Self {
+            access_lifetime,
+            fake_pay_bind,
+            fake_pay_notify_delay,
+        })
+    }
 }
 
 /// Cached list pages take at most this many bytes unless `MALL_LIST_CACHE_BYTES` says.
@@ -163,9 +272,11 @@ impl Config {
     /// `MALL_THROTTLE_USER`, `MALL_THROTTLE_LOGIN` (DRF rates such as `100/min`; a malformed
     /// one is a start-up error), `MALL_TRUST_PROXY`, `MALL_DEV`, `MALL_HEADER_TIMEOUT`,
     /// `MALL_WRITE_TIMEOUT`, `MALL_MAX_CONNECTIONS`, `MALL_MAX_CONNECTIONS_PER_IP`, the
-    /// metrics and WeChat Pay variables; a malformed number or a short `MALL_ADMIN_PASSWORD`
-    /// is a start-up error.
+    /// metrics and WeChat Pay variables, and [`ClientTesting`]'s; a malformed number or a
+    /// short `MALL_ADMIN_PASSWORD` is a start-up error.
     pub fn from_env() -> Result<Self, String> {
+        let pay = WxPayConfig::from_env().map_err(|e| format!("WeChat Pay configuration: {e}"))?;
+        let client_testing = ClientTesting::parse(flag("MALL_DEV"), pay.is_some(), env)?;
         let wx = match env("WX_APPID") {
             None => None,
             Some(_) => {
@@ -226,12 +337,13 @@ impl Config {
                 Some(v) if v.eq_ignore_ascii_case("true") => 1,
                 _ => number("MALL_TRUST_PROXY", 0)?,
             },
-            pay: WxPayConfig::from_env().map_err(|e| format!("WeChat Pay configuration: {e}"))?,
+            pay,
             pay_notify_url: env("WXPAY_NOTIFY_URL"),
             unpaid_timeout: match number("MALL_UNPAID_TIMEOUT", payment::DEFAULT_UNPAID_TIMEOUT)? {
                 0 => return Err("MALL_UNPAID_TIMEOUT: expected at least 1 second".into()),
                 secs => Duration::from_secs(secs),
             },
+            client_testing,
         })
     }
 
@@ -267,6 +379,7 @@ impl Config {
             pay: None,
             pay_notify_url: None,
             unpaid_timeout: Duration::from_secs(payment::DEFAULT_UNPAID_TIMEOUT),
+            client_testing: ClientTesting::default(),
         }
     }
 
@@ -443,8 +556,19 @@ pub async fn build_with(
         None => Arc::new(MemoryRevocationStore::new()),
     };
     let users = UserStore::new(db.clone()).with_revocations(revocations.clone());
-    let jwt = JwtConfig::hs256(config.signing_secret())?;
-    jwt.check()?;
+    let mut jwt = JwtConfig::hs256(config.signing_secret())?;
+    match config.client_testing.access_lifetime {
+        // Development only (ClientTesting::parse refuses it otherwise): shorter than the
+        // crate's minimum, which its check would refuse.
+        Some(lifetime) if lifetime.as_secs() < MIN_ACCESS_LIFETIME_SECS => {
+            jwt = jwt.access_lifetime(lifetime);
+        }
+        Some(lifetime) => {
+            jwt = jwt.access_lifetime(lifetime);
+            jwt.check()?;
+        }
+        None => jwt.check()?,
+    }
     let rates = rate_store(config)?;
     let tokens = TokenService::new(jwt)
         .with_store(revocations)
@@ -490,7 +614,21 @@ pub async fn build_with(
     let (pay, pay_fake) = match &config.pay {
         Some(pay) => (Some(WxPayClient::new(pay.clone())?), None),
         None if config.development() => {
-            let fake = Arc::new(FakeWeChatPay::builder().dev_mode(true).start().await);
+            let testing = &config.client_testing;
+            let mut fake = FakeWeChatPay::builder()
+                .dev_mode(true)
+                .notify_delay(testing.fake_pay_notify_delay);
+            if let Some(addr) = testing.fake_pay_bind {
+                fake = fake.bind(addr);
+            }
+            let fake = Arc::new(fake.try_start().await.map_err(|e| {
+                format!(
+                    "the built-in fake WeChat Pay cannot listen on {}: {e}",
+                    testing
+                        .fake_pay_bind
+                        .map_or_else(|| "127.0.0.1:0".to_owned(), |a| a.to_string())
+                )
+            })?);
             let client = WxPayClient::new(fake.config().notify_url(dev_notify_url(config)))?;
             (Some(client), Some(fake))
         }

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::notifier::beijing_now;
 use super::{Counters, FakePayError, MAX_REQUEST_BYTES, Order, PayScript, Shared};
 use crate::pay::refund::{Refund, RefundAmount, RefundNotice, RefundStatus};
-use crate::pay::sign::{self, AUTH_SCHEME, MAX_CLOCK_SKEW_SECS, PROBE_PREFIX};
+use crate::pay::sign::{self, AUTH_SCHEME, MAX_CLOCK_SKEW_SECS, PROBE_PREFIX, RequestPayment};
 use crate::pay::transaction::{TradeState, is_valid_out_trade_no};
 
 /// The API endpoints the fake serves.
@@ -82,6 +82,26 @@ fn ok(value: &impl serde::Serialize) -> Answer {
 }
 
 /// Every request lands here: WeChat Pay checks the signature before anything else.
+/// The answer of a development "buyer pays" route: the transaction, or why not (404 no such
+/// order, 409 not payable, 400 parameters WeChat would refuse).
+fn buyer_answer(paid: Result<crate::pay::Transaction, FakePayError>) -> Response {
+    match paid {
+        Ok(tx) => axum::Json(tx).into_response(),
+        Err(err) => {
+            let status = match err {
+                FakePayError::UnknownOrder => StatusCode::NOT_FOUND,
+                FakePayError::BadParams(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::CONFLICT,
+            };
+            (
+                status,
+                axum::Json(json!({ "code": "FAIL", "message": err.to_string() })),
+            )
+                .into_response()
+        }
+    }
+}
+
 pub(super) async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
@@ -94,24 +114,19 @@ pub(super) async fn dispatch(State(shared): State<Arc<Shared>>, request: Request
     if parts.method == Method::POST && path == "/fake/notify-sink" {
         return StatusCode::NO_CONTENT.into_response();
     }
+    if shared.dev_mode && parts.method == Method::POST && path == "/fake/request-payment" {
+        // What `wx.requestPayment(params)` does, for a mini-program stand-in: the parameters
+        // the merchant signed, checked as WeChat checks them, then the buyer pays.
+        let paid = serde_json::from_slice::<RequestPayment>(&body)
+            .map_err(|_| FakePayError::BadParams("expected wx.requestPayment's parameters"))
+            .and_then(|params| shared.request_payment(&params));
+        return buyer_answer(paid);
+    }
     if shared.dev_mode
         && parts.method == Method::POST
         && let Some(out_trade_no) = path.strip_prefix("/fake/pay/")
     {
-        return match shared.pay(out_trade_no) {
-            Ok(tx) => axum::Json(tx).into_response(),
-            Err(err) => {
-                let status = match err {
-                    FakePayError::UnknownOrder => StatusCode::NOT_FOUND,
-                    _ => StatusCode::CONFLICT,
-                };
-                (
-                    status,
-                    axum::Json(json!({ "code": "FAIL", "message": err.to_string() })),
-                )
-                    .into_response()
-            }
-        };
+        return buyer_answer(shared.pay(out_trade_no));
     }
     let Some(endpoint) = Endpoint::route(&parts.method, path) else {
         let (status, body) = fail(404, "NOT_FOUND", "no such API");

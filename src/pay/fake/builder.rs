@@ -1,6 +1,7 @@
 //! Configuring and starting a [`FakeWeChatPay`], and the keys it signs and verifies with.
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -29,7 +30,9 @@ pub struct FakeWeChatPayBuilder {
     max_orders: usize,
     notify_attempts: u32,
     notify_retry_delay: Duration,
+    notify_delay: Duration,
     refund_delay: Duration,
+    bind: SocketAddr,
 }
 
 impl fmt::Debug for FakeWeChatPayBuilder {
@@ -56,7 +59,9 @@ impl Default for FakeWeChatPayBuilder {
             max_orders: 10_000,
             notify_attempts: 5,
             notify_retry_delay: Duration::from_millis(100),
+            notify_delay: Duration::ZERO,
             refund_delay: Duration::from_millis(50),
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
     }
 }
@@ -95,7 +100,10 @@ impl FakeWeChatPayBuilder {
     }
 
     /// Dev mode: `POST {base_url}/fake/pay/{out_trade_no}` pays an order, as a buyer would,
-    /// so a developer can finish a payment with `curl`.
+    /// so a developer can finish a payment with `curl`; `POST {base_url}/fake/request-payment`
+    /// with the `wx.requestPayment` parameters as JSON does what `wx.requestPayment` does
+    /// (checks the appid and `paySign`, then pays the order of the prepay_id), for a
+    /// mini-program stand-in.
     pub fn dev_mode(mut self, on: bool) -> Self {
         self.dev_mode = on;
         self
@@ -116,18 +124,69 @@ impl FakeWeChatPayBuilder {
         self
     }
 
+    /// How long after a payment its first notification is sent (default none): a merchant
+    /// that hears late, as it does when WeChat Pay is slow, still has to answer a buyer
+    /// polling the order.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// use std::time::Duration;
+    /// use wxrest::pay::FakeWeChatPay;
+    ///
+    /// let fake = FakeWeChatPay::builder().notify_delay(Duration::from_millis(500)).start().await;
+    /// # drop(fake); }
+    /// ```
+    pub fn notify_delay(mut self, delay: Duration) -> Self {
+        self.notify_delay = delay;
+        self
+    }
+
+    /// The address to serve on (default `127.0.0.1:0`, a free port): a fixed one lets a
+    /// process outside the test (a mini-program stand-in) reach the fake's development routes.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> std::io::Result<()> {
+    /// use wxrest::pay::FakeWeChatPay;
+    ///
+    /// let fake = FakeWeChatPay::builder().bind(([127, 0, 0, 1], 0).into()).try_start().await?;
+    /// assert!(fake.base_url().starts_with("http://127.0.0.1:"));
+    /// # Ok(()) }
+    /// ```
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
     /// How long a refund stays `PROCESSING` before it succeeds (default 50 ms).
     pub fn refund_delay(mut self, delay: Duration) -> Self {
         self.refund_delay = delay;
         self
     }
 
-    /// Binds `127.0.0.1:0` and serves until the fake is dropped or shut down.
+    /// Binds `127.0.0.1:0` (or [`bind`](Self::bind)'s address) and serves until the fake is
+    /// dropped or shut down.
     ///
     /// # Panics
-    /// If a given key PEM is not an RSA private key, the APIv3 key is not 32 bytes, or no
-    /// local port can be bound (a broken test set-up).
+    /// If a given key PEM is not an RSA private key, the APIv3 key is not 32 bytes, or the
+    /// address cannot be bound (a broken test set-up; [`try_start`](Self::try_start) returns
+    /// that error instead).
     pub async fn start(self) -> FakeWeChatPay {
+        let bind = self.bind;
+        match self.try_start().await {
+            Ok(fake) => fake,
+            Err(err) => panic!("FakeWeChatPay: cannot bind {bind}: {err}"),
+        }
+    }
+
+    /// [`start`](Self::start), answering an address that cannot be bound (in use, not local)
+    /// with its error.
+    ///
+    /// # Errors
+    /// The error of binding the address.
+    ///
+    /// # Panics
+    /// If a given key PEM is not an RSA private key or the APIv3 key is not 32 bytes.
+    pub async fn try_start(self) -> std::io::Result<FakeWeChatPay> {
         let (default_merchant, default_platform) = default_keys().await;
         let merchant = self
             .merchant_key_pem
@@ -144,14 +203,8 @@ impl FakeWeChatPayBuilder {
         );
         let mut apiv3_key = [0u8; 32];
         apiv3_key.copy_from_slice(self.apiv3_key.as_bytes());
-        #[allow(clippy::expect_used)]
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("FakeWeChatPay: cannot bind 127.0.0.1:0");
-        #[allow(clippy::expect_used)]
-        let addr = listener
-            .local_addr()
-            .expect("FakeWeChatPay: bound socket has no address");
+        let listener = tokio::net::TcpListener::bind(self.bind).await?;
+        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             mchid: self.mchid,
             appid: self.appid,
@@ -167,6 +220,7 @@ impl FakeWeChatPayBuilder {
             max_orders: self.max_orders,
             notify_attempts: self.notify_attempts,
             notify_retry_delay: self.notify_retry_delay,
+            notify_delay: self.notify_delay,
             refund_delay: self.refund_delay,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -188,13 +242,13 @@ impl FakeWeChatPayBuilder {
                 tracing::warn!(error = %err, "FakeWeChatPay server stopped");
             }
         });
-        FakeWeChatPay {
+        Ok(FakeWeChatPay {
             shared,
             addr,
             shutdown: Some(tx),
             task: Some(task),
             _registration: crate::dev::FakeRegistration::new("FakeWeChatPay"),
-        }
+        })
     }
 }
 

@@ -143,6 +143,7 @@ struct Shared {
     max_orders: usize,
     notify_attempts: u32,
     notify_retry_delay: Duration,
+    notify_delay: Duration,
     refund_delay: Duration,
     http: reqwest::Client,
     state: Mutex<FakeState>,
@@ -228,6 +229,41 @@ fn state_desc(state: TradeState) -> &'static str {
 }
 
 impl Shared {
+    /// [`FakeWeChatPay::request_payment`].
+    fn request_payment(
+        self: &Arc<Self>,
+        params: &RequestPayment,
+    ) -> Result<Transaction, FakePayError> {
+        if params.app_id != self.appid {
+            return Err(FakePayError::BadParams("appId is not the merchant's appid"));
+        }
+        if params.sign_type != "RSA" {
+            return Err(FakePayError::BadParams("signType must be RSA"));
+        }
+        if !self.verify_pay_sign(params) {
+            return Err(FakePayError::BadParams("paySign does not verify"));
+        }
+        let prepay_id = params
+            .prepay_id()
+            .ok_or(FakePayError::BadParams("package must be prepay_id=..."))?;
+        let out_trade_no = self
+            .lock()
+            .prepay_ids
+            .get(prepay_id)
+            .cloned()
+            .ok_or(FakePayError::UnknownOrder)?;
+        self.pay(&out_trade_no)
+    }
+
+    /// [`FakeWeChatPay::verify_pay_sign`].
+    fn verify_pay_sign(&self, params: &RequestPayment) -> bool {
+        sign::verify(
+            &self.merchant_public,
+            params.signed_message().as_bytes(),
+            &params.pay_sign,
+        )
+    }
+
     fn lock(&self) -> MutexGuard<'_, FakeState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -329,35 +365,12 @@ impl FakeWeChatPay {
     /// [`FakePayError::BadParams`] for parameters WeChat would refuse, and those of
     /// [`FakeWeChatPay::pay`].
     pub fn request_payment(&self, params: &RequestPayment) -> Result<Transaction, FakePayError> {
-        if params.app_id != self.shared.appid {
-            return Err(FakePayError::BadParams("appId is not the merchant's appid"));
-        }
-        if params.sign_type != "RSA" {
-            return Err(FakePayError::BadParams("signType must be RSA"));
-        }
-        if !self.verify_pay_sign(params) {
-            return Err(FakePayError::BadParams("paySign does not verify"));
-        }
-        let prepay_id = params
-            .prepay_id()
-            .ok_or(FakePayError::BadParams("package must be prepay_id=..."))?;
-        let out_trade_no = self
-            .shared
-            .lock()
-            .prepay_ids
-            .get(prepay_id)
-            .cloned()
-            .ok_or(FakePayError::UnknownOrder)?;
-        self.shared.pay(&out_trade_no)
+        self.shared.request_payment(params)
     }
 
     /// Whether `paySign` is the merchant's signature of the other parameters.
     pub fn verify_pay_sign(&self, params: &RequestPayment) -> bool {
-        sign::verify(
-            &self.shared.merchant_public,
-            params.signed_message().as_bytes(),
-            &params.pay_sign,
-        )
+        self.shared.verify_pay_sign(params)
     }
 
     /// The order as WeChat Pay knows it.

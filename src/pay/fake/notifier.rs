@@ -137,6 +137,9 @@ impl Shared {
         }
         let shared = self.clone();
         let task = tokio::spawn(async move {
+            if !shared.notify_delay.is_zero() {
+                tokio::time::sleep(shared.notify_delay).await;
+            }
             for attempt in 0..shared.notify_attempts {
                 if attempt > 0 {
                     tokio::time::sleep(shared.notify_retry_delay).await;
