@@ -24,7 +24,7 @@
 //! [`Server`]). Behind `N` proxies that append to `X-Forwarded-For`,
 //! [`num_proxies(N)`](ThrottleLayer::num_proxies) takes the `N`th address from the right, as
 //! DRF's `NUM_PROXIES` does: the entries left of it are the client's own to forge (see
-//! [`client_addr`](crate::client::client_addr)); an IPv6 client counts by its `/64`. A request
+//! [`client_addr`]); an IPv6 client counts by its `/64`. A request
 //! with no address counts under the key `unknown`, and the first one logs an error: serve
 //! with `into_make_service_with_connect_info::<SocketAddr>()`, or every client shares one key.
 //!

@@ -157,8 +157,9 @@ impl<T: UserLookup + ?Sized> UserLookup for std::sync::Arc<T> {
 #[async_trait]
 pub trait LoginAttempts: Send + Sync + 'static {
     /// The address the login in `parts` comes from, as this check counts clients (the
-    /// default: the socket's peer; [`UsernameThrottle`] honours its trusted proxies). The
-    /// same address is the client whose share of the password hashing bound the check uses.
+    /// default: the socket's peer; `wxrest::throttle::UsernameThrottle` honours its trusted
+    /// proxies). The same address is the client whose share of the password hashing bound the
+    /// check uses.
     fn client(&self, parts: &Parts) -> Option<IpAddr> {
         crate::client::client_addr(parts, 0)
     }

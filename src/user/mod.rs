@@ -341,7 +341,8 @@ impl UserStore {
     }
 
     /// The user with exactly this username (case-sensitive, trailing spaces included, on
-    /// every backend: see [`exact`]).
+    /// every backend: the row found is compared byte for byte, since MySQL's `utf8mb4_bin`
+    /// ignores trailing spaces in `=`).
     pub async fn get_by_username(&self, username: &str) -> Result<Option<User>, BackendError> {
         let user = self
             .fetch_user_where("username", SqlValue::Text(username.to_owned()))
