@@ -1,12 +1,14 @@
 //! The quick start: JWT auth on an axum app, with the auth core alone
-//! (`wxrest = { version = "0.1", default-features = false }`).
+//! (`wxrest = { git = "https://github.com/wxrest/wxrest", default-features = false }` until
+//! it is on crates.io).
 //!
-//! `cargo run --example quickstart`, then
+//! `cargo run --example quickstart` listens on `127.0.0.1:3000` (the example mall keeps 8000),
+//! then, in another shell:
 //!
 //! ```text
-//! curl -s -X POST localhost:8000/auth/token/ -H 'content-type: application/json' \
-//!      -d '{"username":"demo","password":"demo-password"}'
-//! curl -s localhost:8000/me -H "Authorization: JWT <token>"
+//! TOKEN=$(curl -s -X POST localhost:3000/auth/token/ -H 'content-type: application/json' \
+//!      -d '{"username":"demo","password":"demo-password"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+//! curl -s localhost:3000/me -H "Authorization: JWT $TOKEN"
 //! ```
 //!
 //! `cargo run --example quickstart -- --self-test` does the same in process and exits 0 when
@@ -15,7 +17,6 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -23,9 +24,9 @@ use http::Request;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use wxrest::BackendError;
 use wxrest::auth::{AuthUser, TokenService, UserLookup, token_routes};
 use wxrest::prelude::*;
+use wxrest::{BackendError, async_trait};
 
 /// One demo account in memory (use `wxrest::user::UserStore` for real ones).
 struct DemoUsers(HashMap<String, (AuthUser, String)>);
@@ -120,8 +121,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Err("the protected route did not answer 200".into())
         };
     }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
-    println!("listening on http://127.0.0.1:8000");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    println!("listening on http://127.0.0.1:3000 (user demo, password demo-password)");
     // With the peer address (`ConnectInfo`): per-client limits (throttles, the login lock-out,
     // each client's share of password hashing) tell clients apart by it. Plain
     // `axum::serve(listener, app)` would put every client under one key.

@@ -58,6 +58,9 @@ mod redis_conn;
 #[cfg(feature = "server")]
 #[cfg_attr(docsrs, doc(cfg(feature = "server")))]
 pub mod server;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
 #[cfg(feature = "throttle")]
 #[cfg_attr(docsrs, doc(cfg(feature = "throttle")))]
 pub mod throttle;
@@ -75,6 +78,29 @@ pub mod viewset;
 pub mod wechat;
 
 pub use error::{ApiError, BackendError, ErrorCause, NULL_CHARACTERS};
+
+/// The attribute for implementing this crate's async traits ([`UserLookup`](auth::UserLookup),
+/// [`Authenticator`](auth::Authenticator), the stores): re-exported so an app needs no
+/// `async-trait` dependency of its own.
+///
+/// ```
+/// use wxrest::async_trait;
+/// use wxrest::BackendError;
+/// use wxrest::auth::{AuthUser, UserLookup};
+///
+/// struct NoUsers;
+///
+/// #[async_trait]
+/// impl UserLookup for NoUsers {
+///     async fn by_id(&self, _: i64) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+///     async fn by_username(&self, _: &str) -> Result<Option<AuthUser>, BackendError> { Ok(None) }
+///     async fn verify_password(&self, _: &str, _: &str) -> Result<Option<AuthUser>, BackendError> {
+///         Ok(None)
+///     }
+///     async fn bump_token_version(&self, _: i64) -> Result<Option<i64>, BackendError> { Ok(None) }
+/// }
+/// ```
+pub use async_trait::async_trait;
 
 /// The names most applications need, in one import.
 pub mod prelude {

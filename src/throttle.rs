@@ -1,11 +1,32 @@
-//! Throttling like DRF's throttle classes: `AnonRateThrottle`, `UserRateThrottle` and
-//! `ScopedRateThrottle` as one tower layer.
+//! Throttling with the rules of DRF's throttle classes (`AnonRateThrottle`, `UserRateThrottle`
+//! and `ScopedRateThrottle`) as one tower layer, counted in fixed windows.
 //! Needs feature `throttle` (and `redis` for `RedisRateStore`).
 //!
 //! Rates are written DRF's way (`"100/min"`, `"5/second"`, `"1000/day"`) and parsed at start-up.
 //! Over a limit the client gets DRF's 429:
 //! `{"detail": "Request was throttled. Expected available in N seconds.", "code": "throttled"}`
 //! with `Retry-After: N`.
+//!
+//! **Fixed windows, not DRF's sliding history.** DRF keeps each key's request timestamps and
+//! refuses while `requests` of them are younger than `period`. This layer keeps one counter per
+//! key instead: the key's first hit opens a window of `period`, hits in it are counted, and
+//! the count starts over when it ends. It costs one atomic increment per rule (one Redis round
+//! trip) instead of a list per client, and a client gets the same rate over time; but around a
+//! window's end a client can send up to `2 × requests` within one `period` (the end of one
+//! window and the start of the next), which DRF's history would refuse. Choose rates with that
+//! in mind.
+//!
+//! **Headers.** Every response that went through a counting rule carries the fields of the
+//! IETF draft *RateLimit header fields for HTTP* (draft-ietf-httpapi-ratelimit-headers), which
+//! clients can read before they hit the limit:
+//!
+//! ```text
+//! RateLimit-Policy: "anon";q=100;w=60, "login";q=5;w=60    every rule that counted it
+//! RateLimit: "login";r=3;t=41                              the tightest: 3 left, window ends in 41 s
+//! ```
+//!
+//! A 429 carries them too (`r=0`), with `Retry-After` equal to the longest wait of the rules
+//! over their limit. When the store fails (fail-open, below) the rule sends no fields.
 //!
 //! | rule | applies to | keyed by |
 //! |---|---|---|
@@ -66,12 +87,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use tower::Layer;
 
 use crate::auth::{AuthError, Identity, Login};
 use crate::client::{client_addr, network};
 use crate::error::{ApiError, BackendError};
-use crate::gate::{Decide, Decision, Gate};
+use crate::gate::{Decide, Decision, Gate, ResponseHeaders};
 
 /// A number of requests per period, parsed from DRF's notation.
 ///
@@ -745,7 +767,8 @@ impl<S> Layer<S> for ThrottleLayer {
 
 /// Every applicable counter is hit, as DRF checks every throttle class; the first rule over
 /// its limit answers 429 (with the longest wait). Decided at once when the store counts in
-/// memory; store failures let the request through.
+/// memory; store failures let the request through. The response carries the `RateLimit`
+/// fields of the rules that counted it (see the module docs).
 impl Decide for ThrottleLayer {
     fn decide(&self, parts: Parts) -> Decision {
         thread_local! {
@@ -753,54 +776,125 @@ impl Decide for ThrottleLayer {
             static KEY: RefCell<String> = const { RefCell::new(String::new()) };
         }
         let store = &self.config.store;
-        let mut wait = None;
+        let mut tally = Tally::default();
         // Keys for a store that must be waited for, from its first `None` on.
-        let mut later: Option<Vec<(String, Rate)>> = None;
+        let mut later: Option<Vec<(String, Rule)>> = None;
         self.config.each_rule(&parts, |rule, who| {
             KEY.with_borrow_mut(|key| {
                 key.clear();
                 let _ = write!(key, "{}:{who}", rule.name);
                 if let Some(keys) = &mut later {
-                    keys.push((key.clone(), rule.rate));
+                    keys.push((key.clone(), rule.clone()));
                     return;
                 }
                 match store.hit_now(key, rule.rate.period) {
-                    Some(hit) => count(&mut wait, hit, &rule.rate),
-                    None => later = Some(vec![(key.clone(), rule.rate)]),
+                    Some(hit) => tally.count(hit, rule),
+                    None => later = Some(vec![(key.clone(), rule.clone())]),
                 }
             });
         });
         let Some(keys) = later else {
-            return Decision::Ready(verdict(parts, wait));
+            return Decision::Ready(tally.verdict(parts));
         };
         let store = store.clone();
         Decision::Later(Box::pin(async move {
-            for (key, rate) in &keys {
-                count(&mut wait, store.hit(key, rate.period).await, rate);
+            for (key, rule) in &keys {
+                tally.count(store.hit(key, rule.rate.period).await, rule);
             }
-            verdict(parts, wait)
+            tally.verdict(parts)
         }))
     }
 }
 
-/// Adds one hit's wait, if over `rate`, to the longest so far.
-fn count(wait: &mut Option<Duration>, hit: Result<Hit, BackendError>, rate: &Rate) {
-    match hit {
-        Ok(hit) if hit.count > rate.requests => {
-            *wait = Some(wait.map_or(hit.resets_in, |w| w.max(hit.resets_in)));
+/// What the counters of one request said: the longest wait of a rule over its limit, the
+/// rule with the fewest requests left (the `RateLimit` field), and every counted rule's policy
+/// (the `RateLimit-Policy` field).
+#[derive(Default)]
+struct Tally {
+    wait: Option<Duration>,
+    tightest: Option<(Arc<str>, u64, Duration)>,
+    policy: String,
+}
+
+impl Tally {
+    /// Adds one rule's hit.
+    fn count(&mut self, hit: Result<Hit, BackendError>, rule: &Rule) {
+        let hit = match hit {
+            Ok(hit) => hit,
+            Err(err) => {
+                tracing::warn!(error = %err, "throttle store failed; letting the request through");
+                return;
+            }
+        };
+        if hit.count > rule.rate.requests {
+            self.wait = Some(self.wait.map_or(hit.resets_in, |w| w.max(hit.resets_in)));
         }
-        Ok(_) => {}
-        Err(err) => {
-            tracing::warn!(error = %err, "throttle store failed; letting the request through");
+        let remaining = rule.rate.requests.saturating_sub(hit.count);
+        let tighter = match &self.tightest {
+            None => true,
+            Some((_, r, t)) => remaining < *r || (remaining == *r && hit.resets_in > *t),
+        };
+        if tighter {
+            self.tightest = Some((rule.name.clone(), remaining, hit.resets_in));
+        }
+        if !self.policy.is_empty() {
+            self.policy.push_str(", ");
+        }
+        let _ = write!(
+            self.policy,
+            "\"{}\";q={};w={}",
+            rule.name,
+            rule.rate.requests,
+            rule.rate.period.as_secs()
+        );
+    }
+
+    /// The head to go on with (the `RateLimit` fields for its response in its extensions), or
+    /// the 429 (with them).
+    fn verdict(self, mut parts: Parts) -> Result<Parts, ApiError> {
+        let Some((name, remaining, resets_in)) = self.tightest else {
+            return match self.wait {
+                None => Ok(parts),
+                Some(wait) => Err(throttled(wait)),
+            };
+        };
+        let limit = format!("\"{name}\";r={remaining};t={}", whole_seconds(resets_in));
+        let fields = [
+            (RATELIMIT, HeaderValue::try_from(limit)),
+            (RATELIMIT_POLICY, HeaderValue::try_from(self.policy)),
+        ];
+        match self.wait {
+            None => {
+                let mut headers = HeaderMap::with_capacity(2);
+                for (name, value) in fields {
+                    if let Ok(value) = value {
+                        headers.insert(name, value);
+                    }
+                }
+                parts.extensions.insert(ResponseHeaders(headers));
+                Ok(parts)
+            }
+            Some(wait) => Err(fields
+                .into_iter()
+                .fold(throttled(wait), |err, (name, value)| match value {
+                    Ok(value) => err.with_header(name, value),
+                    Err(_) => err,
+                })),
         }
     }
 }
 
-fn verdict(parts: Parts, wait: Option<Duration>) -> Result<Parts, ApiError> {
-    match wait {
-        None => Ok(parts),
-        Some(wait) => Err(throttled(wait)),
-    }
+/// The `RateLimit` field (draft-ietf-httpapi-ratelimit-headers): the tightest counted rule,
+/// `"<rule>";r=<requests left>;t=<seconds until its window ends>`.
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// The `RateLimit-Policy` field (draft-ietf-httpapi-ratelimit-headers): every rule that counted
+/// the request, `"<rule>";q=<requests>;w=<window in seconds>`, comma-separated.
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Seconds, rounded up (a client waiting this long finds the window over), at least 1.
+fn whole_seconds(d: Duration) -> u64 {
+    (d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1)
 }
 
 impl Config {

@@ -7,8 +7,8 @@ use std::task::{Context, Poll, ready};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::Request;
 use http::request::Parts;
+use http::{HeaderMap, Request};
 use pin_project_lite::pin_project;
 use tower::Service;
 
@@ -42,6 +42,7 @@ pin_project! {
         Calling {
             #[pin]
             fut: S::Future,
+            extra: Option<HeaderMap>,
         },
         Refused {
             refusal: Option<ApiError>,
@@ -53,10 +54,10 @@ impl<S, B> ResponseFuture<S, B>
 where
     S: Service<Request<B>>,
 {
-    /// The inner service was called at once.
-    pub(super) fn calling(fut: S::Future) -> Self {
+    /// The inner service was called at once; `extra` headers go on its response.
+    pub(super) fn calling(fut: S::Future, extra: Option<HeaderMap>) -> Self {
         Self {
-            state: State::Calling { fut },
+            state: State::Calling { fut, extra },
         }
     }
 
@@ -103,18 +104,22 @@ where
                     body,
                     inner,
                 } => {
-                    let parts = match ready!(decision.as_mut().poll(cx)) {
+                    let mut parts = match ready!(decision.as_mut().poll(cx)) {
                         Ok(parts) => parts,
                         Err(err) => return Poll::Ready(Ok(err.into_response())),
                     };
                     let (Some(body), Some(mut inner)) = (body.take(), inner.take()) else {
                         return Poll::Ready(Ok(ApiError::unavailable().into_response()));
                     };
+                    let extra = super::ResponseHeaders::take(&mut parts);
                     let fut = inner.call(Request::from_parts(parts, body));
-                    this.state.set(State::Calling { fut });
+                    this.state.set(State::Calling { fut, extra });
                 }
-                StateProj::Calling { fut } => {
-                    let response = ready!(fut.poll(cx))?;
+                StateProj::Calling { fut, extra } => {
+                    let mut response = ready!(fut.poll(cx))?;
+                    if let Some(extra) = extra.take() {
+                        response.headers_mut().extend(extra);
+                    }
                     return Poll::Ready(Ok(response.map(Body::new)));
                 }
                 StateProj::Refused { refusal } => {

@@ -54,13 +54,26 @@ use std::task::{Context, Poll};
 
 use axum::response::Response;
 use bytes::Bytes;
-use http::Request;
 use http::request::Parts;
+use http::{HeaderMap, Request};
 use tower::Service;
 
 use crate::auth::BoxFuture;
 use crate::error::ApiError;
 use future::ResponseFuture;
+
+/// Headers a [`Decide`] of this crate wants on the inner service's response (the throttle's
+/// `RateLimit` fields): put in the request's extensions, taken out by the [`Gate`] before the
+/// inner service sees the request, and appended to its response.
+#[derive(Clone, Debug)]
+pub(crate) struct ResponseHeaders(pub(crate) HeaderMap);
+
+impl ResponseHeaders {
+    /// Takes the headers out of `parts`, if a decision put some there.
+    pub(crate) fn take(parts: &mut Parts) -> Option<HeaderMap> {
+        parts.extensions.remove::<ResponseHeaders>().map(|h| h.0)
+    }
+}
 
 /// What a [`Decide`] answers: the head to go on with (possibly enriched, e.g. with an
 /// [`Identity`](crate::auth::Identity)), or the error to answer with.
@@ -146,8 +159,9 @@ where
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (parts, body) = req.into_parts();
         match self.decide.decide(parts) {
-            Decision::Ready(Ok(parts)) => {
-                ResponseFuture::calling(self.inner.call(Request::from_parts(parts, body)))
+            Decision::Ready(Ok(mut parts)) => {
+                let extra = ResponseHeaders::take(&mut parts);
+                ResponseFuture::calling(self.inner.call(Request::from_parts(parts, body)), extra)
             }
             Decision::Ready(Err(refusal)) => ResponseFuture::refused(refusal),
             Decision::Later(decision) => {

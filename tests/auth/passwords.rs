@@ -30,6 +30,13 @@ const DJANGO_ARGON2ID: &str =
 const DJANGO_ARGON2I: &str = "argon2$argon2i$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$YC9+jJCrQhs5R6db7LlN8Q";
 /// Django's tests: "secret", an old argon2i hash without a version attribute (version 0x10).
 const DJANGO_ARGON2I_NO_VERSION: &str = "argon2$argon2i$m=8,t=1,p=1$c29tZXNhbHQ$gwQOXSNhxiOxPOA0+PY10P9QFO4NAYysnqRt1GSQLE55m+2GYDt9FEjPMHhP2Cuf0nOEXXMocVrsJAtNSsKyfg";
+/// Django's `make_password("lètmein", "seasalt", "scrypt")` (Django 4+, its defaults n=2**14,
+/// r=8, p=1, dklen=64; the value in Django's own tests). Made again with Python's
+/// `hashlib.scrypt("lètmein".encode(), salt=b"seasalt", n=2**14, r=8, p=1, dklen=64)`,
+/// base64, as `"scrypt$%d$%s$%d$%d$%s" % (n, salt, r, p, hash)`.
+const DJANGO_SCRYPT: &str = "scrypt$16384$seasalt$8$1$Qj3+9PPyRjSJIebHnG81TMjsqtaIGxNQG/aEB/NYafTJ7tibgfYz71m0ldQESkXFRkdVCBhhY8mx7rQwite/Pw==";
+/// The same password and salt with `p=5` (what some Django forks write), made the same way.
+const DJANGO_SCRYPT_P5: &str = "scrypt$16384$seasalt$8$5$ECMIUp+LMxMSK8xB/IVyba+KYGTI7FTnet025q/1f/vBAVnnP3hdYqJuRi+mJn6ji6ze3Fbb7JEFPKGpuEf5vw==";
 /// OpenWall's bcrypt test vector for "U*U", as Django's `BCryptPasswordHasher` stores it.
 const DJANGO_BCRYPT: &str = "bcrypt$$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW";
 
@@ -230,6 +237,30 @@ async fn native_argon2id_with_older_parameters_is_upgraded() {
 }
 
 #[tokio::test]
+async fn django_scrypt_hash_logs_in_and_is_upgraded() {
+    let t = sqlite().await;
+    let f = Fixture::unpadded(&t);
+    let id = f.user_with_stored("scrypt", DJANGO_SCRYPT).await;
+    f.assert_logs_in_and_is_upgraded("scrypt", "lètmein", id)
+        .await;
+    let id = f.user_with_stored("scrypt5", DJANGO_SCRYPT_P5).await;
+    f.assert_logs_in_and_is_upgraded("scrypt5", "lètmein", id)
+        .await;
+}
+
+#[tokio::test]
+async fn scrypt_hash_asking_for_a_gigabyte_is_refused_without_running() {
+    // n=2**20, r=8: 1 GiB while it runs. Refused unread (above MAX_SCRYPT_MEMORY), so it gets
+    // the usual 400 and the row is kept.
+    let t = sqlite().await;
+    let f = Fixture::unpadded(&t);
+    let hostile = DJANGO_SCRYPT.replacen("16384", "1048576", 1);
+    let id = f.user_with_stored("greedy", &hostile).await;
+    f.assert_refused("greedy", "lètmein").await;
+    assert_eq!(f.stored(id).await, hostile);
+}
+
+#[tokio::test]
 async fn wrong_passwords_against_django_hashes_get_the_usual_400_and_keep_the_hash() {
     for t in databases::each_backend().await {
         let f = Fixture::unpadded(&t);
@@ -239,6 +270,7 @@ async fn wrong_passwords_against_django_hashes_get_the_usual_400_and_keep_the_ha
             ("argon2", DJANGO_ARGON2I.to_owned()),
             ("bsha", django_bcrypt_sha256("lètmein", 4, [1; 16])),
             ("bcrypt", DJANGO_BCRYPT.to_owned()),
+            ("scrypt", DJANGO_SCRYPT.to_owned()),
         ] {
             let id = f.user_with_stored(name, &stored).await;
             f.assert_refused(name, "lètmeinz").await;

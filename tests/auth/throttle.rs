@@ -131,6 +131,71 @@ async fn throttled_requests_get_drfs_429_body_and_retry_after() {
     );
 }
 
+/// The `RateLimit` field's parts: (rule, requests left, seconds until the window ends).
+fn ratelimit(headers: &http::HeaderMap) -> (String, u64, u64) {
+    let field = headers["ratelimit"].to_str().unwrap();
+    let mut parts = field.split(';');
+    let name = parts.next().unwrap().trim_matches('"').to_owned();
+    let (mut r, mut t) = (None, None);
+    for param in parts {
+        match param.split_once('=').unwrap() {
+            ("r", v) => r = Some(v.parse().unwrap()),
+            ("t", v) => t = Some(v.parse().unwrap()),
+            other => panic!("unexpected parameter {other:?} in {field}"),
+        }
+    }
+    (name, r.unwrap(), t.unwrap())
+}
+
+fn policy(headers: &http::HeaderMap) -> &str {
+    headers["ratelimit-policy"].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn counted_responses_carry_ratelimit_and_ratelimit_policy() {
+    let throttle = ThrottleLayer::new(MemoryRateStore::new())
+        .anon(rate("3/min"))
+        .scope("login", rate("2/min"), is_login);
+    let app = app(throttle);
+    let (status, headers, _) = send(&app, request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(status, 200);
+    assert_eq!(policy(&headers), r#""anon";q=3;w=60"#);
+    let (name, left, reset) = ratelimit(&headers);
+    assert_eq!((name.as_str(), left), ("anon", 2));
+    assert!((1..=60).contains(&reset), "t={reset}");
+    // The login route counts under both rules: the policy lists both, `RateLimit` names the
+    // one with fewer requests left.
+    let (_, headers, _) = send(&app, request("POST", "/login", "10.0.0.1", None)).await;
+    assert_eq!(policy(&headers), r#""anon";q=3;w=60, "login";q=2;w=60"#);
+    assert_eq!(ratelimit(&headers).1, 1); // anon: 1 left (its 2nd hit), login: 1 left
+    let (_, headers, _) = send(&app, request("POST", "/login", "10.0.1.1", None)).await;
+    let (name, left, _) = ratelimit(&headers);
+    assert_eq!((name.as_str(), left), ("login", 1));
+}
+
+#[tokio::test]
+async fn a_throttled_response_says_nothing_is_left_until_retry_after() {
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
+    let (_, first, _) = send(&app, request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(ratelimit(&first).1, 0);
+    let (status, headers, _) = send(&app, request("GET", "/goods", "10.0.0.1", None)).await;
+    assert_eq!(status, 429);
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let (name, left, reset) = ratelimit(&headers);
+    assert_eq!((name.as_str(), left, reset), ("anon", 0, retry));
+    assert_eq!(policy(&headers), r#""anon";q=1;w=60"#);
+}
+
+#[tokio::test]
+async fn routes_no_rule_counts_carry_no_ratelimit_fields() {
+    // A user request under an `anon`-only layer is not counted.
+    let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("1/min")));
+    let (status, headers, _) = send(&app, request("GET", "/goods", "10.0.0.1", Some(7))).await;
+    assert_eq!(status, 200);
+    assert!(!headers.contains_key("ratelimit"));
+    assert!(!headers.contains_key("ratelimit-policy"));
+}
+
 #[tokio::test]
 async fn the_window_resets_after_its_period() {
     let app = app(ThrottleLayer::new(MemoryRateStore::new()).anon(rate("2/second")));
@@ -266,6 +331,13 @@ async fn two_layers_sharing_one_redis_store_hold_the_limit_together() {
     let (_, headers, body) = send(&a, request("GET", "/goods", "10.0.0.1", None)).await;
     assert_eq!(body["code"], "throttled");
     assert!(headers.contains_key("retry-after"));
+    // Counted in Redis (a decision made later), the fields are the same.
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert_eq!(ratelimit(&headers), ("anon".into(), 0, retry));
+    let (status, headers, _) = send(&b, request("GET", "/goods", "10.0.0.9", None)).await;
+    assert_eq!(status, 200);
+    assert_eq!(ratelimit(&headers).1, 2);
+    assert_eq!(policy(&headers), r#""anon";q=3;w=60"#);
 }
 
 #[tokio::test]

@@ -698,8 +698,7 @@ mod deactivation {
 
     #[tokio::test]
     async fn with_redis_every_instance_sees_a_deactivation_at_once() {
-        let Some(url) = std::env::var("WXREST_TEST_REDIS").ok() else {
-            eprintln!("skipping: set WXREST_TEST_REDIS");
+        let Some(url) = databases::redis_url() else {
             return;
         };
         let db = databases::fresh_db("sqlite-file").await;

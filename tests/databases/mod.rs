@@ -7,10 +7,17 @@
 //! when `WXREST_TEST_REDIS` is set (each test uses its own key prefix). When a variable is unset
 //! the backend is skipped with a message, except under `CI=true`, where skipping would hide
 //! failures and the test panics instead.
+//!
+//! A skip is reported where `cargo test` shows it, not in the captured output of a passing
+//! test: a `SKIPPED: <test>: set <VAR> …` line on the terminal as it happens, and, after the
+//! binary's `test result:` line, `skipped: N tests of this binary lacked a server (…)`.
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
+use std::io::Write as _;
 use std::ops::Deref;
+use std::sync::{Mutex, Once, PoisonError};
 
 use sqlx::Connection;
 use wxrest::db::Db;
@@ -28,8 +35,59 @@ fn configured(var: &str) -> Option<String> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{var} is not set but CI=true: the tests needing it must run in CI");
     }
-    eprintln!("skipping: set {var} to a server URL to run the tests needing it");
+    skipped(var);
     None
+}
+
+/// The tests of this binary that skipped something, and the variables they lacked.
+static SKIPS: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+
+/// Reports that the running test skips what needs `var`: on the terminal at once (written to
+/// the process's stderr, which the test harness does not capture, unlike `eprintln!`), and
+/// counted for the line printed when the binary exits.
+pub fn skipped(var: &str) {
+    // The harness names each test's thread after the test.
+    let test = std::thread::current()
+        .name()
+        .filter(|name| *name != "main")
+        .unwrap_or("a test")
+        .to_owned();
+    let new = SKIPS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert((test.clone(), var.to_owned()));
+    if new {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {test}: set {var} to a server URL to run what needs it"
+        );
+    }
+    static REPORT_AT_EXIT: Once = Once::new();
+    REPORT_AT_EXIT.call_once(|| {
+        unsafe extern "C" {
+            fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+        }
+        // SAFETY: `atexit` from the C library std links; the callback is a plain function
+        // that only reads a static and writes to stderr.
+        unsafe {
+            atexit(report_skips);
+        }
+    });
+}
+
+/// Prints how many tests of this binary skipped and what they lacked, after the harness's
+/// own summary.
+extern "C" fn report_skips() {
+    let skips = SKIPS.lock().unwrap_or_else(PoisonError::into_inner);
+    let tests: BTreeSet<&str> = skips.iter().map(|(test, _)| test.as_str()).collect();
+    let vars: BTreeSet<&str> = skips.iter().map(|(_, var)| var.as_str()).collect();
+    let vars: Vec<&str> = vars.into_iter().collect();
+    let _ = writeln!(
+        std::io::stderr(),
+        "skipped: {} tests of this binary lacked a server (set {})\n",
+        tests.len(),
+        vars.join(", ")
+    );
 }
 
 /// Labels of the backends this run covers.

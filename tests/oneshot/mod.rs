@@ -4,24 +4,15 @@
 
 use axum::Router;
 use axum::body::Body;
-use http::{Request, Response};
-use http_body_util::BodyExt;
+use http::Request;
 use serde_json::Value;
-use tower::ServiceExt;
+use wxrest::testing::TestClient;
 
-/// Sends `req` to `app` and returns status, headers and JSON body (Null when empty).
+/// Sends `req` to `app` and returns status, headers and JSON body (Null when empty): the
+/// public test kit's `TestClient::send`, as a tuple.
 pub async fn send(app: &Router, req: Request<Body>) -> (http::StatusCode, http::HeaderMap, Value) {
-    let response: Response<Body> = app.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-    };
-    (status, headers, body)
+    let answer = TestClient::new(app.clone()).send(req).await;
+    (answer.status, answer.headers, answer.body)
 }
 
 pub fn get(uri: &str, auth: Option<&str>) -> Request<Body> {

@@ -8,14 +8,16 @@
 //! | `Argon2PasswordHasher` | `argon2` + a PHC string: `argon2$argon2id$v=19$m=102400,t=2,p=8$<salt>$<hash>` (older: `argon2$argon2i$...`, with or without `v=`) |
 //! | `BCryptSHA256PasswordHasher` | `bcrypt_sha256$` + bcrypt over the lowercase hex SHA-256 of the password: `bcrypt_sha256$$2b$12$...` |
 //! | `BCryptPasswordHasher` | `bcrypt$` + bcrypt over the password (truncated at 72 bytes): `bcrypt$$2b$12$...` |
+//! | `ScryptPasswordHasher` | `scrypt$<n>$<salt>$<r>$<p>$<base64 of scrypt, 64 bytes>` (Django writes n=16384, r=8, p=1) |
 //!
 //! The password and the salt are UTF-8, as Django's `force_bytes` makes them. Comparisons are
-//! constant-time (`subtle` for PBKDF2; the `argon2` and `bcrypt` crates' own verification).
+//! constant-time (`subtle` for PBKDF2 and scrypt; the `argon2` and `bcrypt` crates' own
+//! verification).
 //!
-//! Work factors beyond [`MAX_PBKDF2_ITERATIONS`], [`MAX_BCRYPT_COST`] and the argon2 limits in
-//! the parent module are not verified (a tampered or absurd row must not hold a hashing permit
-//! for minutes); such a hash, like Django's other formats (`scrypt`, `sha1`, `md5`,
-//! `unsalted_*`, `crypt`), never matches.
+//! Work factors beyond [`MAX_PBKDF2_ITERATIONS`], [`MAX_BCRYPT_COST`], [`MAX_SCRYPT_MEMORY`] /
+//! [`MAX_SCRYPT_P`] and the argon2 limits in the parent module are not verified (a tampered or
+//! absurd row must not hold a hashing permit for minutes, nor make us allocate gigabytes); such
+//! a hash, like Django's other formats (`sha1`, `md5`, `unsalted_*`, `crypt`), never matches.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -28,8 +30,20 @@ pub const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
 /// The highest bcrypt cost verified: Django writes 12; each step doubles the work.
 pub const MAX_BCRYPT_COST: u32 = 14;
 
+/// The most memory a scrypt hash may need to be verified, in bytes: scrypt holds `128 * n * r`
+/// bytes while it runs. Django writes n=16384, r=8 (16 MiB); this allows 64 MiB, so a hash
+/// with a larger `n` or `r` (say, a tampered row asking for gigabytes) is refused unread.
+pub const MAX_SCRYPT_MEMORY: u64 = 64 * 1024 * 1024;
+
+/// The highest scrypt parallelism verified: Django writes 1. Its `p` passes run one after
+/// another here, so `p` multiplies the time a verification holds a hashing permit.
+pub const MAX_SCRYPT_P: u32 = 16;
+
+/// The length of the scrypt output Django stores (its `dklen=64`).
+const SCRYPT_LEN: usize = 64;
+
 /// A Django hash this crate can verify, borrowed from the stored value.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) enum DjangoHash<'a> {
     /// `pbkdf2_sha256$...` or `pbkdf2_sha1$...`.
     Pbkdf2 {
@@ -43,7 +57,57 @@ pub(super) enum DjangoHash<'a> {
     Argon2(String),
     /// `bcrypt_sha256$<bcrypt>` (`sha256: true`) or `bcrypt$<bcrypt>`.
     Bcrypt { sha256: bool, bcrypt: &'a str },
+    /// `scrypt$<n>$<salt>$<r>$<p>$<hash>`, its parameters within the limits above.
+    Scrypt {
+        params: scrypt::Params,
+        salt: &'a str,
+        hash: Vec<u8>,
+    },
 }
+
+impl PartialEq for DjangoHash<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        use DjangoHash::*;
+        match (self, other) {
+            (
+                Pbkdf2 {
+                    prf,
+                    iterations,
+                    salt,
+                    hash,
+                },
+                Pbkdf2 {
+                    prf: p2,
+                    iterations: i2,
+                    salt: s2,
+                    hash: h2,
+                },
+            ) => (prf, iterations, salt, hash) == (p2, i2, s2, h2),
+            (Argon2(a), Argon2(b)) => a == b,
+            (
+                Bcrypt { sha256, bcrypt },
+                Bcrypt {
+                    sha256: s2,
+                    bcrypt: b2,
+                },
+            ) => (sha256, bcrypt) == (s2, b2),
+            (
+                Scrypt { params, salt, hash },
+                Scrypt {
+                    params: p2,
+                    salt: s2,
+                    hash: h2,
+                },
+            ) => {
+                (params.log_n(), params.r(), params.p(), salt, hash)
+                    == (p2.log_n(), p2.r(), p2.p(), s2, h2)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for DjangoHash<'_> {}
 
 /// The HMAC digest of a PBKDF2 hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +136,7 @@ impl<'a> DjangoHash<'a> {
             "argon2" => Self::argon2(rest),
             "bcrypt_sha256" => Self::bcrypt(true, rest),
             "bcrypt" => Self::bcrypt(false, rest),
+            "scrypt" => Self::scrypt(rest),
             _ => None,
         }
     }
@@ -122,6 +187,28 @@ impl<'a> DjangoHash<'a> {
             .then_some(DjangoHash::Bcrypt { sha256, bcrypt })
     }
 
+    fn scrypt(rest: &'a str) -> Option<Self> {
+        // Django: `"%s$%d$%s$%d$%d$%s" % (algorithm, n, salt, r, p, hash)`.
+        let mut parts = rest.splitn(5, '$');
+        let n = decimal(parts.next()?)?;
+        let salt = parts.next()?;
+        let r = u32::try_from(decimal(parts.next()?)?).ok()?;
+        let p = u32::try_from(decimal(parts.next()?)?).ok()?;
+        let hash = STANDARD.decode(parts.next()?).ok()?;
+        // n a power of two above 1, and the memory and passes bounded before anything is
+        // allocated.
+        if !n.is_power_of_two() || n < 2 || salt.is_empty() || hash.len() != SCRYPT_LEN {
+            return None;
+        }
+        let memory = 128u64.checked_mul(n)?.checked_mul(u64::from(r))?;
+        if memory > MAX_SCRYPT_MEMORY || !(1..=MAX_SCRYPT_P).contains(&p) {
+            return None;
+        }
+        let log_n = u8::try_from(n.trailing_zeros()).ok()?;
+        let params = scrypt::Params::new(log_n, r, p).ok()?;
+        Some(DjangoHash::Scrypt { params, salt, hash })
+    }
+
     /// Whether `password` is the one this hash was made from. Blocking: runs the hash.
     /// (Argon2 hashes are verified by the parent module, which bounds their parameters.)
     pub(super) fn verify(&self, password: &str) -> bool {
@@ -156,9 +243,21 @@ impl<'a> DjangoHash<'a> {
                 };
                 verified.unwrap_or(false)
             }
+            DjangoHash::Scrypt { params, salt, hash } => {
+                let mut computed = [0u8; SCRYPT_LEN];
+                scrypt::scrypt(password.as_bytes(), salt.as_bytes(), params, &mut computed).is_ok()
+                    && bool::from(computed.ct_eq(hash))
+            }
             DjangoHash::Argon2(_) => false,
         }
     }
+}
+
+/// A count as Django writes it (`%d`): decimal digits only, no sign or spaces.
+fn decimal(s: &str) -> Option<u64> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -204,13 +303,40 @@ mod tests {
             "bcrypt_sha256$$2b$31$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW",
             "bcrypt$$2b$05$short",
             "argon2$argon2x$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$YC9+jJCrQhs5R6db7LlN8Q",
+            // scrypt: short hash, n not a power of two, n=2^20 with r=8 (1 GiB), p too high,
+            // a sign, an empty salt.
             "scrypt$16384$salt$8$1$aGFzaA==",
+            format!("scrypt$16383$salt$8$1${HASH64}").as_str(),
+            format!("scrypt$1048576$salt$8$1${HASH64}").as_str(),
+            format!("scrypt$16384$salt$4294967295$1${HASH64}").as_str(),
+            format!("scrypt$16384$salt$8$17${HASH64}").as_str(),
+            format!("scrypt$+16384$salt$8$1${HASH64}").as_str(),
+            format!("scrypt$16384$$8$1${HASH64}").as_str(),
             "md5$seasalt$3f86d0d3d465b7b458c231bf3555c0e3",
             "sha1$$6d138ca3ae545631b3abd71a4f076ce759c5700b",
             "88a434c88cca4e900f7874cd98123f43",
         ] {
             assert_eq!(DjangoHash::parse(stored), None, "{stored}");
         }
+    }
+
+    /// 64 bytes of base64, the length of Django's scrypt output.
+    const HASH64: &str =
+        "Qj3+9PPyRjSJIebHnG81TMjsqtaIGxNQG/aEB/NYafTJ7tibgfYz71m0ldQESkXFRkdVCBhhY8mx7rQwite/Pw==";
+
+    #[test]
+    fn scrypt_with_djangos_parameters_parses_within_the_memory_cap() {
+        let stored = format!("scrypt$16384$seasalt$8$1${HASH64}");
+        let Some(DjangoHash::Scrypt { params, salt, hash }) = DjangoHash::parse(&stored) else {
+            panic!("not parsed");
+        };
+        assert_eq!(
+            (params.log_n(), params.r(), params.p(), salt, hash.len()),
+            (14, 8, 1, "seasalt", 64)
+        );
+        // The largest accepted: 128 * n * r == MAX_SCRYPT_MEMORY.
+        assert!(DjangoHash::parse(format!("scrypt$65536$s$8$1${HASH64}").as_str()).is_some());
+        assert!(DjangoHash::parse(format!("scrypt$65536$s$9$1${HASH64}").as_str()).is_none());
     }
 
     #[test]

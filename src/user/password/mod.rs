@@ -2,7 +2,7 @@
 //!
 //! New passwords are hashed with argon2id and the crate's default parameters, stored as a PHC
 //! string (`$argon2id$v=19$m=...,t=...,p=...$salt$hash`). Verification also reads the hashes
-//! Django writes (`pbkdf2_sha256`, `pbkdf2_sha1`, `argon2`, `bcrypt_sha256`, `bcrypt`), so
+//! Django writes (`pbkdf2_sha256`, `pbkdf2_sha1`, `argon2`, `bcrypt_sha256`, `bcrypt`, `scrypt`), so
 //! users imported from a Django project log in with their password; [`Verdict::Outdated`]
 //! tells the caller to store a fresh hash ([`UserStore`](super::UserStore) does, on login).
 //!
@@ -30,7 +30,7 @@
 
 mod django;
 
-pub use django::{MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS};
+pub use django::{MAX_BCRYPT_COST, MAX_PBKDF2_ITERATIONS, MAX_SCRYPT_MEMORY, MAX_SCRYPT_P};
 
 use std::cell::RefCell;
 use std::collections::HashMap;
