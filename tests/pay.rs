@@ -143,7 +143,12 @@ impl Harness {
             pay,
             merchant,
             notify_url,
-            http: reqwest::Client::new(),
+            http: {
+                // reqwest is built with `rustls-no-provider` (wxrest's TLS is rustls on ring):
+                // like any app building its own clients, pick the process's provider first.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
         }
     }
 

@@ -360,8 +360,8 @@ fn parse_public_key(pem: &str) -> Result<PublicKey, PayError> {
     let block = ::pem::parse(pem).map_err(|_| invalid())?;
     let pkcs1_der = match block.tag() {
         "PUBLIC KEY" => {
-            let spki = spki::SubjectPublicKeyInfoRef::from_der(block.contents())
-                .map_err(|_| invalid())?;
+            let spki =
+                spki::SubjectPublicKeyInfoRef::from_der(block.contents()).map_err(|_| invalid())?;
             if spki.algorithm.oid != RSA_ENCRYPTION {
                 return Err(invalid());
             }
@@ -383,7 +383,10 @@ fn parse_public_key(pem: &str) -> Result<PublicKey, PayError> {
             "the WeChat Pay public key has more than 8192 bits".into(),
         ));
     }
-    Ok(UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, pkcs1_der))
+    Ok(UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        pkcs1_der,
+    ))
 }
 
 /// `rsaEncryption` (PKCS#1), the algorithm of an RSA SPKI.
@@ -499,10 +502,7 @@ mod tests {
         let signature = super::super::sign::sign(&signing, message).unwrap();
         let spki = parse_public_key(TEST_PUBLIC_KEY).unwrap();
         assert!(super::super::sign::verify(&spki, message, &signature));
-        let pkcs1_pem = ::pem::encode(&::pem::Pem::new(
-            "RSA PUBLIC KEY",
-            spki.as_ref().to_vec(),
-        ));
+        let pkcs1_pem = ::pem::encode(&::pem::Pem::new("RSA PUBLIC KEY", spki.as_ref().to_vec()));
         let pkcs1 = parse_public_key(&pkcs1_pem).unwrap();
         assert!(super::super::sign::verify(&pkcs1, message, &signature));
     }
@@ -512,8 +512,14 @@ mod tests {
         // A 1024-bit RSA key and a P-256 key (openssl genpkey), PKCS#8 and SPKI.
         let small = parse_private_key(SMALL_KEY).err().unwrap().to_string();
         assert!(small.contains("at least 2048 bits"), "{small}");
-        let small_public = parse_public_key(SMALL_PUBLIC_KEY).err().unwrap().to_string();
-        assert!(small_public.contains("at least 2048 bits"), "{small_public}");
+        let small_public = parse_public_key(SMALL_PUBLIC_KEY)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            small_public.contains("at least 2048 bits"),
+            "{small_public}"
+        );
         let ec = parse_public_key(EC_PUBLIC_KEY).err().unwrap().to_string();
         assert!(ec.contains("not a PEM RSA public key"), "{ec}");
     }

@@ -14,7 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey};
+use ring::signature::{
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
+};
 use serde::{Deserialize, Serialize};
 
 use super::{NotifyError, PayError};
@@ -28,7 +30,10 @@ pub(super) type PublicKey = UnparsedPublicKey<Vec<u8>>;
 /// The public half of `key`, as a verifier.
 pub(super) fn public_key_of(key: &SigningKey) -> PublicKey {
     use ring::signature::KeyPair;
-    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key.public_key().as_ref().to_vec())
+    UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        key.public_key().as_ref().to_vec(),
+    )
 }
 
 /// The `Authorization` scheme (and `Wechatpay-Signature-Type`) of API v3 with RSA keys.
@@ -59,8 +64,13 @@ pub(super) fn nonce() -> String {
 /// Base64 RSA-SHA256 (PKCS#1 v1.5) signature of `message`.
 pub(super) fn sign(key: &SigningKey, message: &[u8]) -> Result<String, PayError> {
     let mut signature = vec![0; key.public().modulus_len()];
-    key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature)
-        .map_err(|_| PayError::Sign)?;
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message,
+        &mut signature,
+    )
+    .map_err(|_| PayError::Sign)?;
     Ok(STANDARD.encode(signature))
 }
 
@@ -191,11 +201,7 @@ pub struct RequestPayment {
 
 impl RequestPayment {
     /// Signs the parameters for `prepay_id` now.
-    pub(super) fn sign(
-        appid: &str,
-        prepay_id: &str,
-        key: &SigningKey,
-    ) -> Result<Self, PayError> {
+    pub(super) fn sign(appid: &str, prepay_id: &str, key: &SigningKey) -> Result<Self, PayError> {
         let mut params = Self {
             app_id: appid.to_owned(),
             time_stamp: unix_now().to_string(),
@@ -314,8 +320,16 @@ mod tests {
         let key = crate::pay::config::parse_private_key(TEST_KEY).unwrap();
         let ours = sign(&key, &wechatpay_message("17", "N", b"{}")).unwrap();
         assert_eq!(ours, OPENSSL_SIGNATURE);
-        assert!(verify(&test_key(), &wechatpay_message("17", "N", b"{}"), &ours));
-        assert!(!verify(&test_key(), &wechatpay_message("18", "N", b"{}"), &ours));
+        assert!(verify(
+            &test_key(),
+            &wechatpay_message("17", "N", b"{}"),
+            &ours
+        ));
+        assert!(!verify(
+            &test_key(),
+            &wechatpay_message("18", "N", b"{}"),
+            &ours
+        ));
     }
 
     const OPENSSL_SIGNATURE: &str = include_str!("fake/dev_keys/signature-17-N.b64");
