@@ -43,7 +43,7 @@
 ))]
 compile_error!(
     "wxrest: the `wechat` and `pay` features need a TLS backend to reach WeChat: \
-     add the feature `rustls` (pure-Rust TLS on ring) or `native-tls` (the system's TLS)"
+     add the feature `rustls` (rustls on ring) or `native-tls` (the system's TLS)"
 );
 
 pub mod auth;
