@@ -14,9 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
 use ring::rand::SystemRandom;
-use ring::signature::{
-    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
-};
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
 
 use super::{NotifyError, PayError};
@@ -28,8 +26,9 @@ pub(super) type SigningKey = RsaKeyPair;
 pub(super) type PublicKey = UnparsedPublicKey<Vec<u8>>;
 
 /// The public half of `key`, as a verifier.
+#[cfg(any(test, feature = "fake-pay"))]
 pub(super) fn public_key_of(key: &SigningKey) -> PublicKey {
-    use ring::signature::KeyPair;
+    use ring::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256};
     UnparsedPublicKey::new(
         &RSA_PKCS1_2048_8192_SHA256,
         key.public_key().as_ref().to_vec(),
