@@ -37,6 +37,15 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(all(
+    any(feature = "wechat", feature = "pay"),
+    not(any(feature = "rustls", feature = "native-tls"))
+))]
+compile_error!(
+    "wxrest: the `wechat` and `pay` features need a TLS backend to reach WeChat: \
+     add the feature `rustls` (rustls on ring) or `native-tls` (the system's TLS)"
+);
+
 pub mod auth;
 pub mod client;
 #[cfg(feature = "db")]

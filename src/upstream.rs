@@ -52,3 +52,32 @@ pub(crate) fn describe(err: reqwest::Error) -> String {
     }
     text
 }
+
+/// A reqwest client builder on the TLS backend the features chose: rustls on ring (with the
+/// platform's certificate verifier) when `rustls` is on, else the system's native TLS.
+///
+/// The rustls configuration is handed to reqwest ready-made, so no process-wide crypto
+/// provider is installed or needed: an application keeps whichever default it sets.
+pub(crate) fn http_client_builder() -> Result<reqwest::ClientBuilder, String> {
+    let builder = reqwest::Client::builder();
+    #[cfg(feature = "rustls")]
+    let builder = builder.tls_backend_preconfigured(rustls_config()?);
+    Ok(builder)
+}
+
+#[cfg(feature = "rustls")]
+fn rustls_config() -> Result<rustls::ClientConfig, String> {
+    use std::sync::Arc;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| format!("cannot load the platform's TLS roots: {e}"))?;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS set-up failed: {e}"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}

@@ -318,6 +318,9 @@ fn serve_logs_json_with_the_request_id_in_the_request_span() {
         .enable_all()
         .build()
         .unwrap();
+    // reqwest is built with `rustls-no-provider` (wxrest's TLS is rustls on ring): like any
+    // app building its own clients, pick the process's crypto provider first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let echoed = rt.block_on(async {
         let resp = reqwest::Client::new()
             .get(format!("http://{addr}/healthz"))

@@ -5,7 +5,7 @@
 #![cfg(feature = "fake-pay")]
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -13,8 +13,6 @@ use axum::extract::{FromRef, State};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use http::StatusCode;
-use rsa::RsaPrivateKey;
-use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use wxrest::pay::{
@@ -26,13 +24,50 @@ use wxrest::pay::{
 const APIV3_KEY: &str = "apiv3-secret-key-0123456789abcde";
 const BUYER: &str = "o-buyer-openid";
 
-/// A merchant key the tests know (to check it never leaks), generated once.
+/// A merchant key the tests know (to check it never leaks): a 2048-bit test key made with
+/// `openssl genpkey -algorithm RSA`, used nowhere else.
+const TEST_MERCHANT_KEY_PEM: &str = r"-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCqLhIHplTiKG+5
+wCCr78FI6hUUE6D4LVHt0p5JgKRwzq7V9v6rX08wyC1L9wEY9DuNVH2NsqN84hPE
+Yq9601yRpI9cu/FOuwiixA+Ggz1Hp/cFVIaJLQMI97GFCMzL/fOROFygFOLKllJb
+77v31OGwf4v7ACnGuYF5mbUZZk7FpK8zc05SLdSILn4FOXVMiEmpAldu/HbEuOcK
+TEGhNm5BtQgpt5ERcPNTSnJVOvnN5p2/ePyB4JBpjf0S031lUbFvn92SXbHfS7pk
+eWkbbbsDhg4M8QcuaDjAvQdOrdHYsRtLbWaaqQWODh8M+p0y08ctuB2xO7JAIobU
+u9x36oxXAgMBAAECggEAU3+KSiWS1WpIs0dw4FuhJuDvmaut2ccGwV0LW/4Z8N2A
+DCyFtNjtNn6pNvIJIFDJHWV8uvcQ3zffwgY3mli1PSKUUshGND5xlMcE5RdkjFF9
+0qgv4INsz0wU1jTEozxFcxXH4KWOxx6tZz1/qTBS0fIq4OsqFD61p8/CeyVm9fK0
+ReW+xi/1C1PhgWwBOcmBKWs4h6BpDuY7SyIrBkbH4n6REF8zyxJth57tWeJ5BLQs
+yktmU+rP8uqUWkAEYQ7YEx0Idknkga7NDmkcIVq64QxNOS3StxD8sHf6VcftJDB+
+sxcl5mKilWsmTMEgSo0R3Ag55lxCtihHqQrmsYhxHQKBgQDUqYYLsQWFKxY0QXzs
+VTzdkRkxWmnTUOP+SQHHBQQsZtGesGsBFdJEuqnK9e8ijRwU1aWb50OeoretX4TL
+lpN2BJ8TwS/jgBWkAegQO74ynfN6EHs7hNU6HmFw8Taxy0LjKcrc41FZMgBri3Zl
+CZBcOHRmZMtMYFAwvXIfO32flQKBgQDM3EVAVlLBAExkbLQMDf2Qou2af/ajmeyb
+xjIGRqEyZV0i01v7cENllCE3n/GKWGw6qGwH1C0c6cuIlt7hgNLuMpOQAONktG09
+0+I/7F18UjusmEE0NxjMZQrZaciL0eIAY7sfYGyv+kJFoO2ttWQ7J08DfuFysVLa
+becUqu5xOwKBgQCE1KpkjRqcllAVLb6Aw7Dz2Bi7SfUFx+XQw/s3O3vi3Aocq6b6
+k4213j4GBt1qYGdk4BnEKoyC/rHpudrxa0kKE1LlfOqTmEJsIcC4uwhPB3e4C6ld
+gNfKqIVGjXQTU5mg2E7c76O1KdU3V3IJJBMmdyDFgDm3qAUOnJY2yerqjQKBgQDJ
+yaaFCwKUjWCyAskOnrFHSNVWO/mLiNChWAZqXCPn6iRla1/NOfWJFvHpQqi/Jv3k
+gYV36K1PL5OGRWXhJe2fJz5muBlEVtzL6+uOH5quHKofBhIkBqlsm5KmOSaLYv+E
+drgY3ffxF0c0IqI7WtMR2VRhExeqy7Pa6CqYFw6rhQKBgEe58WK1Z79FcLn+sNQi
+APue2kYlK5Vv1NuGH40ew3J/bcTZ+KekVhfeGIvQRH1GpIODRPn1yMRZnLcK0Slt
+U3MuO68LQY7J8tDFeXHA8Rfu4XlH8Rresk0uvd1cP9aTAlpcU2bTMnJJmKSQPI6X
+Uzg+YycA2ptaVyOcH93VnU9G
+-----END PRIVATE KEY-----";
+
+/// The public half of [`TEST_MERCHANT_KEY_PEM`] (SPKI, as WeChat Pay ships `pub_key.pem`).
+const TEST_MERCHANT_PUBLIC_PEM: &str = r"-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAqi4SB6ZU4ihvucAgq+/B
+SOoVFBOg+C1R7dKeSYCkcM6u1fb+q19PMMgtS/cBGPQ7jVR9jbKjfOITxGKvetNc
+kaSPXLvxTrsIosQPhoM9R6f3BVSGiS0DCPexhQjMy/3zkThcoBTiypZSW++799Th
+sH+L+wApxrmBeZm1GWZOxaSvM3NOUi3UiC5+BTl1TIhJqQJXbvx2xLjnCkxBoTZu
+QbUIKbeREXDzU0pyVTr5zeadv3j8geCQaY39EtN9ZVGxb5/dkl2x30u6ZHlpG227
+A4YODPEHLmg4wL0HTq3R2LEbS21mmqkFjg4fDPqdMtPHLbgdsTuyQCKG1Lvcd+qM
+VwIDAQAB
+-----END PUBLIC KEY-----";
+
 fn merchant_key_pem() -> &'static str {
-    static PEM: OnceLock<String> = OnceLock::new();
-    PEM.get_or_init(|| {
-        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
-        key.to_pkcs8_pem(LineEnding::LF).unwrap().to_string()
-    })
+    TEST_MERCHANT_KEY_PEM
 }
 
 fn now() -> i64 {
@@ -108,7 +143,12 @@ impl Harness {
             pay,
             merchant,
             notify_url,
-            http: reqwest::Client::new(),
+            http: {
+                // reqwest is built with `rustls-no-provider` (wxrest's TLS is rustls on ring):
+                // like any app building its own clients, pick the process's provider first.
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::Client::new()
+            },
         }
     }
 
@@ -931,12 +971,7 @@ fn config_builder() -> wxrest::pay::WxPayConfigBuilder {
 }
 
 fn public_pem() -> String {
-    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
-    RsaPrivateKey::from_pkcs8_pem(merchant_key_pem())
-        .unwrap()
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap()
+    TEST_MERCHANT_PUBLIC_PEM.to_owned()
 }
 
 #[tokio::test]

@@ -91,7 +91,8 @@ impl WxPayClient {
             ));
         }
         check_notify_url(&config.notify_url)?;
-        let http = reqwest::Client::builder()
+        let http = crate::upstream::http_client_builder()
+            .map_err(PayError::Config)?
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -5,14 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey};
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey};
-use rsa::traits::PublicKeyParts;
-use rsa::{RsaPrivateKey, RsaPublicKey};
-use sha2::Sha256;
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RsaKeyPair, UnparsedPublicKey};
+use spki::der::Decode;
 
 use super::PayError;
+use super::sign::{PublicKey, SigningKey};
 use crate::upstream::upstream_settings;
 
 /// The default WeChat Pay API base URL.
@@ -73,9 +70,9 @@ pub struct WxPayConfig {
 
 /// The key material: never printed.
 pub(super) struct Keys {
-    pub(super) signing: SigningKey<Sha256>,
+    pub(super) signing: SigningKey,
     pub(super) apiv3_key: [u8; 32],
-    pub(super) wechatpay_public: RsaPublicKey,
+    pub(super) wechatpay_public: PublicKey,
 }
 
 impl WxPayConfig {
@@ -306,7 +303,7 @@ impl WxPayConfigBuilder {
             timeout: Duration::from_secs(10),
             max_retries: 2,
             keys: Arc::new(Keys {
-                signing: SigningKey::<Sha256>::new(private),
+                signing: private,
                 apiv3_key,
                 wechatpay_public: public,
             }),
@@ -314,48 +311,90 @@ impl WxPayConfigBuilder {
     }
 }
 
-fn parse_private_key(pem: &str) -> Result<RsaPrivateKey, PayError> {
+/// The merchant private key from PEM: PKCS#8 (`PRIVATE KEY`, what WeChat Pay issues) or
+/// PKCS#1 (`RSA PRIVATE KEY`), RSA, 2048 to 4096 bits.
+pub(super) fn parse_private_key(pem: &str) -> Result<SigningKey, PayError> {
     let pem = pem.trim();
     if pem.is_empty() {
         return Err(PayError::Config(
             "the merchant private key is required".into(),
         ));
     }
-    let key = RsaPrivateKey::from_pkcs8_pem(pem)
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
-        .map_err(|_| {
-            PayError::Config(
-                "the merchant private key is not a PEM RSA private key (PKCS#8 or PKCS#1)".into(),
-            )
-        })?;
-    if key.size() * 8 < MIN_RSA_BITS {
-        return Err(PayError::Config(format!(
-            "the merchant private key must have at least {MIN_RSA_BITS} bits"
-        )));
+    let invalid = || {
+        PayError::Config(
+            "the merchant private key is not a PEM RSA private key (PKCS#8 or PKCS#1)".into(),
+        )
+    };
+    let block = ::pem::parse(pem).map_err(|_| invalid())?;
+    let key = match block.tag() {
+        "PRIVATE KEY" => RsaKeyPair::from_pkcs8(block.contents()),
+        "RSA PRIVATE KEY" => RsaKeyPair::from_der(block.contents()),
+        _ => return Err(invalid()),
+    };
+    let key = key.map_err(|rejected| match rejected.to_string().as_str() {
+        "TooSmall" => too_small("merchant private key"),
+        "TooLarge" => PayError::Config("the merchant private key has more than 4096 bits".into()),
+        _ => invalid(),
+    })?;
+    if key.public().modulus_len() * 8 < MIN_RSA_BITS {
+        return Err(too_small("merchant private key"));
     }
     Ok(key)
 }
 
-fn parse_public_key(pem: &str) -> Result<RsaPublicKey, PayError> {
+/// WeChat Pay's public key from PEM: SPKI (`PUBLIC KEY`, `pub_key.pem`) or PKCS#1
+/// (`RSA PUBLIC KEY`), RSA, 2048 to 8192 bits. ring verifies with the PKCS#1 form, which an
+/// SPKI holds as its bit string.
+fn parse_public_key(pem: &str) -> Result<PublicKey, PayError> {
     let pem = pem.trim();
     if pem.is_empty() {
         return Err(PayError::Config(
             "the WeChat Pay public key is required".into(),
         ));
     }
-    let key = RsaPublicKey::from_public_key_pem(pem)
-        .or_else(|_| RsaPublicKey::from_pkcs1_pem(pem))
-        .map_err(|_| {
-            PayError::Config(
-                "the WeChat Pay public key is not a PEM RSA public key (SPKI or PKCS#1)".into(),
-            )
-        })?;
-    if key.size() * 8 < MIN_RSA_BITS {
-        return Err(PayError::Config(format!(
-            "the WeChat Pay public key must have at least {MIN_RSA_BITS} bits"
-        )));
+    let invalid = || {
+        PayError::Config(
+            "the WeChat Pay public key is not a PEM RSA public key (SPKI or PKCS#1)".into(),
+        )
+    };
+    let block = ::pem::parse(pem).map_err(|_| invalid())?;
+    let pkcs1_der = match block.tag() {
+        "PUBLIC KEY" => {
+            let spki =
+                spki::SubjectPublicKeyInfoRef::from_der(block.contents()).map_err(|_| invalid())?;
+            if spki.algorithm.oid != RSA_ENCRYPTION {
+                return Err(invalid());
+            }
+            spki.subject_public_key
+                .as_bytes()
+                .ok_or_else(invalid)?
+                .to_vec()
+        }
+        "RSA PUBLIC KEY" => block.contents().to_vec(),
+        _ => return Err(invalid()),
+    };
+    let key = pkcs1::RsaPublicKey::from_der(&pkcs1_der).map_err(|_| invalid())?;
+    let bits = key.modulus.as_bytes().len() * 8;
+    if bits < MIN_RSA_BITS {
+        return Err(too_small("WeChat Pay public key"));
     }
-    Ok(key)
+    if bits > 8192 {
+        return Err(PayError::Config(
+            "the WeChat Pay public key has more than 8192 bits".into(),
+        ));
+    }
+    Ok(UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        pkcs1_der,
+    ))
+}
+
+/// `rsaEncryption` (PKCS#1), the algorithm of an RSA SPKI.
+const RSA_ENCRYPTION: spki::ObjectIdentifier =
+    spki::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+
+fn too_small(what: &str) -> PayError {
+    PayError::Config(format!("the {what} must have at least {MIN_RSA_BITS} bits"))
 }
 
 fn check_http_url(name: &str, value: &str) -> Result<reqwest::Url, PayError> {
@@ -415,22 +454,12 @@ mod tests {
 
     #[test]
     fn from_env_reads_the_key_files_and_falls_back_to_wx_appid() {
-        use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-        let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).unwrap();
         let dir = std::env::temp_dir().join(format!("wxrest-pay-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let key_file = dir.join("apiclient_key.pem");
         let pub_file = dir.join("pub_key.pem");
-        std::fs::write(
-            &key_file,
-            key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-        )
-        .unwrap();
-        let public = key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap();
-        std::fs::write(&pub_file, public).unwrap();
+        std::fs::write(&key_file, TEST_KEY).unwrap();
+        std::fs::write(&pub_file, TEST_PUBLIC_KEY).unwrap();
         let vars = |name: &str| -> Option<String> {
             let value = match name {
                 "WXPAY_MCHID" => "1900000109",
@@ -461,6 +490,66 @@ mod tests {
         assert!(check_notify_url("ftp://a.example/notify").is_err());
         assert!(check_notify_url("http://127.0.0.1:8000/pay/wechat/notify/").is_ok());
     }
+
+    /// A development key pair (the fake WeChat Pay's merchant key), the public half as SPKI.
+    const TEST_KEY: &str = include_str!("fake/dev_keys/merchant.pem");
+    const TEST_PUBLIC_KEY: &str = include_str!("fake/dev_keys/merchant.pub.pem");
+
+    #[test]
+    fn spki_and_pkcs1_public_keys_verify_the_same_signature() {
+        let signing = parse_private_key(TEST_KEY).unwrap();
+        let message = b"17\nN\n{}\n";
+        let signature = super::super::sign::sign(&signing, message).unwrap();
+        let spki = parse_public_key(TEST_PUBLIC_KEY).unwrap();
+        assert!(super::super::sign::verify(&spki, message, &signature));
+        let pkcs1_pem = ::pem::encode(&::pem::Pem::new("RSA PUBLIC KEY", spki.as_ref().to_vec()));
+        let pkcs1 = parse_public_key(&pkcs1_pem).unwrap();
+        assert!(super::super::sign::verify(&pkcs1, message, &signature));
+    }
+
+    #[test]
+    fn small_and_non_rsa_keys_are_refused_by_name() {
+        // A 1024-bit RSA key and a P-256 key (openssl genpkey), PKCS#8 and SPKI.
+        let small = parse_private_key(SMALL_KEY).err().unwrap().to_string();
+        assert!(small.contains("at least 2048 bits"), "{small}");
+        let small_public = parse_public_key(SMALL_PUBLIC_KEY)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            small_public.contains("at least 2048 bits"),
+            "{small_public}"
+        );
+        let ec = parse_public_key(EC_PUBLIC_KEY).err().unwrap().to_string();
+        assert!(ec.contains("not a PEM RSA public key"), "{ec}");
+    }
+
+    const SMALL_KEY: &str = r"-----BEGIN PRIVATE KEY-----
+MIICdwIBADANBgkqhkiG9w0BAQEFAASCAmEwggJdAgEAAoGBAKQkbdypgXpLFbtK
+kJscamvdBouODGRR3jUbP7tG1DjXGxmlE3ZUuSoduHRFVgQSKLEBimzm7BJR4KWh
+zy2xU/8I7leyr1V56gBMEDA78upmiECyG1h1tW5oGFwvzTEF0pRJgj71//O4H+UE
+aoprJGe1KcnuBAM6u6BWjhiIoz5FAgMBAAECgYACCKGD1mXQShXe2DGqelOnOnnW
+SNBGfe0u40OK4nnGqoOfcbgoAyy4JN4gMqu6KS9v4gEBEGtkXrdV1gdnHYdY4IKU
+lgxhmqRy5jr5TmRmvULRqEvzUGa0al4OmQ03i8JyAo+XVQNOr0FX0itQ+JmxbYXw
+QiIjVIgyEtHtjT7zkQJBANKXPehymi/P/bO2teVjFRQcKdHGLBQtFWLPQAcC6zAM
+7mUAC45iqK0NfKqVVnwqE9LQMrOV5IUGasar1t3gmpcCQQDHiTLQPNdXU4ivuDSM
+QAc9wOxHPBMMZ01VNyaHbgZ5FcyrQUnp71vj+DdSic8StZb3/PhPHPL9vTciK0g7
+oFWDAkEAwt445zPFAaFRfk8AGneJNcap2/epKjJdq8Vj1hkZUKlmoAdeqi8ZLqlg
+RulR0iuNlHIbuJpnj8DUZWr1tPL1mQJAFESibbaQZSVuD/NVGx3x3lr3ZTD7+lmP
+6GUGu+D4NVp6hLbIDEQtAFYZQIAREaRyZlRC4L5fDFko/YaJ+syJgwJBALUvXhx8
+8qEG83rprmoVpcWtrs5RGRHiF15wwI2o9dex8rhKgvxgLAk4i63JCUgJbv77mpOw
+Q1XjvgWf5upj8rU=
+-----END PRIVATE KEY-----";
+    const SMALL_PUBLIC_KEY: &str = r"-----BEGIN PUBLIC KEY-----
+MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQCkJG3cqYF6SxW7SpCbHGpr3QaL
+jgxkUd41Gz+7RtQ41xsZpRN2VLkqHbh0RVYEEiixAYps5uwSUeCloc8tsVP/CO5X
+sq9VeeoATBAwO/LqZohAshtYdbVuaBhcL80xBdKUSYI+9f/zuB/lBGqKayRntSnJ
+7gQDOrugVo4YiKM+RQIDAQAB
+-----END PUBLIC KEY-----";
+    const EC_PUBLIC_KEY: &str = r"-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE7YrIPbRggvP3eYx+BMuIVrzW1v4K
+axGoeLOP7jRYNng8N1TNVp94tSi9BOij1Ab54OyYgxy1vMvMYlY9S8DQMw==
+-----END PUBLIC KEY-----";
 
     #[test]
     fn garbage_keys_are_refused_without_echoing_them() {

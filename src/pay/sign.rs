@@ -13,14 +13,27 @@
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::HeaderMap;
-use rsa::RsaPublicKey;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::rand_core::OsRng;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Verifier};
+use ring::rand::SystemRandom;
+use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use super::{NotifyError, PayError};
+
+/// An RSA private key that signs (ring: blinded, constant-time).
+pub(super) type SigningKey = RsaKeyPair;
+
+/// An RSA public key that verifies: the PKCS#1 `RSAPublicKey` DER ring takes.
+pub(super) type PublicKey = UnparsedPublicKey<Vec<u8>>;
+
+/// The public half of `key`, as a verifier.
+#[cfg(any(test, feature = "fake-pay"))]
+pub(super) fn public_key_of(key: &SigningKey) -> PublicKey {
+    use ring::signature::{KeyPair, RSA_PKCS1_2048_8192_SHA256};
+    UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        key.public_key().as_ref().to_vec(),
+    )
+}
 
 /// The `Authorization` scheme (and `Wechatpay-Signature-Type`) of API v3 with RSA keys.
 pub(super) const AUTH_SCHEME: &str = "WECHATPAY2-SHA256-RSA2048";
@@ -47,25 +60,31 @@ pub(super) fn nonce() -> String {
         .to_ascii_uppercase()
 }
 
-/// Base64 RSA-SHA256 signature of `message` (blinded).
-pub(super) fn sign(key: &SigningKey<Sha256>, message: &[u8]) -> Result<String, PayError> {
-    let signature = key
-        .try_sign_with_rng(&mut OsRng, message)
-        .map_err(|_| PayError::Sign)?;
-    Ok(STANDARD.encode(signature.to_bytes()))
+/// Base64 RSA-SHA256 (PKCS#1 v1.5) signature of `message`.
+pub(super) fn sign(key: &SigningKey, message: &[u8]) -> Result<String, PayError> {
+    let mut signature = vec![0; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &SystemRandom::new(),
+        message,
+        &mut signature,
+    )
+    .map_err(|_| PayError::Sign)?;
+    Ok(STANDARD.encode(signature))
 }
 
-/// Whether `signature_b64` is a valid RSA-SHA256 signature of `message` by `key`.
-pub(super) fn verify(key: &RsaPublicKey, message: &[u8], signature_b64: &str) -> bool {
-    let Ok(bytes) = STANDARD.decode(signature_b64.trim()) else {
+/// Whether `signature_b64` is a valid RSA-SHA256 (PKCS#1 v1.5) signature of `message` by
+/// `key`. A signature longer than the largest key ring accepts (8192 bits) is refused before
+/// decoding.
+pub(super) fn verify(key: &PublicKey, message: &[u8], signature_b64: &str) -> bool {
+    let signature_b64 = signature_b64.trim();
+    if signature_b64.len() > 8192 / 6 + 4 {
+        return false;
+    }
+    let Ok(bytes) = STANDARD.decode(signature_b64) else {
         return false;
     };
-    let Ok(signature) = Signature::try_from(bytes.as_slice()) else {
-        return false;
-    };
-    VerifyingKey::<Sha256>::new(key.clone())
-        .verify(message, &signature)
-        .is_ok()
+    key.verify(message, &bytes).is_ok()
 }
 
 /// `METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n`.
@@ -94,7 +113,7 @@ pub(super) fn wechatpay_message(timestamp: &str, nonce: &str, body: &[u8]) -> Ve
 pub(super) fn authorization(
     mchid: &str,
     serial_no: &str,
-    key: &SigningKey<Sha256>,
+    key: &SigningKey,
     method: &str,
     path_and_query: &str,
     body: &[u8],
@@ -116,7 +135,7 @@ pub(super) fn authorization(
 pub(super) fn verify_wechatpay(
     headers: &HeaderMap,
     body: &[u8],
-    key: &RsaPublicKey,
+    key: &PublicKey,
     key_id: &str,
     now: i64,
 ) -> Result<(), NotifyError> {
@@ -181,11 +200,7 @@ pub struct RequestPayment {
 
 impl RequestPayment {
     /// Signs the parameters for `prepay_id` now.
-    pub(super) fn sign(
-        appid: &str,
-        prepay_id: &str,
-        key: &SigningKey<Sha256>,
-    ) -> Result<Self, PayError> {
+    pub(super) fn sign(appid: &str, prepay_id: &str, key: &SigningKey) -> Result<Self, PayError> {
         let mut params = Self {
             app_id: appid.to_owned(),
             time_stamp: unix_now().to_string(),
@@ -262,9 +277,8 @@ mod tests {
 
     #[test]
     fn authorization_header_has_the_documented_shape_and_verifies() {
-        let key = rsa::RsaPrivateKey::new(&mut OsRng, 2048).unwrap();
-        let public = key.to_public_key();
-        let signing = SigningKey::<Sha256>::new(key);
+        let signing = crate::pay::config::parse_private_key(TEST_KEY).unwrap();
+        let public = public_key_of(&signing);
         let body = br#"{"mchid":"1900000109"}"#;
         let path = "/v3/pay/transactions/out-trade-no/mall-1/close";
         let header = authorization("1900000109", "SERIAL01", &signing, "POST", path, body).unwrap();
@@ -291,9 +305,31 @@ mod tests {
         assert!(!verify(&public, &other, fields[4].1));
     }
 
-    /// A small key is enough for checks that fail before or at the RSA step.
-    fn test_key() -> RsaPublicKey {
-        use rsa::BigUint;
-        RsaPublicKey::new(BigUint::from(3233u32), BigUint::from(17u32)).unwrap()
+    /// A development key (the fake WeChat Pay's merchant key): signs and verifies.
+    const TEST_KEY: &str = include_str!("fake/dev_keys/merchant.pem");
+
+    fn test_key() -> PublicKey {
+        public_key_of(&crate::pay::config::parse_private_key(TEST_KEY).unwrap())
     }
+
+    #[test]
+    fn ring_signature_matches_an_independent_pkcs1_v15_sha256_signature() {
+        // `openssl dgst -sha256 -sign merchant.pem` of "17\nN\n{}\n": PKCS#1 v1.5 is
+        // deterministic, so ours must be byte-identical.
+        let key = crate::pay::config::parse_private_key(TEST_KEY).unwrap();
+        let ours = sign(&key, &wechatpay_message("17", "N", b"{}")).unwrap();
+        assert_eq!(ours, OPENSSL_SIGNATURE);
+        assert!(verify(
+            &test_key(),
+            &wechatpay_message("17", "N", b"{}"),
+            &ours
+        ));
+        assert!(!verify(
+            &test_key(),
+            &wechatpay_message("18", "N", b"{}"),
+            &ours
+        ));
+    }
+
+    const OPENSSL_SIGNATURE: &str = include_str!("fake/dev_keys/signature-17-N.b64");
 }

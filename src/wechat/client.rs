@@ -73,7 +73,8 @@ impl WxClient {
     pub fn new(config: WxConfig) -> Result<Self, WxError> {
         Url::parse(&config.api_base)
             .map_err(|e| WxError::Config(format!("invalid WeChat api_base: {e}")))?;
-        let http = reqwest::Client::builder()
+        let http = crate::upstream::http_client_builder()
+            .map_err(WxError::Config)?
             .connect_timeout(config.connect_timeout)
             .timeout(config.timeout)
             .build()

@@ -591,7 +591,10 @@ mod tests {
             Some(Duration::from_secs(CODE_LIFETIME_SECS))
         );
         // Classic tokens: each call adds one, but only the newest few stay valid.
-        let http = reqwest::Client::new();
+        let http = crate::upstream::http_client_builder()
+            .unwrap()
+            .build()
+            .unwrap();
         let url = format!(
             "{}/cgi-bin/token?grant_type=client_credential&appid={}&secret={}",
             fake.base_url(),

@@ -59,6 +59,9 @@ impl RunningMall {
             .await
             .unwrap();
         });
+        // reqwest is built with `rustls-no-provider` (wxrest's TLS is rustls on ring): like any
+        // app building its own clients, pick the process's crypto provider first.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Self {
             base,
             http: reqwest::Client::builder()

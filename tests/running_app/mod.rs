@@ -73,6 +73,9 @@ pub async fn serve(router: Router, users: UserStore, tokens: TokenService) -> Ap
     let server = tokio::spawn(async move {
         axum::serve(listener, router).await.unwrap();
     });
+    // reqwest is built with `rustls-no-provider` (wxrest's TLS is rustls on ring): like any
+    // app building its own clients, pick the process's crypto provider first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     App {
         base: format!("http://{addr}"),
         users,

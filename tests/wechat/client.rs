@@ -59,6 +59,9 @@ async fn code2session_success_returns_openid_session_key_and_unionid() {
 async fn text_plain_json_answers_are_parsed() {
     let fake = fake().await;
     fake.script_code("c1", Script::session("o-1"));
+    // reqwest is built with `rustls-no-provider` (wxrest's TLS is rustls on ring): like any
+    // app building its own clients, pick the process's crypto provider first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let response = reqwest::get(format!(
         "{}/sns/jscode2session?appid=wxclienttest&secret={SECRET}&js_code=c1&grant_type=authorization_code",
         fake.base_url()

@@ -2,18 +2,14 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use rsa::RsaPrivateKey;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::rand_core::OsRng;
 use tokio::sync::oneshot;
 
 use super::{Counters, FakeState, FakeWeChatPay, Shared, api};
+use crate::pay::sign;
 
 /// Configures a [`FakeWeChatPay`] before starting it.
 #[derive(Clone)]
@@ -85,15 +81,16 @@ impl FakeWeChatPayBuilder {
         self
     }
 
-    /// The merchant key (PEM) the fake expects requests to be signed with. By default a
-    /// 2048-bit key generated once per process.
+    /// The merchant key (PEM, PKCS#8 or PKCS#1) the fake expects requests to be signed with.
+    /// By default a fixed 2048-bit development key embedded in this crate (public, so
+    /// only ever for the fake).
     pub fn merchant_key_pem(mut self, pem: impl Into<String>) -> Self {
         self.merchant_key_pem = Some(pem.into());
         self
     }
 
-    /// The platform key (PEM) the fake signs answers and notifications with. By default a
-    /// 2048-bit key generated once per process.
+    /// The platform key (PEM, PKCS#8 or PKCS#1) the fake signs answers and notifications
+    /// with. By default a fixed 2048-bit development key embedded in this crate.
     pub fn platform_key_pem(mut self, pem: impl Into<String>) -> Self {
         self.platform_key_pem = Some(pem.into());
         self
@@ -187,15 +184,18 @@ impl FakeWeChatPayBuilder {
     /// # Panics
     /// If a given key PEM is not an RSA private key or the APIv3 key is not 32 bytes.
     pub async fn try_start(self) -> std::io::Result<FakeWeChatPay> {
-        let (default_merchant, default_platform) = default_keys().await;
-        let merchant = self
+        let merchant_key_pem = self
             .merchant_key_pem
-            .as_deref()
-            .map_or(default_merchant, parse_key);
-        let platform = self
-            .platform_key_pem
-            .as_deref()
-            .map_or(default_platform, parse_key);
+            .unwrap_or_else(|| DEV_MERCHANT_KEY_PEM.to_owned());
+        let merchant = parse_key(&merchant_key_pem);
+        let platform = parse_key(
+            self.platform_key_pem
+                .as_deref()
+                .unwrap_or(DEV_PLATFORM_KEY_PEM),
+        );
+        let platform_public = sign::public_key_of(&platform);
+        let platform_public_pem =
+            ::pem::encode(&::pem::Pem::new("RSA PUBLIC KEY", platform_public.as_ref()));
         assert_eq!(
             self.apiv3_key.len(),
             32,
@@ -211,10 +211,10 @@ impl FakeWeChatPayBuilder {
             apiv3_key,
             merchant_serial: self.merchant_serial,
             public_key_id: self.public_key_id,
-            merchant_public: merchant.to_public_key(),
-            merchant_private: merchant,
-            platform_public: platform.to_public_key(),
-            platform_signing: SigningKey::new(platform),
+            merchant_public: sign::public_key_of(&merchant),
+            merchant_key_pem,
+            platform_public_pem,
+            platform_signing: platform,
             base_url: format!("http://{addr}"),
             dev_mode: self.dev_mode,
             max_orders: self.max_orders,
@@ -222,7 +222,9 @@ impl FakeWeChatPayBuilder {
             notify_retry_delay: self.notify_retry_delay,
             notify_delay: self.notify_delay,
             refund_delay: self.refund_delay,
-            http: reqwest::Client::builder()
+            #[allow(clippy::expect_used)]
+            http: crate::upstream::http_client_builder()
+                .expect("FakeWeChatPay: cannot set up TLS")
                 .timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
@@ -252,32 +254,19 @@ impl FakeWeChatPayBuilder {
     }
 }
 
-/// Keys generated once per process: 2048-bit generation takes a while.
-static DEFAULT_KEYS: OnceLock<(RsaPrivateKey, RsaPrivateKey)> = OnceLock::new();
+/// The fake's default merchant private key: a fixed 2048-bit **development key**, public in
+/// this crate's source. It only ever signs requests to a [`FakeWeChatPay`](super::FakeWeChatPay);
+/// never configure it for a real merchant.
+const DEV_MERCHANT_KEY_PEM: &str = include_str!("dev_keys/merchant.pem");
 
-async fn default_keys() -> (RsaPrivateKey, RsaPrivateKey) {
-    if let Some(keys) = DEFAULT_KEYS.get() {
-        return keys.clone();
-    }
-    let generate = || {
-        DEFAULT_KEYS
-            .get_or_init(|| (generate_key(), generate_key()))
-            .clone()
-    };
-    match tokio::task::spawn_blocking(generate).await {
-        Ok(keys) => keys,
-        Err(_) => generate(),
-    }
-}
+/// The fake's default platform (WeChat Pay) private key: a fixed 2048-bit **development key**,
+/// public in this crate's source, that signs the fake's answers and notifications. A client
+/// configured to trust it trusts anyone: only [`FakeWeChatPay::config`](super::FakeWeChatPay::config)
+/// should use its public half.
+const DEV_PLATFORM_KEY_PEM: &str = include_str!("dev_keys/platform.pem");
 
-fn generate_key() -> RsaPrivateKey {
+fn parse_key(pem: &str) -> sign::SigningKey {
     #[allow(clippy::expect_used)]
-    RsaPrivateKey::new(&mut OsRng, 2048).expect("FakeWeChatPay: RSA key generation failed")
-}
-
-fn parse_key(pem: &str) -> RsaPrivateKey {
-    #[allow(clippy::expect_used)]
-    RsaPrivateKey::from_pkcs8_pem(pem.trim())
-        .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem.trim()))
-        .expect("FakeWeChatPay: the key is not a PEM RSA private key")
+    crate::pay::config::parse_private_key(pem)
+        .expect("FakeWeChatPay: the key is not a PEM RSA private key of 2048 to 4096 bits")
 }

@@ -7,11 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
-use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::Value;
-use sha2::Sha256;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -134,10 +130,12 @@ struct Shared {
     apiv3_key: [u8; 32],
     merchant_serial: String,
     public_key_id: String,
-    merchant_private: RsaPrivateKey,
-    merchant_public: RsaPublicKey,
-    platform_public: RsaPublicKey,
-    platform_signing: SigningKey<Sha256>,
+    /// The merchant private key as given (PEM), for [`FakeWeChatPay::config`].
+    merchant_key_pem: String,
+    merchant_public: sign::PublicKey,
+    /// The platform public key (PKCS#1 PEM), for [`FakeWeChatPay::config`].
+    platform_public_pem: String,
+    platform_signing: sign::SigningKey,
     base_url: String,
     dev_mode: bool,
     max_orders: usize,
@@ -324,15 +322,8 @@ impl FakeWeChatPay {
     /// [`WxPayConfig::notify_url`].
     pub fn config(&self) -> WxPayConfig {
         let shared = &self.shared;
-        let merchant_pem = shared
-            .merchant_private
-            .to_pkcs8_pem(LineEnding::LF)
-            .map(|pem| pem.to_string())
-            .unwrap_or_default();
-        let platform_pem = shared
-            .platform_public
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap_or_default();
+        let merchant_pem = shared.merchant_key_pem.clone();
+        let platform_pem = shared.platform_public_pem.clone();
         let apiv3_key = String::from_utf8_lossy(&shared.apiv3_key).into_owned();
         #[allow(clippy::expect_used)]
         WxPayConfig::builder()
