@@ -315,11 +315,17 @@ impl Payments {
             .bind(from)
             .execute(self.db.pool())
             .await?;
-        let moved = done.rows_affected() == 1;
+        Ok(self.status_moved(done.rows_affected(), id).await)
+    }
+
+    /// Whether a conditional status update of order `id` moved it (one row); when it did,
+    /// cached lists learn that its `status` changed.
+    async fn status_moved(&self, rows_affected: u64, id: i64) -> bool {
+        let moved = rows_affected == 1;
         if moved {
             self.changed("orders", &["status"], &[id]).await;
         }
-        Ok(moved)
+        moved
     }
 
     /// Tells cached lists that `columns` of the rows `ids` of `table` changed outside their
@@ -490,11 +496,7 @@ impl Payments {
             .bind(from)
             .execute(self.db.pool())
             .await?;
-        let moved = done.rows_affected() == 1;
-        if moved {
-            self.changed("orders", &["status"], &[id]).await;
-        }
-        Ok(moved)
+        Ok(self.status_moved(done.rows_affected(), id).await)
     }
 
     /// Asks WeChat Pay for the full refund of a claimed (`refunding`) order and records what
@@ -626,11 +628,7 @@ impl Payments {
             .bind(REFUNDING)
             .execute(self.db.pool())
             .await?;
-        let moved = done.rows_affected() == 1;
-        if moved {
-            self.changed("orders", &["status"], &[id]).await;
-        }
-        Ok(moved)
+        Ok(self.status_moved(done.rows_affected(), id).await)
     }
 
     /// A verified refund notification: `REFUND.SUCCESS` of the order's full refund finishes
