@@ -123,6 +123,13 @@ impl Site {
         (status.as_u16(), body)
     }
 
+    /// `POST /auth/logout-all/` with `token`: its status.
+    async fn logout_all(&self, token: &str) -> u16 {
+        let auth = format!("Bearer {token}");
+        let request = post_json("/auth/logout-all/", Some(&auth), json!({}));
+        send(&self.app, request).await.0.as_u16()
+    }
+
     async fn logout(&self, token: &str) -> u16 {
         self.logout_with(token, json!({})).await.0
     }
@@ -226,16 +233,7 @@ async fn logout_all_and_deactivation_end_tokens_minted_by_django() {
     let (django_access, django_refresh) = (access(1), refresh(1));
     let (_, body) = site.refresh(&refresh(1)).await;
     let ours = body["access"].as_str().unwrap().to_owned();
-    let (status, _, _) = send(
-        &site.app,
-        post_json(
-            "/auth/logout-all/",
-            Some(&format!("Bearer {ours}")),
-            json!({}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(site.logout_all(&ours).await, 200);
     assert_eq!(
         site.get("/me", &django_access).await.1["code"],
         "token_revoked"
@@ -360,15 +358,6 @@ async fn a_simplejwt_token_outliving_the_store_is_not_revocable_and_says_so() {
     // Logging out everywhere ends it.
     let (_, body) = site.refresh(&long).await;
     let ours = body["access"].as_str().unwrap().to_owned();
-    let (status, _, _) = send(
-        &site.app,
-        post_json(
-            "/auth/logout-all/",
-            Some(&format!("Bearer {ours}")),
-            json!({}),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
+    assert_eq!(site.logout_all(&ours).await, 200);
     assert_eq!(site.refresh(&long).await.1["code"], "token_revoked");
 }
